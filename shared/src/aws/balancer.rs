@@ -1,0 +1,67 @@
+//! Elastic Load Balancing v2: target groups and target health.
+
+use aws_sdk_elasticloadbalancingv2::Client;
+
+use super::AwsError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroup {
+    pub arn: String,
+    pub name: String,
+    pub target_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealth {
+    pub id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Only set by ELB for IP targets; instance AZs come from Auto Scaling.
+    pub az: Option<String>,
+}
+
+/// The target group, or `None` when it does not exist.
+pub async fn describe_target_group(client: &Client, arn: &str) -> Result<Option<TargetGroup>, AwsError> {
+    let out = match client.describe_target_groups().target_group_arns(arn).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let err = AwsError::from_sdk("DescribeTargetGroups", arn, e);
+            return if err.has_code("TargetGroupNotFound") { Ok(None) } else { Err(err) };
+        }
+    };
+    Ok(out.target_groups().first().map(|tg| TargetGroup {
+        arn: tg.target_group_arn().unwrap_or(arn).to_string(),
+        name: tg.target_group_name().unwrap_or_default().to_string(),
+        target_type: tg
+            .target_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "instance".into()),
+    }))
+}
+
+/// Health of every registered target.
+pub async fn target_health(client: &Client, arn: &str) -> Result<Vec<TargetHealth>, AwsError> {
+    let out = client
+        .describe_target_health()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DescribeTargetHealth", arn, e))?;
+    Ok(out
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| {
+            let target = d.target()?;
+            let health = d.target_health();
+            Some(TargetHealth {
+                id: target.id()?.to_string(),
+                state: health
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                reason: health.and_then(|h| h.reason()).map(|r| r.as_str().to_string()),
+                az: target.availability_zone().filter(|az| *az != "all").map(str::to_string),
+            })
+        })
+        .collect())
+}

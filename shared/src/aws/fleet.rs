@@ -1,0 +1,131 @@
+//! Auto Scaling: groups, their instances, and instance health.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter};
+use aws_sdk_autoscaling::Client;
+
+use super::AwsError;
+use crate::tags;
+
+/// An instance as its Auto Scaling group sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub instance_id: String,
+    pub asg: String,
+    pub az: String,
+    pub health_status: String,
+    pub lifecycle_state: String,
+}
+
+/// An Auto Scaling group, with what Ballast reads of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub arn: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub target_group_arns: Vec<String>,
+    /// Comma-separated subnet IDs.
+    pub vpc_zone_identifier: String,
+    pub min_size: i32,
+    pub max_size: i32,
+    pub desired_capacity: i32,
+}
+
+impl Group {
+    pub fn is_managed(&self) -> bool {
+        self.tags.get(tags::MANAGED).is_some_and(|v| tags::is_true(v))
+    }
+
+    fn from_sdk(g: &AutoScalingGroup) -> Self {
+        Group {
+            name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+            arn: g.auto_scaling_group_arn().map(str::to_string),
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .collect(),
+            target_group_arns: g.target_group_arns().to_vec(),
+            vpc_zone_identifier: g.vpc_zone_identifier().unwrap_or_default().to_string(),
+            min_size: g.min_size().unwrap_or_default(),
+            max_size: g.max_size().unwrap_or_default(),
+            desired_capacity: g.desired_capacity().unwrap_or_default(),
+        }
+    }
+}
+
+/// DescribeAutoScalingInstances accepts at most 50 instance IDs per call.
+const INSTANCE_IDS_PER_CALL: usize = 50;
+
+/// The Auto Scaling view of `instance_ids`; instances in no group are absent.
+pub async fn describe_instances(client: &Client, instance_ids: &[String]) -> Result<Vec<GroupInstance>, AwsError> {
+    let mut found = vec![];
+    for chunk in instance_ids.chunks(INSTANCE_IDS_PER_CALL) {
+        let mut pages = client
+            .describe_auto_scaling_instances()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingInstances", chunk.join(","), e))?;
+            found.extend(page.auto_scaling_instances().iter().map(|i| GroupInstance {
+                instance_id: i.instance_id().unwrap_or_default().to_string(),
+                asg: i.auto_scaling_group_name().unwrap_or_default().to_string(),
+                az: i.availability_zone().unwrap_or_default().to_string(),
+                health_status: i.health_status().unwrap_or_default().to_string(),
+                lifecycle_state: i.lifecycle_state().unwrap_or_default().to_string(),
+            }));
+        }
+    }
+    Ok(found)
+}
+
+/// The named groups (missing names are simply absent).
+pub async fn describe_groups(client: &Client, names: &[String]) -> Result<Vec<Group>, AwsError> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut groups = vec![];
+    for chunk in names.chunks(100) {
+        let mut pages = client
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(Some(chunk.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", chunk.join(","), e))?;
+            groups.extend(page.auto_scaling_groups().iter().map(Group::from_sdk));
+        }
+    }
+    Ok(groups)
+}
+
+/// Every group tagged `ballast:managed=true`.
+pub async fn managed_groups(client: &Client) -> Result<Vec<Group>, AwsError> {
+    let mut pages = client
+        .describe_auto_scaling_groups()
+        .filters(Filter::builder().name("tag-key").values(tags::MANAGED).build())
+        .into_paginator()
+        .send();
+    let mut groups = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", tags::MANAGED, e))?;
+        groups.extend(page.auto_scaling_groups().iter().map(Group::from_sdk).filter(Group::is_managed));
+    }
+    Ok(groups)
+}
+
+/// Hand the instance to its group for replacement. The grace period is
+/// respected so that an instance still booting is not killed for being slow.
+pub async fn mark_unhealthy(client: &Client, instance_id: &str) -> Result<(), AwsError> {
+    client
+        .set_instance_health()
+        .instance_id(instance_id)
+        .health_status("Unhealthy")
+        .should_respect_grace_period(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SetInstanceHealth", instance_id, e))?;
+    Ok(())
+}

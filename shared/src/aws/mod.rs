@@ -1,0 +1,110 @@
+//! The imperative shell: one module per AWS service, each the only place
+//! that talks to it. Clients are built once per process from one shared
+//! `SdkConfig`, which honours `AWS_ENDPOINT_URL` (an emulator needs no code
+//! change).
+
+pub mod balancer;
+pub mod fleet;
+pub mod reports;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use thiserror::Error;
+
+/// Every client Ballast uses, built once at init and shared by invocations.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub region: String,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Aws {
+    /// Loads the standard SDK configuration (region, credentials,
+    /// `AWS_ENDPOINT_URL`) once.
+    pub async fn from_env() -> Self {
+        let conf = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        Self::new(&conf)
+    }
+
+    pub fn new(conf: &SdkConfig) -> Self {
+        Aws {
+            region: conf
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".into()),
+            autoscaling: aws_sdk_autoscaling::Client::new(conf),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(conf),
+            sns: aws_sdk_sns::Client::new(conf),
+        }
+    }
+}
+
+/// An AWS call that failed, after the SDK's own retries.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{operation} on {resource} failed: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub resource: String,
+    /// The service's error code (`Throttling`, `ValidationError`, ...), if any.
+    pub code: Option<String>,
+    pub message: String,
+    /// Throttling, 5xx, time-outs and broken connections are worth retrying;
+    /// validation and access errors are not.
+    pub retryable: bool,
+}
+
+/// Error codes that mean "slow down" across the query and JSON protocols.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "PriorRequestNotComplete",
+    "SlowDown",
+    "RequestThrottled",
+    "ProvisionedThroughputExceededException",
+    "Throttled",
+];
+
+impl AwsError {
+    pub fn from_sdk<E>(operation: &'static str, resource: impl Into<String>, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_string);
+        let (retryable, message) = match &err {
+            SdkError::ServiceError(ctx) => {
+                let status = ctx.raw().status().as_u16();
+                let throttled = code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c));
+                let message = match (err.code(), err.message()) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    (Some(c), None) => c.to_string(),
+                    _ => format!("HTTP {status}: {}", DisplayErrorContext(&err)),
+                };
+                (throttled || status == 429 || status >= 500, message)
+            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                (true, DisplayErrorContext(&err).to_string())
+            }
+            _ => (false, DisplayErrorContext(&err).to_string()),
+        };
+        AwsError {
+            operation,
+            resource: resource.into(),
+            code,
+            message,
+            retryable,
+        }
+    }
+
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}

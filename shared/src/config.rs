@@ -1,0 +1,200 @@
+//! Configuration from the environment (DESIGN.md, "Configuration"), validated
+//! once at start-up so that a bad value fails init instead of an invocation.
+
+use thiserror::Error;
+
+pub const TOPIC_ARN: &str = "BALLAST_TOPIC_ARN";
+pub const DRY_RUN: &str = "BALLAST_DRY_RUN";
+pub const MAX_UNHEALTHY_PERCENT: &str = "BALLAST_MAX_UNHEALTHY_PERCENT";
+pub const MAX_EVACUATED_AZS: &str = "BALLAST_MAX_EVACUATED_AZS";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// SNS topic every non-trivial report is published to.
+    pub topic_arn: String,
+    /// Decide and report, but make no mutating call except the SNS publish.
+    pub dry_run: bool,
+    /// Above this share of impaired targets, decline: suspect the application.
+    pub max_unhealthy_percent: u8,
+    /// Never have more than this many AZs evacuated at once.
+    pub max_evacuated_azs: u32,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{variable} is not set: expected {expected}")]
+    Missing {
+        variable: &'static str,
+        expected: &'static str,
+    },
+    #[error("{variable}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    /// An empty value counts as unset, as CloudFormation passes empty
+    /// parameters through as empty strings.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        const TOPIC_EXPECTED: &str = "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:ballast-reports";
+        let topic_arn = get(TOPIC_ARN).ok_or(ConfigError::Missing {
+            variable: TOPIC_ARN,
+            expected: TOPIC_EXPECTED,
+        })?;
+        let topic_arn = topic_arn.trim().to_string();
+        if !is_sns_topic_arn(&topic_arn) {
+            return Err(ConfigError::Invalid {
+                variable: TOPIC_ARN,
+                value: topic_arn,
+                expected: TOPIC_EXPECTED,
+            });
+        }
+
+        let dry_run = match get(DRY_RUN) {
+            None => false,
+            Some(v) => parse_bool(&v).ok_or(ConfigError::Invalid {
+                variable: DRY_RUN,
+                value: v,
+                expected: "true or false",
+            })?,
+        };
+
+        let max_unhealthy_percent = match get(MAX_UNHEALTHY_PERCENT) {
+            None => 50,
+            Some(v) => v
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .ok_or(ConfigError::Invalid {
+                    variable: MAX_UNHEALTHY_PERCENT,
+                    value: v,
+                    expected: "a whole number of percent from 0 to 100",
+                })?,
+        };
+
+        let max_evacuated_azs = match get(MAX_EVACUATED_AZS) {
+            None => 1,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 32)
+                .ok_or(ConfigError::Invalid {
+                    variable: MAX_EVACUATED_AZS,
+                    value: v,
+                    expected: "a whole number of Availability Zones from 0 to 32",
+                })?,
+        };
+
+        Ok(Config {
+            topic_arn,
+            dry_run,
+            max_unhealthy_percent,
+            max_evacuated_azs,
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// `arn:<partition>:sns:<region>:<account>:<name>`
+fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && !parts[4].is_empty()
+        && !parts[5].is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ballast-reports";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_topic_is_set() {
+        let c = config(&[(TOPIC_ARN, TOPIC)]).unwrap();
+        assert_eq!(
+            c,
+            Config {
+                topic_arn: TOPIC.into(),
+                dry_run: false,
+                max_unhealthy_percent: 50,
+                max_evacuated_azs: 1
+            }
+        );
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = config(&[
+            (TOPIC_ARN, TOPIC),
+            (DRY_RUN, "TRUE"),
+            (MAX_UNHEALTHY_PERCENT, "34"),
+            (MAX_EVACUATED_AZS, "2"),
+        ])
+        .unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.max_unhealthy_percent, 34);
+        assert_eq!(c.max_evacuated_azs, 2);
+    }
+
+    #[test]
+    fn missing_topic_names_the_variable() {
+        let err = config(&[]).unwrap_err();
+        assert!(err.to_string().starts_with("BALLAST_TOPIC_ARN is not set"), "{err}");
+        let err = config(&[(TOPIC_ARN, "  ")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }));
+    }
+
+    #[test]
+    fn bad_values_name_variable_value_and_expectation() {
+        let cases = [
+            (TOPIC_ARN, "my-topic", "an SNS topic ARN"),
+            (DRY_RUN, "maybe", "true or false"),
+            (MAX_UNHEALTHY_PERCENT, "150", "from 0 to 100"),
+            (MAX_UNHEALTHY_PERCENT, "-1", "from 0 to 100"),
+            (MAX_EVACUATED_AZS, "many", "Availability Zones"),
+        ];
+        for (var, value, expected) in cases {
+            let mut vars = vec![(TOPIC_ARN, TOPIC)];
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            let msg = config(&vars).unwrap_err().to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(&format!("{value:?}")), "{msg}");
+            assert!(msg.contains(expected), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The executor: applies a [`Plan`]'s steps (or, in dry run, applies
+//! nothing), records each step's status, and turns plan + records into the
+//! [`Report`].
+
+use std::time::{Duration, Instant};
+
+use crate::aws::{fleet, Aws, AwsError};
+use crate::decide::{Plan, Step, Verdict};
+use crate::event::Trigger;
+use crate::report::{now_rfc3339, ActionRecord, ActionStatus, Outcome, Report, Severity, REPORT_VERSION};
+
+/// No step is started with less than this left before the Lambda deadline:
+/// enough to finish a call and to publish the report of what remains.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// One step's result.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub record: ActionRecord,
+    pub error: Option<AwsError>,
+}
+
+/// Applies `plan.steps` in order. A failed step does not stop the others:
+/// each step stands alone and re-reading the world next time is the retry.
+pub async fn execute(plan: &Plan, aws: &Aws, dry_run: bool, deadline: Option<Instant>) -> Vec<Applied> {
+    let mut applied = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        if dry_run {
+            applied.push(Applied {
+                record: step.record(ActionStatus::Skipped, "dry run: not applied"),
+                error: None,
+            });
+            continue;
+        }
+        if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
+            applied.push(Applied {
+                record: step.record(
+                    ActionStatus::Skipped,
+                    "not started: the invocation deadline is near; the next event or sweep completes it",
+                ),
+                error: Some(AwsError {
+                    operation: "deadline",
+                    resource: step.target().into(),
+                    code: None,
+                    message: "invocation deadline reached before this step".into(),
+                    retryable: true,
+                }),
+            });
+            continue;
+        }
+        let result = apply(step, aws).await;
+        tracing::info!(kind = step.kind(), target = step.target(), ok = result.is_ok(), "step applied");
+        applied.push(match result {
+            Ok(detail) => Applied {
+                record: step.record(ActionStatus::Done, detail),
+                error: None,
+            },
+            Err(err) => Applied {
+                record: step.record(ActionStatus::Failed, err.to_string()),
+                error: Some(err),
+            },
+        });
+    }
+    applied
+}
+
+async fn apply(step: &Step, aws: &Aws) -> Result<String, AwsError> {
+    match step {
+        Step::MarkUnhealthy { instance_id, asg } => {
+            fleet::mark_unhealthy(&aws.autoscaling, instance_id).await?;
+            Ok(format!("SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"))
+        }
+    }
+}
+
+/// Who is reporting, about what: the fixed parts of every report.
+#[derive(Debug, Clone)]
+pub struct ReportContext {
+    pub function: &'static str,
+    pub trigger: Trigger,
+    pub region: String,
+}
+
+impl ReportContext {
+    fn report(&self, outcome: Outcome, severity: Severity, summary: String) -> Report {
+        Report {
+            version: REPORT_VERSION.into(),
+            function: self.function.into(),
+            outcome,
+            severity,
+            summary,
+            trigger: self.trigger.clone(),
+            resources: vec![],
+            actions: vec![],
+            reason: None,
+            region: self.region.clone(),
+            time: now_rfc3339(),
+        }
+    }
+
+    /// The report of a decided (and, for `Act`, executed) plan.
+    pub fn conclude(&self, plan: Plan, applied: Vec<Applied>, dry_run: bool) -> Report {
+        let (outcome, severity, summary, reason) = match plan.verdict {
+            Verdict::Ignored => (Outcome::Ignored, Severity::Info, plan.situation, plan.reason),
+            Verdict::Noop => (Outcome::Noop, plan.severity, plan.situation, plan.reason),
+            Verdict::Declined => (Outcome::Declined, plan.severity, plan.situation, plan.reason),
+            Verdict::Act if dry_run => {
+                let would: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+                (
+                    Outcome::DryRun,
+                    plan.severity.max(Severity::Warning),
+                    format!("{} Dry run, nothing changed; would {}.", plan.situation, would.join("; ")),
+                    plan.reason,
+                )
+            }
+            Verdict::Act => {
+                let failures: Vec<&AwsError> = applied.iter().filter_map(|a| a.error.as_ref()).collect();
+                let done: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .zip(&applied)
+                    .filter(|(_, a)| a.record.status == ActionStatus::Done)
+                    .map(|(s, _)| s.describe())
+                    .collect();
+                if failures.is_empty() {
+                    (
+                        Outcome::Remediated,
+                        plan.severity,
+                        format!("{} Done: {}.", plan.situation, done.join("; ")),
+                        plan.reason,
+                    )
+                } else {
+                    let reasons: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
+                    (
+                        Outcome::Failed,
+                        Severity::Critical,
+                        format!(
+                            "{} {} of {} actions did not complete ({} done).",
+                            plan.situation,
+                            failures.len(),
+                            plan.steps.len(),
+                            done.len()
+                        ),
+                        Some(reasons.join("; ")),
+                    )
+                }
+            }
+        };
+        let mut actions: Vec<ActionRecord> = applied.into_iter().map(|a| a.record).collect();
+        actions.extend(plan.skipped);
+        Report {
+            resources: plan.resources,
+            actions,
+            reason,
+            ..self.report(outcome, severity, summary)
+        }
+    }
+
+    /// The event concerns nothing Ballast acts on.
+    pub fn ignored(&self, reason: impl Into<String>) -> Report {
+        self.conclude(Plan::ignored(reason, vec![]), vec![], false)
+    }
+
+    /// Observing the world failed: nothing was changed.
+    pub fn failed(&self, resources: Vec<String>, error: &AwsError) -> Report {
+        Report {
+            resources,
+            reason: Some(error.to_string()),
+            ..self.report(
+                Outcome::Failed,
+                Severity::Critical,
+                format!("Could not read the live state, so nothing was changed: {}.", error.operation),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ReportContext {
+        ReportContext {
+            function: "unhealthy-target",
+            trigger: Trigger::direct("r"),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            verdict: Verdict::Act,
+            steps: vec![Step::MarkUnhealthy { instance_id: "i-1".into(), asg: "web".into() }],
+            skipped: vec![],
+            situation: "1 of 2 targets impaired.".into(),
+            reason: None,
+            severity: Severity::Info,
+            resources: vec!["arn:tg".into()],
+        }
+    }
+
+    fn applied(status: ActionStatus, error: Option<AwsError>) -> Vec<Applied> {
+        vec![Applied { record: plan().steps[0].record(status, "x"), error }]
+    }
+
+    #[test]
+    fn all_steps_done_is_remediated() {
+        let r = ctx().conclude(plan(), applied(ActionStatus::Done, None), false);
+        assert_eq!(r.outcome, Outcome::Remediated);
+        assert_eq!(r.summary, "1 of 2 targets impaired. Done: mark i-1 unhealthy in ASG web.");
+    }
+
+    #[test]
+    fn dry_run_reports_what_it_would_do_as_a_warning() {
+        let r = ctx().conclude(plan(), applied(ActionStatus::Skipped, None), true);
+        assert_eq!(r.outcome, Outcome::DryRun);
+        assert_eq!(r.severity, Severity::Warning);
+        assert!(r.summary.contains("would mark i-1 unhealthy in ASG web"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_failed_step_fails_the_report_with_its_error() {
+        let err = AwsError {
+            operation: "SetInstanceHealth",
+            resource: "i-1".into(),
+            code: Some("AccessDenied".into()),
+            message: "AccessDenied: no".into(),
+            retryable: false,
+        };
+        let r = ctx().conclude(plan(), applied(ActionStatus::Failed, Some(err)), false);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.severity, Severity::Critical);
+        assert!(r.reason.unwrap().contains("SetInstanceHealth on i-1 failed"));
+    }
+}

@@ -1,0 +1,37 @@
+//! Ballast's shared library.
+//!
+//! Every function is a reconciler built from the same pipeline:
+//! `event` (what to look at) → `aws` observe (live state) → `decide` (pure:
+//! state + policy → [`decide::Plan`]) → [`execute`] (AWS writes, dry run
+//! honoured) → [`report`] (Lambda response and SNS message).
+
+pub mod aws;
+pub mod config;
+pub mod decide;
+pub mod event;
+pub mod execute;
+pub mod reconcile;
+pub mod report;
+pub mod runtime;
+
+pub use config::{Config, ConfigError};
+pub use report::{Outcome, Report, Severity};
+pub use runtime::{Ballast, Invocation};
+
+/// Tag keys of the public contract (DESIGN.md, "Tags").
+pub mod tags {
+    /// `true` on an Auto Scaling group that Ballast may act on.
+    pub const MANAGED: &str = "ballast:managed";
+    /// `<HostedZoneId>/<record name>` on a DB cluster or instance.
+    pub const DNS_RECORD: &str = "ballast:dns-record";
+    /// `<replica DB instance id>` on a primary DB instance.
+    pub const STANDBY_REPLICA: &str = "ballast:standby-replica";
+    /// Written by Ballast on an evacuated Auto Scaling group.
+    pub const EVACUATED: &str = "ballast:evacuated";
+
+    /// The contract says `ballast:managed` = `true`; a capitalised `True`
+    /// typed into the console means the same thing.
+    pub fn is_true(value: &str) -> bool {
+        value.trim().eq_ignore_ascii_case("true")
+    }
+}

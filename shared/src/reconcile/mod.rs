@@ -1,0 +1,74 @@
+//! The reconcilers: one per function, each observe → decide → execute →
+//! report. An event says where to look; the live state says what to do.
+
+pub mod unhealthy_target;
+
+use thiserror::Error;
+
+use crate::aws::{reports, AwsError};
+use crate::report::Report;
+use crate::runtime::Ballast;
+
+/// Why an invocation ends in a Lambda error (so Lambda retries it, then
+/// hands it to the dead-letter queue). Anything else is answered with a report.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("{function}: transient AWS failure, Lambda will retry ({source}); report: {summary}")]
+    Transient {
+        function: String,
+        summary: String,
+        source: AwsError,
+    },
+    #[error("{function}: the report could not be published ({source}); report: {report}")]
+    Publish {
+        function: String,
+        report: String,
+        source: AwsError,
+    },
+}
+
+/// Logs the report, publishes it when its outcome is worth a message, and
+/// turns a transient failure into a Lambda error after the report is out.
+pub async fn finish(ballast: &Ballast, report: Report, transient: Option<AwsError>) -> Result<Report, HandlerError> {
+    let json = report.to_json();
+    tracing::info!(outcome = report.outcome.as_str(), report = %json, "decision");
+    if report.outcome.is_published() {
+        match reports::publish(&ballast.aws.sns, &ballast.config.topic_arn, &report).await {
+            Ok(id) => tracing::info!(message_id = %id, "report published"),
+            Err(source) => {
+                tracing::error!(error = %source, "report not published");
+                return Err(HandlerError::Publish {
+                    function: report.function.clone(),
+                    report: json,
+                    source,
+                });
+            }
+        }
+    }
+    match transient {
+        Some(source) => Err(HandlerError::Transient {
+            function: report.function.clone(),
+            summary: report.summary.clone(),
+            source,
+        }),
+        None => Ok(report),
+    }
+}
+
+/// The first retryable error among `errors`, if any.
+pub fn first_transient<'a>(errors: impl IntoIterator<Item = &'a AwsError>) -> Option<AwsError> {
+    errors.into_iter().find(|e| e.retryable).cloned()
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::Transient { .. } => "Ballast.TransientAwsError",
+            HandlerError::Publish { .. } => "Ballast.ReportNotPublished",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `unhealthy-target`: an `UnHealthyHostCount` alarm, a sweep or an operator
+//! names target groups; impaired instances of managed ASGs are handed to
+//! their ASG for replacement.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{finish, first_transient, HandlerError};
+use crate::aws::{balancer, fleet, AwsError};
+use crate::decide::unhealthy_target::{decide, AsgMembership, Policy, TargetGroupState, TargetState};
+use crate::event::alarm::AlarmChange;
+use crate::event::{is_scheduled, json_kind, partition_of, short_name, Arn, Inbound};
+use crate::execute::{execute, ReportContext};
+use crate::report::{Outcome, Report, Severity};
+use crate::runtime::{Ballast, Invocation};
+
+pub const FUNCTION: &str = "unhealthy-target";
+
+/// ALB metrics whose alarm means "look at this target group's targets".
+const TARGET_HEALTH_METRICS: &[&str] = &["UnHealthyHostCount", "HealthyHostCount"];
+
+/// Where the event says to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    TargetGroup(String),
+    /// Every target group attached to a managed ASG.
+    Sweep,
+}
+
+/// Reads the event; `Err` is the reason it is ignored.
+pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+    match inbound {
+        Inbound::Other(reason) => Err(reason.clone()),
+        Inbound::AlarmAction(alarm) => alarm_intent(alarm),
+        Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
+        Inbound::EventBridge(env) if env.source == "aws.cloudwatch" && env.detail_type == "CloudWatch Alarm State Change" => {
+            let alarm = AlarmChange::from_eventbridge(env).map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
+            alarm_intent(&alarm)
+        }
+        Inbound::EventBridge(env) => Err(format!(
+            "{FUNCTION} does not handle {} events from {}",
+            env.detail_type, env.source
+        )),
+        Inbound::Direct(object) => match object.get("targetGroupArn") {
+            Some(Value::String(arn)) if is_target_group_arn(arn) => Ok(Intent::TargetGroup(arn.clone())),
+            Some(Value::String(arn)) => Err(format!("targetGroupArn {arn:?} is not a target group ARN")),
+            Some(other) => Err(format!("targetGroupArn must be a string, not a {}", json_kind(other))),
+            None => {
+                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+                Err(format!(
+                    "not an event {FUNCTION} handles: a direct invoke needs {{\"targetGroupArn\": \"arn:...:targetgroup/...\"}} (keys given: [{}])",
+                    keys.join(", ")
+                ))
+            }
+        },
+    }
+}
+
+fn is_target_group_arn(arn: &str) -> bool {
+    Arn::parse(arn).is_some_and(|a| {
+        a.service == "elasticloadbalancing" && a.resource.starts_with("targetgroup/") && !a.region.is_empty() && !a.account.is_empty()
+    })
+}
+
+fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
+    if !alarm.is_alarm() {
+        return Err(format!(
+            "alarm {} is in state {}, not ALARM: nothing to replace",
+            alarm.alarm_name,
+            if alarm.state.is_empty() { "(none)" } else { &alarm.state }
+        ));
+    }
+    let metric = alarm
+        .metric("AWS/ApplicationELB", TARGET_HEALTH_METRICS)
+        .filter(|m| m.dimensions.contains_key("TargetGroup"))
+        .ok_or_else(|| {
+            format!(
+                "alarm {} does not watch AWS/ApplicationELB UnHealthyHostCount with a TargetGroup dimension",
+                alarm.alarm_name
+            )
+        })?;
+    let (Some(region), Some(account)) = (alarm.region.as_deref(), alarm.account.as_deref()) else {
+        return Err(format!("alarm {} carries no region and account to locate its target group", alarm.alarm_name));
+    };
+    let arn = format!(
+        "arn:{}:elasticloadbalancing:{region}:{account}:{}",
+        partition_of(region),
+        metric.dimensions["TargetGroup"]
+    );
+    if !is_target_group_arn(&arn) {
+        return Err(format!("alarm {} names no valid target group ({arn})", alarm.alarm_name));
+    }
+    Ok(Intent::TargetGroup(arn))
+}
+
+/// The Lambda handler.
+pub async fn handle(ballast: &Ballast, payload: Value, invocation: Invocation) -> Result<Report, HandlerError> {
+    let inbound = Inbound::classify(&payload);
+    let ctx = ReportContext {
+        function: FUNCTION,
+        trigger: inbound.trigger(&invocation.request_id),
+        region: ballast.aws.region.clone(),
+    };
+    match intent_of(&inbound) {
+        Err(reason) => finish(ballast, ctx.ignored(reason), None).await,
+        Ok(Intent::TargetGroup(arn)) => {
+            let (report, transient) = reconcile(ballast, &ctx, &arn, &invocation).await;
+            finish(ballast, report, transient).await
+        }
+        Ok(Intent::Sweep) => {
+            let (report, transient) = sweep(ballast, &ctx, &invocation).await;
+            finish(ballast, report, transient).await
+        }
+    }
+}
+
+/// One target group: observe → decide → execute → report.
+async fn reconcile(ballast: &Ballast, ctx: &ReportContext, arn: &str, invocation: &Invocation) -> (Report, Option<AwsError>) {
+    if let Some(a) = Arn::parse(arn).filter(|a| a.region != ballast.aws.region) {
+        return (
+            ctx.ignored(format!("{arn} is in {}, this function serves {}", a.region, ballast.aws.region)),
+            None,
+        );
+    }
+    let state = match observe(ballast, arn).await {
+        Ok(Some(state)) => state,
+        Ok(None) => return (ctx.ignored(format!("target group {arn} does not exist")), None),
+        Err(e) => return (ctx.failed(vec![arn.to_string()], &e), e.retryable.then_some(e)),
+    };
+    let plan = decide(
+        &state,
+        &Policy {
+            max_unhealthy_percent: ballast.config.max_unhealthy_percent,
+        },
+    );
+    let applied = execute(&plan, &ballast.aws, ballast.config.dry_run, invocation.deadline).await;
+    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
+    (ctx.conclude(plan, applied, ballast.config.dry_run), transient)
+}
+
+/// Reads the target group, its targets' health and their ASGs.
+pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupState>, AwsError> {
+    let aws = &ballast.aws;
+    let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
+        return Ok(None);
+    };
+    let health = balancer::target_health(&aws.elbv2, &tg.arn).await?;
+
+    let mut members = BTreeMap::new();
+    let mut managed = BTreeMap::new();
+    if tg.target_type == "instance" && !health.is_empty() {
+        let ids: Vec<String> = health.iter().map(|h| h.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        for i in fleet::describe_instances(&aws.autoscaling, &ids).await? {
+            members.insert(i.instance_id.clone(), i);
+        }
+        let names: Vec<String> = members.values().map(|i| i.asg.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        for g in fleet::describe_groups(&aws.autoscaling, &names).await? {
+            managed.insert(g.name.clone(), g.is_managed());
+        }
+    }
+
+    let targets = health
+        .into_iter()
+        .map(|h| {
+            let member = members.get(&h.id);
+            TargetState {
+                az: member.map(|m| m.az.clone()).filter(|az| !az.is_empty()).or(h.az),
+                member: member.map(|m| AsgMembership {
+                    asg: m.asg.clone(),
+                    managed: managed.get(&m.asg).copied().unwrap_or(false),
+                    health_status: m.health_status.clone(),
+                    lifecycle_state: m.lifecycle_state.clone(),
+                }),
+                id: h.id,
+                health: h.state,
+                reason: h.reason,
+            }
+        })
+        .collect();
+    Ok(Some(TargetGroupState {
+        arn: tg.arn,
+        target_type: tg.target_type,
+        targets,
+    }))
+}
+
+/// Every target group attached to a managed ASG, each reconciled; one report.
+async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> (Report, Option<AwsError>) {
+    let groups = match fleet::managed_groups(&ballast.aws.autoscaling).await {
+        Ok(groups) => groups,
+        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+    };
+    let arns: BTreeSet<String> = groups.iter().flat_map(|g| g.target_group_arns.iter().cloned()).collect();
+    let mut parts = Vec::with_capacity(arns.len());
+    let mut transient = None;
+    for arn in &arns {
+        let (report, t) = reconcile(ballast, ctx, arn, invocation).await;
+        transient = transient.or(t);
+        parts.push(report);
+    }
+    (merge_sweep(ctx, groups.len(), parts), transient)
+}
+
+/// One report for a sweep: the outcome that matters most, every action.
+fn merge_sweep(ctx: &ReportContext, managed_groups: usize, parts: Vec<Report>) -> Report {
+    let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
+    if parts.is_empty() {
+        report.summary = format!(
+            "Sweep: {managed_groups} Auto Scaling group(s) tagged ballast:managed=true, no target group attached to any."
+        );
+        return report;
+    }
+    let mut outcome = Outcome::Noop;
+    let mut severity = Severity::Info;
+    let mut lines = vec![];
+    let mut reasons = vec![];
+    for part in parts {
+        let name = part.resources.first().map(|r| short_name(r).to_string()).unwrap_or_default();
+        if part.outcome != Outcome::Ignored {
+            outcome = outcome.worst(part.outcome);
+            severity = severity.max(part.severity);
+        }
+        lines.push(format!("{name} {}", part.outcome.as_str()));
+        if let (Some(r), true) = (&part.reason, part.outcome != Outcome::Noop) {
+            reasons.push(format!("{name}: {r}"));
+        }
+        report.resources.extend(part.resources);
+        report.actions.extend(part.actions);
+    }
+    report.outcome = outcome;
+    report.severity = severity;
+    report.summary = format!(
+        "Sweep of {} target group(s) behind {managed_groups} managed Auto Scaling group(s): {}.",
+        lines.len(),
+        lines.join(", ")
+    );
+    report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn intent(payload: Value) -> Result<Intent, String> {
+        intent_of(&Inbound::classify(&payload))
+    }
+
+    fn alarm(state: &str, namespace: &str, metric: &str, dims: Value) -> Value {
+        json!({"version":"0","id":"e1","detail-type":"CloudWatch Alarm State Change","source":"aws.cloudwatch",
+            "account":"123456789012","time":"2026-11-21T10:00:00Z","region":"us-east-1",
+            "resources":["arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-unhealthy"],
+            "detail":{"alarmName":"web-unhealthy","state":{"value":state,"reason":"r"},
+              "configuration":{"metrics":[{"id":"m1","metricStat":{"metric":{"namespace":namespace,"name":metric,"dimensions":dims},"period":60,"stat":"Maximum"},"returnData":true}]}}})
+    }
+
+    #[test]
+    fn unhealthy_host_count_alarm_names_its_target_group() {
+        let i = intent(alarm("ALARM", "AWS/ApplicationELB", "UnHealthyHostCount",
+            json!({"TargetGroup":"targetgroup/web/abc","LoadBalancer":"app/web/def","AvailabilityZone":"us-east-1a"})));
+        assert_eq!(i, Ok(Intent::TargetGroup("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc".into())));
+    }
+
+    #[test]
+    fn alarm_back_to_ok_is_ignored() {
+        let r = intent(alarm("OK", "AWS/ApplicationELB", "UnHealthyHostCount", json!({"TargetGroup":"targetgroup/web/abc"})));
+        assert!(r.unwrap_err().contains("not ALARM"));
+    }
+
+    #[test]
+    fn other_metrics_are_ignored() {
+        let r = intent(alarm("ALARM", "AWS/EC2", "CPUUtilization", json!({"InstanceId":"i-1"})));
+        assert!(r.unwrap_err().contains("does not watch AWS/ApplicationELB UnHealthyHostCount"));
+        let r = intent(alarm("ALARM", "AWS/ApplicationELB", "UnHealthyHostCount", json!({"LoadBalancer":"app/web/def"})));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn schedule_is_a_sweep() {
+        let e = json!({"version":"0","id":"s","detail-type":"Scheduled Event","source":"aws.events","account":"1",
+            "time":"2026-11-21T10:00:00Z","region":"us-east-1","resources":[],"detail":{}});
+        assert_eq!(intent(e), Ok(Intent::Sweep));
+    }
+
+    #[test]
+    fn direct_invoke_takes_a_target_group_arn() {
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc";
+        assert_eq!(intent(json!({"targetGroupArn": arn})), Ok(Intent::TargetGroup(arn.into())));
+        assert!(intent(json!({"targetGroupArn": "web"})).unwrap_err().contains("not a target group ARN"));
+        assert!(intent(json!({"targetGroupArn": 7})).unwrap_err().contains("must be a string"));
+        assert!(intent(json!({})).unwrap_err().contains("needs {\"targetGroupArn\""));
+    }
+
+    #[test]
+    fn bad_inputs_are_ignored_with_a_reason() {
+        assert!(intent(json!("a string")).unwrap_err().contains("JSON string"));
+        assert!(intent(json!(null)).unwrap_err().contains("JSON null"));
+        let s3 = json!({"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]});
+        assert!(intent(s3).is_err());
+        let other = json!({"version":"0","id":"x","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}});
+        assert!(intent(other).unwrap_err().contains("does not handle EC2 Instance State-change Notification"));
+    }
+}

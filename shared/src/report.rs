@@ -1,0 +1,294 @@
+//! The report (DESIGN.md, "Report" — contract): the Lambda response of every
+//! invocation, and the SNS message subscribers receive.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{short_name, Trigger};
+
+pub const REPORT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Remediated,
+    Declined,
+    DryRun,
+    Noop,
+    Ignored,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Remediated => "remediated",
+            Outcome::Declined => "declined",
+            Outcome::DryRun => "dry-run",
+            Outcome::Noop => "noop",
+            Outcome::Ignored => "ignored",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// `ignored` and `noop` are answered but not published.
+    pub fn is_published(self) -> bool {
+        !matches!(self, Outcome::Ignored | Outcome::Noop)
+    }
+
+    /// How much a human must look at it; used to merge the parts of a sweep.
+    fn weight(self) -> u8 {
+        match self {
+            Outcome::Ignored => 0,
+            Outcome::Noop => 1,
+            Outcome::DryRun => 2,
+            Outcome::Remediated => 3,
+            Outcome::Declined => 4,
+            Outcome::Failed => 5,
+        }
+    }
+
+    /// The outcome of several parts seen together: the one that matters most.
+    pub fn worst(self, other: Outcome) -> Outcome {
+        if other.weight() > self.weight() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    Done,
+    Skipped,
+    Failed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Done => "done",
+            ActionStatus::Skipped => "skipped",
+            ActionStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One action in a report: done, skipped (with why) or failed (with the error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub kind: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asg: Option<String>,
+    pub status: ActionStatus,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub version: String,
+    pub function: String,
+    pub outcome: Outcome,
+    pub severity: Severity,
+    pub summary: String,
+    pub trigger: Trigger,
+    pub resources: Vec<String>,
+    pub actions: Vec<ActionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub region: String,
+    pub time: String,
+}
+
+/// The SNS `Subject` limit.
+pub const SUBJECT_MAX: usize = 100;
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+
+    /// `[ballast] <function>: <outcome> <resource>`, at most 100 characters,
+    /// printable ASCII only (SNS rejects control characters in subjects).
+    pub fn subject(&self) -> String {
+        let resource = match self.resources.as_slice() {
+            [] => String::new(),
+            [one] => format!(" {}", short_name(one)),
+            [first, rest @ ..] => format!(" {} (+{} more)", short_name(first), rest.len()),
+        };
+        let raw = format!(
+            "[ballast] {}: {}{}",
+            self.function,
+            self.outcome.as_str(),
+            resource
+        );
+        let mut subject: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .collect();
+        if subject.len() > SUBJECT_MAX {
+            subject.truncate(SUBJECT_MAX - 3);
+            subject.push_str("...");
+        }
+        subject
+    }
+
+    /// The readable rendering sent to email subscribers.
+    pub fn email_text(&self) -> String {
+        let mut out = format!(
+            "Ballast {}: {} ({})\n\n{}\n",
+            self.function,
+            self.outcome.as_str(),
+            self.severity.as_str(),
+            self.summary
+        );
+        if let Some(reason) = &self.reason {
+            out.push_str(&format!("\nReason: {reason}\n"));
+        }
+        if !self.actions.is_empty() {
+            out.push_str("\nActions:\n");
+            for a in &self.actions {
+                let asg = a
+                    .asg
+                    .as_deref()
+                    .map(|g| format!(" (ASG {g})"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "  [{}] {} {}{}: {}\n",
+                    a.status.as_str(),
+                    a.kind,
+                    a.target,
+                    asg,
+                    a.detail
+                ));
+            }
+        }
+        if !self.resources.is_empty() {
+            out.push_str("\nResources:\n");
+            for r in &self.resources {
+                out.push_str(&format!("  {r}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "\nTrigger: {} / {} / {}\nRegion:  {}\nTime:    {}\n",
+            self.trigger.source, self.trigger.detail_type, self.trigger.id, self.region, self.time
+        ));
+        out
+    }
+
+    /// The SNS `Message` for `MessageStructure: json`: `default` is the JSON
+    /// report (SQS, Lambda, HTTP subscribers), `email` the readable text.
+    pub fn sns_message(&self) -> String {
+        serde_json::json!({"default": self.to_json(), "email": self.email_text()}).to_string()
+    }
+
+    /// SNS message attributes, so subscribers can filter.
+    pub fn sns_attributes(&self) -> [(&'static str, &str); 3] {
+        [
+            ("function", self.function.as_str()),
+            ("outcome", self.outcome.as_str()),
+            ("severity", self.severity.as_str()),
+        ]
+    }
+}
+
+/// Now, as RFC 3339 (UTC).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(resources: Vec<String>) -> Report {
+        Report {
+            version: REPORT_VERSION.into(),
+            function: "unhealthy-target".into(),
+            outcome: Outcome::DryRun,
+            severity: Severity::Warning,
+            summary: "Would mark 1 instance unhealthy.".into(),
+            trigger: Trigger::direct("req-1"),
+            resources,
+            actions: vec![ActionRecord {
+                kind: "mark-unhealthy".into(),
+                target: "i-1".into(),
+                asg: Some("web".into()),
+                status: ActionStatus::Skipped,
+                detail: "dry run".into(),
+            }],
+            reason: None,
+            region: "us-east-1".into(),
+            time: now_rfc3339(),
+        }
+    }
+
+    #[test]
+    fn json_uses_the_contract_names() {
+        let v: serde_json::Value = serde_json::from_str(&report(vec![]).to_json()).unwrap();
+        assert_eq!(v["version"], "1");
+        assert_eq!(v["outcome"], "dry-run");
+        assert_eq!(v["severity"], "warning");
+        assert_eq!(v["trigger"]["detailType"], "Direct Invocation");
+        assert_eq!(v["actions"][0]["status"], "skipped");
+        assert_eq!(v["actions"][0]["asg"], "web");
+        assert!(v.get("reason").is_none());
+        time::OffsetDateTime::parse(v["time"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    }
+
+    #[test]
+    fn subject_names_function_outcome_and_resource() {
+        let r = report(vec!["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc".into()]);
+        assert_eq!(r.subject(), "[ballast] unhealthy-target: dry-run targetgroup/web/abc");
+    }
+
+    #[test]
+    fn subject_is_at_most_100_printable_ascii_characters() {
+        let long = format!("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{}é\n/x", "w".repeat(150));
+        let s = report(vec![long, "other".into()]).subject();
+        assert!(s.len() <= SUBJECT_MAX, "{} chars", s.len());
+        assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
+        assert!(s.ends_with("..."));
+    }
+
+    #[test]
+    fn sns_message_carries_json_default_and_email_text() {
+        let r = report(vec!["arn:x:y:z:1:r".into()]);
+        let m: serde_json::Value = serde_json::from_str(&r.sns_message()).unwrap();
+        let back: Report = serde_json::from_str(m["default"].as_str().unwrap()).unwrap();
+        assert_eq!(back, r);
+        let email = m["email"].as_str().unwrap();
+        assert!(email.contains("[skipped] mark-unhealthy i-1 (ASG web): dry run"), "{email}");
+        assert_eq!(r.sns_attributes()[1], ("outcome", "dry-run"));
+    }
+
+    #[test]
+    fn worst_outcome_wins() {
+        assert_eq!(Outcome::Noop.worst(Outcome::Remediated), Outcome::Remediated);
+        assert_eq!(Outcome::Failed.worst(Outcome::Declined), Outcome::Failed);
+        assert_eq!(Outcome::Ignored.worst(Outcome::Noop), Outcome::Noop);
+    }
+}
