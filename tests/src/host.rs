@@ -1,0 +1,230 @@
+//! A minimal Lambda Runtime API host (the HTTP interface `lambda_runtime`
+//! polls inside Lambda), enough to run the real release binaries locally:
+//! `GET /next` hands out queued events, `POST .../response|error` and
+//! `POST /init/error` are collected. See
+//! <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a function answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `POST /invocation/{id}/response`: the function's result.
+    Response(Value),
+    /// `POST /invocation/{id}/error`: Lambda would count an error and retry.
+    Error(Value),
+}
+
+struct Pending {
+    id: String,
+    payload: Value,
+}
+
+struct Shared {
+    function_arn: String,
+    timeout: Duration,
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    init_error: Mutex<Option<Value>>,
+    /// When the function first asked for work: the end of its init.
+    first_next: Mutex<Option<Instant>>,
+}
+
+pub struct RuntimeHost {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    queue: mpsc::UnboundedSender<Pending>,
+    counter: AtomicU64,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeHost {
+    /// Serves the Runtime API on a free loopback port. `timeout` is the
+    /// function's configured timeout (it sets each invocation's deadline).
+    pub async fn start(function_name: &str, timeout: Duration) -> RuntimeHost {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}"),
+            timeout,
+            queue: tokio::sync::Mutex::new(rx),
+            waiting: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+            first_next: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        RuntimeHost {
+            addr,
+            shared,
+            queue: tx,
+            counter: AtomicU64::new(0),
+            server,
+        }
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for the function process.
+    pub fn runtime_api(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Queues one event and waits for the function's answer.
+    pub async fn invoke(&self, payload: Value) -> Result<Answer, String> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("00000000-0000-4000-8000-{n:012}");
+        let (tx, rx) = oneshot::channel();
+        self.shared.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.queue
+            .send(Pending { id: id.clone(), payload })
+            .map_err(|_| "host stopped".to_string())?;
+        match tokio::time::timeout(self.shared.timeout + Duration::from_secs(5), rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(format!("invocation {id} was dropped")),
+            Err(_) => Err(format!("invocation {id} timed out")),
+        }
+    }
+
+    pub fn init_error(&self) -> Option<Value> {
+        self.shared.init_error.lock().unwrap().clone()
+    }
+
+    pub fn first_next(&self) -> Option<Instant> {
+        *self.shared.first_next.lock().unwrap()
+    }
+
+    /// Starts a function binary against this host, with the variables Lambda
+    /// sets plus `env`; nothing else of the caller's environment leaks in.
+    pub fn spawn(&self, binary: &Path, function_name: &str, env: &[(String, String)]) -> FunctionProcess {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", self.shared.timeout.as_secs().to_string())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        FunctionProcess { child, logs, started }
+    }
+}
+
+impl Drop for RuntimeHost {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A running function process; killed when dropped.
+pub struct FunctionProcess {
+    pub child: tokio::process::Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub started: Instant,
+}
+
+impl FunctionProcess {
+    /// Every line the function wrote to stdout or stderr so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let status = tokio::time::timeout(timeout, self.child.wait()).await.ok()?.ok();
+        // Let the log readers drain what the process wrote last.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status
+    }
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+    let pending = shared.queue.lock().await.recv().await;
+    let Some(Pending { id, payload }) = pending else {
+        return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
+    };
+    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + shared.timeout;
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        headers.insert(name, HeaderValue::from_str(&value).expect("ascii header"));
+    };
+    set("lambda-runtime-aws-request-id", id.clone());
+    set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
+    set("lambda-runtime-invoked-function-arn", shared.function_arn.clone());
+    set("lambda-runtime-trace-id", format!("Root=1-00000000-{id}"));
+    set("content-type", "application/json".into());
+    (StatusCode::OK, headers, Bytes::from(payload.to_string()))
+}
+
+fn answer(shared: &Shared, id: &str, answer: Answer) -> StatusCode {
+    match shared.waiting.lock().unwrap().remove(id) {
+        Some(tx) => {
+            let _ = tx.send(answer);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn json_or_text(body: &Bytes) -> Value {
+    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+async fn response(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+    answer(&shared, &id, Answer::Response(json_or_text(&body)))
+}
+
+async fn error(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+    answer(&shared, &id, Answer::Error(json_or_text(&body)))
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    *shared.init_error.lock().unwrap() = Some(json_or_text(&body));
+    StatusCode::ACCEPTED
+}

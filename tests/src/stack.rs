@@ -1,0 +1,375 @@
+//! The seed stack in the emulator: a VPC with subnets in two AZs, an ALB and
+//! its target group, a managed ASG `web` (2 instances) and an unmanaged ASG
+//! `legacy` (1 instance) behind it, and the report topic with an SQS
+//! subscriber that reads what subscribers would receive.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_ec2::types::{RequestLaunchTemplateData, InstanceType};
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum, TargetTypeEnum};
+use ballast::report::Report;
+use serde_json::Value;
+
+pub const MANAGED_ASG: &str = "web";
+pub const UNMANAGED_ASG: &str = "legacy";
+pub const AZS: [&str; 2] = ["us-east-1a", "us-east-1b"];
+
+pub struct Stack {
+    pub ec2: aws_sdk_ec2::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub vpc_id: String,
+    /// (subnet id, AZ), one per AZ of [`AZS`].
+    pub subnets: Vec<(String, String)>,
+    pub lb_arn: String,
+    pub tg_arn: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+/// An SNS message as an SQS subscriber receives it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub subject: String,
+    pub attributes: BTreeMap<String, String>,
+    pub report: Report,
+    /// The SNS envelope, exactly as delivered.
+    pub raw: Value,
+}
+
+impl Stack {
+    pub async fn seed(conf: &SdkConfig) -> Stack {
+        let ec2 = aws_sdk_ec2::Client::new(conf);
+        let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(conf);
+        let autoscaling = aws_sdk_autoscaling::Client::new(conf);
+        let sns = aws_sdk_sns::Client::new(conf);
+        let sqs = aws_sdk_sqs::Client::new(conf);
+
+        let vpc_id = ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("CreateVpc")
+            .vpc
+            .and_then(|v| v.vpc_id)
+            .expect("vpc id");
+        let mut subnets = vec![];
+        for (i, az) in AZS.iter().enumerate() {
+            let id = ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .availability_zone(*az)
+                .cidr_block(format!("10.0.{}.0/24", i + 1))
+                .send()
+                .await
+                .expect("CreateSubnet")
+                .subnet
+                .and_then(|s| s.subnet_id)
+                .expect("subnet id");
+            subnets.push((id, az.to_string()));
+        }
+        let subnet_ids: Vec<String> = subnets.iter().map(|(id, _)| id.clone()).collect();
+
+        let image_id = ec2
+            .describe_images()
+            .owners("amazon")
+            .send()
+            .await
+            .expect("DescribeImages")
+            .images()
+            .iter()
+            .find_map(|i| i.image_id().map(str::to_string))
+            .expect("moto ships AMIs");
+        ec2.create_launch_template()
+            .launch_template_name("web")
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id(image_id)
+                    .instance_type(InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateLaunchTemplate");
+
+        let lb_arn = elbv2
+            .create_load_balancer()
+            .name("web-alb")
+            .set_subnets(Some(subnet_ids.clone()))
+            .send()
+            .await
+            .expect("CreateLoadBalancer")
+            .load_balancers()[0]
+            .load_balancer_arn()
+            .expect("lb arn")
+            .to_string();
+        let tg_arn = elbv2
+            .create_target_group()
+            .name("web-tg")
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc_id)
+            .target_type(TargetTypeEnum::Instance)
+            .health_check_path("/health")
+            .send()
+            .await
+            .expect("CreateTargetGroup")
+            .target_groups()[0]
+            .target_group_arn()
+            .expect("tg arn")
+            .to_string();
+        elbv2
+            .create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
+            .send()
+            .await
+            .expect("CreateListener");
+
+        let stack = Stack {
+            ec2,
+            elbv2,
+            autoscaling,
+            sns,
+            sqs,
+            vpc_id,
+            subnets,
+            lb_arn,
+            tg_arn,
+            topic_arn: String::new(),
+            queue_url: String::new(),
+        };
+        stack.create_asg(MANAGED_ASG, 2, &[("ballast:managed", "true")]).await;
+        stack.create_asg(UNMANAGED_ASG, 1, &[("team", "legacy")]).await;
+        let (topic_arn, queue_url) = stack.create_report_topic().await;
+        Stack {
+            topic_arn,
+            queue_url,
+            ..stack
+        }
+    }
+
+    async fn create_asg(&self, name: &str, size: i32, tags: &[(&str, &str)]) {
+        let zones: Vec<&str> = self.subnets.iter().map(|(id, _)| id.as_str()).collect();
+        let mut req = self
+            .autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .launch_template(LaunchTemplateSpecification::builder().launch_template_name("web").version("$Latest").build())
+            .min_size(size)
+            .max_size(size * 2)
+            .desired_capacity(size)
+            .vpc_zone_identifier(zones.join(","))
+            .target_group_arns(&self.tg_arn)
+            .health_check_type("ELB")
+            .health_check_grace_period(60);
+        for (k, v) in tags {
+            req = req.tags(
+                Tag::builder()
+                    .key(*k)
+                    .value(*v)
+                    .resource_id(name)
+                    .resource_type("auto-scaling-group")
+                    .propagate_at_launch(false)
+                    .build(),
+            );
+        }
+        req.send().await.expect("CreateAutoScalingGroup");
+    }
+
+    async fn create_report_topic(&self) -> (String, String) {
+        let topic_arn = self
+            .sns
+            .create_topic()
+            .name("ballast-reports")
+            .send()
+            .await
+            .expect("CreateTopic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = self
+            .sqs
+            .create_queue()
+            .queue_name("ballast-reports-subscriber")
+            .send()
+            .await
+            .expect("CreateQueue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("GetQueueAttributes")
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        self.sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("Subscribe");
+        (topic_arn, queue_url)
+    }
+
+    /// Instance IDs of an ASG, in a stable order.
+    pub async fn instances(&self, asg: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(asg)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups")
+            .auto_scaling_groups()
+            .iter()
+            .flat_map(|g| g.instances())
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Stops instances: ELB then reports them `unused` / `Target.InvalidState`.
+    pub async fn stop(&self, ids: &[String]) {
+        self.ec2
+            .stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .expect("StopInstances");
+    }
+
+    /// The ASG's view of an instance's health (`Healthy` / `Unhealthy`).
+    pub async fn asg_health(&self, instance_id: &str) -> String {
+        self.autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .expect("DescribeAutoScalingInstances")
+            .auto_scaling_instances()
+            .first()
+            .and_then(|i| i.health_status().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// ASG health of every instance of every ASG, for "nothing changed" checks.
+    pub async fn all_asg_health(&self) -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        for asg in [MANAGED_ASG, UNMANAGED_ASG] {
+            for id in self.instances(asg).await {
+                let health = self.asg_health(&id).await;
+                all.insert(id, health);
+            }
+        }
+        all
+    }
+
+    /// Target health states by instance, as ELB reports them.
+    pub async fn target_states(&self) -> BTreeMap<String, String> {
+        self.elbv2
+            .describe_target_health()
+            .target_group_arn(&self.tg_arn)
+            .send()
+            .await
+            .expect("DescribeTargetHealth")
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.target()?.id()?.to_string(),
+                    d.target_health()?.state()?.as_str().to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// An alarm event from `events/` made to name this stack's target group
+    /// and load balancer (the dimensions are the ARN suffixes, as in AWS).
+    pub fn alarm_event(&self, sample: &str) -> Value {
+        let mut event = crate::sample_event(sample);
+        let tg = suffix(&self.tg_arn, "targetgroup/");
+        let lb = suffix(&self.lb_arn, "app/");
+        if let Some(metrics) = event
+            .pointer_mut("/detail/configuration/metrics")
+            .and_then(Value::as_array_mut)
+        {
+            for m in metrics {
+                if let Some(d) = m.pointer_mut("/metricStat/metric/dimensions").and_then(Value::as_object_mut) {
+                    if d.contains_key("TargetGroup") {
+                        d.insert("TargetGroup".into(), Value::String(tg.clone()));
+                    }
+                    if d.contains_key("LoadBalancer") {
+                        d.insert("LoadBalancer".into(), Value::String(lb.clone()));
+                    }
+                }
+            }
+        }
+        event
+    }
+
+    /// Every report delivered to the subscriber queue so far (waits briefly
+    /// for the first, then drains).
+    pub async fn reports(&self) -> Vec<Delivery> {
+        let mut out = vec![];
+        loop {
+            let msgs = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if out.is_empty() { 1 } else { 0 })
+                .send()
+                .await
+                .expect("ReceiveMessage")
+                .messages
+                .unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let body = m.body().unwrap_or_default();
+                let raw: Value = serde_json::from_str(body).expect("SNS envelope is JSON");
+                let report: Report = serde_json::from_str(raw["Message"].as_str().expect("Message"))
+                    .expect("the SQS subscriber receives the JSON report (default)");
+                let attributes = raw["MessageAttributes"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Delivery {
+                    subject: raw["Subject"].as_str().unwrap_or_default().to_string(),
+                    attributes,
+                    report,
+                    raw,
+                });
+                if let Some(h) = m.receipt_handle() {
+                    let _ = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(h).send().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn suffix(arn: &str, marker: &str) -> String {
+    arn.find(marker).map(|i| arn[i..].to_string()).unwrap_or_else(|| arn.to_string())
+}

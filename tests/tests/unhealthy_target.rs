@@ -1,0 +1,222 @@
+//! `unhealthy-target` against moto in server mode, through the real SDK.
+//! Seed: VPC, two AZs, ALB + target group `web-tg`, managed ASG `web`
+//! (2 instances), unmanaged ASG `legacy` (1 instance) in the same target
+//! group, and the report topic with an SQS subscriber.
+
+use ballast::reconcile::unhealthy_target::handle;
+use ballast::reconcile::HandlerError;
+use ballast::report::{ActionStatus, Outcome, Severity};
+use ballast::{Invocation, Report};
+use ballast_tests::moto::Moto;
+use ballast_tests::stack::{Stack, MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{ballast_for, sample_event};
+use serde_json::{json, Value};
+
+struct World {
+    _moto: Moto,
+    stack: Stack,
+    ballast: ballast::Ballast,
+}
+
+async fn world(dry_run: bool) -> World {
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    let ballast = ballast_for(&moto, &stack, dry_run);
+    World { _moto: moto, stack, ballast }
+}
+
+impl World {
+    async fn run(&self, payload: Value) -> Report {
+        handle(&self.ballast, payload, Invocation::new("test-request"))
+            .await
+            .expect("the handler answers with a report")
+    }
+
+    fn alarm(&self) -> Value {
+        self.stack.alarm_event("unhealthy-target-alarm.json")
+    }
+}
+
+#[tokio::test]
+async fn stopped_instance_is_replaced() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    assert_eq!(web.len(), 2);
+    w.stack.stop(&web[..1]).await;
+    assert_eq!(w.stack.target_states().await[&web[0]], "unused");
+
+    let report = w.run(w.alarm()).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert_eq!(report.severity, Severity::Info);
+    assert_eq!(report.resources, [w.stack.tg_arn.clone()]);
+    assert_eq!(report.trigger.detail_type, "CloudWatch Alarm State Change");
+    let done: Vec<_> = report.actions.iter().filter(|a| a.status == ActionStatus::Done).collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].kind, "mark-unhealthy");
+    assert_eq!(done[0].target, web[0]);
+    assert_eq!(done[0].asg.as_deref(), Some(MANAGED_ASG));
+
+    assert_eq!(w.stack.asg_health(&web[0]).await, "Unhealthy");
+    assert_eq!(w.stack.asg_health(&web[1]).await, "Healthy");
+
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(d.report, report, "the subscriber receives the same JSON report");
+    assert!(d.subject.starts_with("[ballast] unhealthy-target: remediated targetgroup/web-tg/"), "{}", d.subject);
+    assert!(d.subject.len() <= 100);
+    assert_eq!(d.attributes["function"], "unhealthy-target");
+    assert_eq!(d.attributes["outcome"], "remediated");
+    assert_eq!(d.attributes["severity"], "info");
+}
+
+#[tokio::test]
+async fn the_same_event_again_is_a_harmless_noop() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+    assert_eq!(w.run(w.alarm()).await.outcome, Outcome::Remediated);
+    assert_eq!(w.stack.reports().await.len(), 1);
+
+    let again = w.run(w.alarm()).await;
+    assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
+    assert!(again.actions.iter().all(|a| a.status == ActionStatus::Skipped));
+    assert!(again.actions[0].detail.contains("already marked Unhealthy"), "{:?}", again.actions);
+    assert!(w.stack.reports().await.is_empty(), "a noop is not published");
+    assert_eq!(w.stack.asg_health(&web[1]).await, "Healthy");
+}
+
+#[tokio::test]
+async fn all_managed_instances_stopped_is_declined() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web).await;
+    let before = w.stack.all_asg_health().await;
+
+    let report = w.run(w.alarm()).await;
+    assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
+    assert_eq!(report.severity, Severity::Critical);
+    assert!(report.reason.as_deref().unwrap().contains("2 of 3 targets (66%)"), "{:?}", report.reason);
+    assert!(report.reason.as_deref().unwrap().contains("suspect the application or its health check"));
+    assert_eq!(w.stack.all_asg_health().await, before, "declined means no instance is touched");
+
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].attributes["outcome"], "declined");
+    assert_eq!(deliveries[0].attributes["severity"], "critical");
+}
+
+#[tokio::test]
+async fn unmanaged_asg_instance_is_untouched() {
+    let w = world(false).await;
+    let legacy = w.stack.instances(UNMANAGED_ASG).await;
+    w.stack.stop(&legacy).await;
+
+    let report = w.run(w.alarm()).await;
+    assert_eq!(report.outcome, Outcome::Noop, "{report:#?}");
+    assert_eq!(report.actions.len(), 1);
+    assert_eq!(report.actions[0].status, ActionStatus::Skipped);
+    assert!(report.actions[0].detail.contains("ASG legacy is not tagged ballast:managed=true"));
+    assert_eq!(w.stack.asg_health(&legacy[0]).await, "Healthy");
+    assert!(w.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_reports_the_plan() {
+    let w = world(true).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+    let before = w.stack.all_asg_health().await;
+
+    let report = w.run(w.alarm()).await;
+    assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
+    assert_eq!(report.severity, Severity::Warning);
+    assert!(report.summary.contains(&format!("would mark {} unhealthy in ASG web", web[0])), "{}", report.summary);
+    assert_eq!(report.actions[0].status, ActionStatus::Skipped);
+    assert_eq!(report.actions[0].detail, "dry run: not applied");
+    assert_eq!(w.stack.all_asg_health().await, before);
+
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1, "a dry run is reported");
+    assert_eq!(deliveries[0].attributes["outcome"], "dry-run");
+}
+
+#[tokio::test]
+async fn bad_inputs_are_ignored_without_side_effects() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+    let before = w.stack.all_asg_health().await;
+
+    let mut missing_tg = w.alarm();
+    missing_tg["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["TargetGroup"] =
+        json!("targetgroup/no-such-tg/0123456789abcdef");
+    let mut ok_alarm = w.alarm();
+    ok_alarm["detail"]["state"]["value"] = json!("OK");
+
+    let cases = [
+        (json!({}), "a direct invoke needs"),
+        (json!("a string"), "payload is a JSON string"),
+        (json!(42), "payload is a JSON number"),
+        (sample_event("s3-object-created.json"), "a direct invoke needs"),
+        (missing_tg, "does not exist"),
+        (ok_alarm, "not ALARM"),
+        (json!({"targetGroupArn": "web-tg"}), "not a target group ARN"),
+        (json!({"version": "0", "detail-type": "AWS Health Event", "source": "aws.health", "detail": {}}), "does not handle AWS Health Event"),
+    ];
+    for (payload, reason) in cases {
+        let report = w.run(payload.clone()).await;
+        assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
+        assert!(report.reason.as_deref().unwrap_or_default().contains(reason), "{payload}: {:?}", report.reason);
+        assert!(report.actions.is_empty());
+    }
+    assert_eq!(w.stack.all_asg_health().await, before, "ignored means no mutation");
+    assert!(w.stack.reports().await.is_empty(), "ignored is not published");
+}
+
+#[tokio::test]
+async fn sweep_checks_every_target_group_of_managed_asgs() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    let healthy = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(healthy.outcome, Outcome::Noop, "{healthy:#?}");
+    assert_eq!(healthy.resources, [w.stack.tg_arn.clone()]);
+
+    w.stack.stop(&web[1..]).await;
+    let report = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert_eq!(report.trigger.detail_type, "Scheduled Event");
+    assert!(report.summary.starts_with("Sweep of 1 target group(s) behind 1 managed"), "{}", report.summary);
+    assert_eq!(w.stack.asg_health(&web[1]).await, "Unhealthy");
+    assert_eq!(w.stack.reports().await.len(), 1);
+}
+
+#[tokio::test]
+async fn direct_invoke_and_per_az_metric_math_alarm_reach_the_same_decision() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+
+    let az_alarm = w.stack.alarm_event("unhealthy-target-alarm-az.json");
+    let report = w.run(az_alarm).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+
+    let direct = w.run(json!({"targetGroupArn": w.stack.tg_arn})).await;
+    assert_eq!(direct.outcome, Outcome::Noop, "{direct:#?}");
+    assert_eq!(direct.trigger.source, "direct");
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_published_is_a_lambda_error() {
+    let w = world(false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+    let mut ballast = w.ballast.clone();
+    ballast.config.topic_arn = "arn:aws:sns:us-east-1:123456789012:no-such-topic".into();
+
+    let err = handle(&ballast, w.alarm(), Invocation::new("r")).await.unwrap_err();
+    assert!(matches!(err, HandlerError::Publish { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("Publish on arn:aws:sns:us-east-1:123456789012:no-such-topic failed"), "{text}");
+    assert!(text.contains("\"outcome\":\"remediated\""), "the error carries the report: {text}");
+}
