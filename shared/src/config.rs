@@ -47,7 +47,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        const TOPIC_EXPECTED: &str = "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:ballast-reports";
+        const TOPIC_EXPECTED: &str =
+            "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:ballast-reports";
         let topic_arn = get(TOPIC_ARN).ok_or(ConfigError::Missing {
             variable: TOPIC_ARN,
             expected: TOPIC_EXPECTED,
@@ -70,33 +71,29 @@ impl Config {
             })?,
         };
 
-        let max_unhealthy_percent = match get(MAX_UNHEALTHY_PERCENT) {
-            None => 50,
-            Some(v) => v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= 100)
-                .ok_or(ConfigError::Invalid {
-                    variable: MAX_UNHEALTHY_PERCENT,
-                    value: v,
-                    expected: "a whole number of percent from 0 to 100",
-                })?,
-        };
+        let max_unhealthy_percent =
+            match get(MAX_UNHEALTHY_PERCENT) {
+                None => 50,
+                Some(v) => v.trim().parse::<u8>().ok().filter(|p| *p <= 100).ok_or(
+                    ConfigError::Invalid {
+                        variable: MAX_UNHEALTHY_PERCENT,
+                        value: v,
+                        expected: "a whole number of percent from 0 to 100",
+                    },
+                )?,
+            };
 
-        let max_evacuated_azs = match get(MAX_EVACUATED_AZS) {
-            None => 1,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 32)
-                .ok_or(ConfigError::Invalid {
-                    variable: MAX_EVACUATED_AZS,
-                    value: v,
-                    expected: "a whole number of Availability Zones from 0 to 32",
-                })?,
-        };
+        let max_evacuated_azs =
+            match get(MAX_EVACUATED_AZS) {
+                None => 1,
+                Some(v) => v.trim().parse::<u32>().ok().filter(|n| *n <= 32).ok_or(
+                    ConfigError::Invalid {
+                        variable: MAX_EVACUATED_AZS,
+                        value: v,
+                        expected: "a whole number of Availability Zones from 0 to 32",
+                    },
+                )?,
+            };
 
         Ok(Config {
             topic_arn,
@@ -173,7 +170,10 @@ mod tests {
     #[test]
     fn missing_topic_names_the_variable() {
         let err = config(&[]).unwrap_err();
-        assert!(err.to_string().starts_with("BALLAST_TOPIC_ARN is not set"), "{err}");
+        assert!(
+            err.to_string().starts_with("BALLAST_TOPIC_ARN is not set"),
+            "{err}"
+        );
         let err = config(&[(TOPIC_ARN, "  ")]).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { .. }));
     }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::aws::{fleet, Aws, AwsError};
 use crate::decide::{Plan, Step, Verdict};
 use crate::event::Trigger;
-use crate::report::{now_rfc3339, ActionRecord, ActionStatus, Outcome, Report, Severity, REPORT_VERSION};
+use crate::report::{
+    now_rfc3339, ActionRecord, ActionStatus, Outcome, Report, Severity, REPORT_VERSION,
+};
 
 /// No step is started with less than this left before the Lambda deadline:
 /// enough to finish a call and to publish the report of what remains.
@@ -22,7 +24,12 @@ pub struct Applied {
 
 /// Applies `plan.steps` in order. A failed step does not stop the others:
 /// each step stands alone and re-reading the world next time is the retry.
-pub async fn execute(plan: &Plan, aws: &Aws, dry_run: bool, deadline: Option<Instant>) -> Vec<Applied> {
+pub async fn execute(
+    plan: &Plan,
+    aws: &Aws,
+    dry_run: bool,
+    deadline: Option<Instant>,
+) -> Vec<Applied> {
     let mut applied = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         if dry_run {
@@ -49,7 +56,12 @@ pub async fn execute(plan: &Plan, aws: &Aws, dry_run: bool, deadline: Option<Ins
             continue;
         }
         let result = apply(step, aws).await;
-        tracing::info!(kind = step.kind(), target = step.target(), ok = result.is_ok(), "step applied");
+        tracing::info!(
+            kind = step.kind(),
+            target = step.target(),
+            ok = result.is_ok(),
+            "step applied"
+        );
         applied.push(match result {
             Ok(detail) => Applied {
                 record: step.record(ActionStatus::Done, detail),
@@ -101,20 +113,35 @@ impl ReportContext {
     /// The report of a decided (and, for `Act`, executed) plan.
     pub fn conclude(&self, plan: Plan, applied: Vec<Applied>, dry_run: bool) -> Report {
         let (outcome, severity, summary, reason) = match plan.verdict {
-            Verdict::Ignored => (Outcome::Ignored, Severity::Info, plan.situation, plan.reason),
+            Verdict::Ignored => (
+                Outcome::Ignored,
+                Severity::Info,
+                plan.situation,
+                plan.reason,
+            ),
             Verdict::Noop => (Outcome::Noop, plan.severity, plan.situation, plan.reason),
-            Verdict::Declined => (Outcome::Declined, plan.severity, plan.situation, plan.reason),
+            Verdict::Declined => (
+                Outcome::Declined,
+                plan.severity,
+                plan.situation,
+                plan.reason,
+            ),
             Verdict::Act if dry_run => {
                 let would: Vec<String> = plan.steps.iter().map(Step::describe).collect();
                 (
                     Outcome::DryRun,
                     plan.severity.max(Severity::Warning),
-                    format!("{} Dry run, nothing changed; would {}.", plan.situation, would.join("; ")),
+                    format!(
+                        "{} Dry run, nothing changed; would {}.",
+                        plan.situation,
+                        would.join("; ")
+                    ),
                     plan.reason,
                 )
             }
             Verdict::Act => {
-                let failures: Vec<&AwsError> = applied.iter().filter_map(|a| a.error.as_ref()).collect();
+                let failures: Vec<&AwsError> =
+                    applied.iter().filter_map(|a| a.error.as_ref()).collect();
                 let done: Vec<String> = plan
                     .steps
                     .iter()
@@ -169,7 +196,10 @@ impl ReportContext {
             ..self.report(
                 Outcome::Failed,
                 Severity::Critical,
-                format!("Could not read the live state, so nothing was changed: {}.", error.operation),
+                format!(
+                    "Could not read the live state, so nothing was changed: {}.",
+                    error.operation
+                ),
             )
         }
     }
@@ -190,7 +220,10 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             verdict: Verdict::Act,
-            steps: vec![Step::MarkUnhealthy { instance_id: "i-1".into(), asg: "web".into() }],
+            steps: vec![Step::MarkUnhealthy {
+                instance_id: "i-1".into(),
+                asg: "web".into(),
+            }],
             skipped: vec![],
             situation: "1 of 2 targets impaired.".into(),
             reason: None,
@@ -200,14 +233,20 @@ mod tests {
     }
 
     fn applied(status: ActionStatus, error: Option<AwsError>) -> Vec<Applied> {
-        vec![Applied { record: plan().steps[0].record(status, "x"), error }]
+        vec![Applied {
+            record: plan().steps[0].record(status, "x"),
+            error,
+        }]
     }
 
     #[test]
     fn all_steps_done_is_remediated() {
         let r = ctx().conclude(plan(), applied(ActionStatus::Done, None), false);
         assert_eq!(r.outcome, Outcome::Remediated);
-        assert_eq!(r.summary, "1 of 2 targets impaired. Done: mark i-1 unhealthy in ASG web.");
+        assert_eq!(
+            r.summary,
+            "1 of 2 targets impaired. Done: mark i-1 unhealthy in ASG web."
+        );
     }
 
     #[test]
@@ -215,7 +254,11 @@ mod tests {
         let r = ctx().conclude(plan(), applied(ActionStatus::Skipped, None), true);
         assert_eq!(r.outcome, Outcome::DryRun);
         assert_eq!(r.severity, Severity::Warning);
-        assert!(r.summary.contains("would mark i-1 unhealthy in ASG web"), "{}", r.summary);
+        assert!(
+            r.summary.contains("would mark i-1 unhealthy in ASG web"),
+            "{}",
+            r.summary
+        );
     }
 
     #[test]
@@ -230,6 +273,9 @@ mod tests {
         let r = ctx().conclude(plan(), applied(ActionStatus::Failed, Some(err)), false);
         assert_eq!(r.outcome, Outcome::Failed);
         assert_eq!(r.severity, Severity::Critical);
-        assert!(r.reason.unwrap().contains("SetInstanceHealth on i-1 failed"));
+        assert!(r
+            .reason
+            .unwrap()
+            .contains("SetInstanceHealth on i-1 failed"));
     }
 }

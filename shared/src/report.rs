@@ -145,7 +145,13 @@ impl Report {
         );
         let mut subject: String = raw
             .chars()
-            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         if subject.len() > SUBJECT_MAX {
             subject.truncate(SUBJECT_MAX - 3);
@@ -256,18 +262,30 @@ mod tests {
         assert_eq!(v["actions"][0]["status"], "skipped");
         assert_eq!(v["actions"][0]["asg"], "web");
         assert!(v.get("reason").is_none());
-        time::OffsetDateTime::parse(v["time"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        time::OffsetDateTime::parse(
+            v["time"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
     }
 
     #[test]
     fn subject_names_function_outcome_and_resource() {
-        let r = report(vec!["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc".into()]);
-        assert_eq!(r.subject(), "[ballast] unhealthy-target: dry-run targetgroup/web/abc");
+        let r = report(vec![
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc".into(),
+        ]);
+        assert_eq!(
+            r.subject(),
+            "[ballast] unhealthy-target: dry-run targetgroup/web/abc"
+        );
     }
 
     #[test]
     fn subject_is_at_most_100_printable_ascii_characters() {
-        let long = format!("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{}é\n/x", "w".repeat(150));
+        let long = format!(
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{}é\n/x",
+            "w".repeat(150)
+        );
         let s = report(vec![long, "other".into()]).subject();
         assert!(s.len() <= SUBJECT_MAX, "{} chars", s.len());
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
@@ -281,13 +299,19 @@ mod tests {
         let back: Report = serde_json::from_str(m["default"].as_str().unwrap()).unwrap();
         assert_eq!(back, r);
         let email = m["email"].as_str().unwrap();
-        assert!(email.contains("[skipped] mark-unhealthy i-1 (ASG web): dry run"), "{email}");
+        assert!(
+            email.contains("[skipped] mark-unhealthy i-1 (ASG web): dry run"),
+            "{email}"
+        );
         assert_eq!(r.sns_attributes()[1], ("outcome", "dry-run"));
     }
 
     #[test]
     fn worst_outcome_wins() {
-        assert_eq!(Outcome::Noop.worst(Outcome::Remediated), Outcome::Remediated);
+        assert_eq!(
+            Outcome::Noop.worst(Outcome::Remediated),
+            Outcome::Remediated
+        );
         assert_eq!(Outcome::Failed.worst(Outcome::Declined), Outcome::Failed);
         assert_eq!(Outcome::Ignored.worst(Outcome::Noop), Outcome::Noop);
     }

@@ -69,11 +69,16 @@ impl RuntimeHost {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -99,7 +104,10 @@ impl RuntimeHost {
         let (tx, rx) = oneshot::channel();
         self.shared.waiting.lock().unwrap().insert(id.clone(), tx);
         self.queue
-            .send(Pending { id: id.clone(), payload })
+            .send(Pending {
+                id: id.clone(),
+                payload,
+            })
             .map_err(|_| "host stopped".to_string())?;
         match tokio::time::timeout(self.shared.timeout + Duration::from_secs(5), rx).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -118,27 +126,46 @@ impl RuntimeHost {
 
     /// Starts a function binary against this host, with the variables Lambda
     /// sets plus `env`; nothing else of the caller's environment leaks in.
-    pub fn spawn(&self, binary: &Path, function_name: &str, env: &[(String, String)]) -> FunctionProcess {
+    pub fn spawn(
+        &self,
+        binary: &Path,
+        function_name: &str,
+        env: &[(String, String)],
+    ) -> FunctionProcess {
         let mut cmd = tokio::process::Command::new(binary);
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}"))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function_name}"),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", self.shared.timeout.as_secs().to_string())
+            .env(
+                "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                self.shared.timeout.as_secs().to_string(),
+            )
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let logs = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()
@@ -151,7 +178,11 @@ impl RuntimeHost {
                 }
             });
         }
-        FunctionProcess { child, logs, started }
+        FunctionProcess {
+            child,
+            logs,
+            started,
+        }
     }
 }
 
@@ -176,7 +207,10 @@ impl FunctionProcess {
 
     /// Waits for the process to exit on its own.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let status = tokio::time::timeout(timeout, self.child.wait()).await.ok()?.ok();
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?
+            .ok();
         // Let the log readers drain what the process wrote last.
         tokio::time::sleep(Duration::from_millis(100)).await;
         status
@@ -184,19 +218,32 @@ impl FunctionProcess {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+    shared
+        .first_next
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     let pending = shared.queue.lock().await.recv().await;
     let Some(Pending { id, payload }) = pending else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + shared.timeout;
+    let deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + shared.timeout;
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: String| {
         headers.insert(name, HeaderValue::from_str(&value).expect("ascii header"));
     };
     set("lambda-runtime-aws-request-id", id.clone());
-    set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
-    set("lambda-runtime-invoked-function-arn", shared.function_arn.clone());
+    set(
+        "lambda-runtime-deadline-ms",
+        deadline.as_millis().to_string(),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        shared.function_arn.clone(),
+    );
     set("lambda-runtime-trace-id", format!("Root=1-00000000-{id}"));
     set("content-type", "application/json".into());
     (StatusCode::OK, headers, Bytes::from(payload.to_string()))
@@ -213,14 +260,23 @@ fn answer(shared: &Shared, id: &str, answer: Answer) -> StatusCode {
 }
 
 fn json_or_text(body: &Bytes) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     answer(&shared, &id, Answer::Response(json_or_text(&body)))
 }
 
-async fn error(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     answer(&shared, &id, Answer::Error(json_or_text(&body)))
 }
 

@@ -20,7 +20,8 @@ pub fn workspace_root() -> PathBuf {
 /// A sample event from `events/`.
 pub fn sample_event(name: &str) -> serde_json::Value {
     let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 

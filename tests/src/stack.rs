@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
-use aws_sdk_ec2::types::{RequestLaunchTemplateData, InstanceType};
+use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum, TargetTypeEnum};
 use ballast::report::Report;
 use serde_json::Value;
@@ -129,7 +129,12 @@ impl Stack {
             .load_balancer_arn(&lb_arn)
             .protocol(ProtocolEnum::Http)
             .port(80)
-            .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(&tg_arn)
+                    .build(),
+            )
             .send()
             .await
             .expect("CreateListener");
@@ -147,8 +152,12 @@ impl Stack {
             topic_arn: String::new(),
             queue_url: String::new(),
         };
-        stack.create_asg(MANAGED_ASG, 2, &[("ballast:managed", "true")]).await;
-        stack.create_asg(UNMANAGED_ASG, 1, &[("team", "legacy")]).await;
+        stack
+            .create_asg(MANAGED_ASG, 2, &[("ballast:managed", "true")])
+            .await;
+        stack
+            .create_asg(UNMANAGED_ASG, 1, &[("team", "legacy")])
+            .await;
         let (topic_arn, queue_url) = stack.create_report_topic().await;
         Stack {
             topic_arn,
@@ -163,7 +172,12 @@ impl Stack {
             .autoscaling
             .create_auto_scaling_group()
             .auto_scaling_group_name(name)
-            .launch_template(LaunchTemplateSpecification::builder().launch_template_name("web").version("$Latest").build())
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_name("web")
+                    .version("$Latest")
+                    .build(),
+            )
             .min_size(size)
             .max_size(size * 2)
             .desired_capacity(size)
@@ -213,7 +227,10 @@ impl Stack {
             .await
             .expect("GetQueueAttributes")
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .expect("queue arn");
         self.sns
             .subscribe()
@@ -310,7 +327,10 @@ impl Stack {
             .and_then(Value::as_array_mut)
         {
             for m in metrics {
-                if let Some(d) = m.pointer_mut("/metricStat/metric/dimensions").and_then(Value::as_object_mut) {
+                if let Some(d) = m
+                    .pointer_mut("/metricStat/metric/dimensions")
+                    .and_then(Value::as_object_mut)
+                {
                     if d.contains_key("TargetGroup") {
                         d.insert("TargetGroup".into(), Value::String(tg.clone()));
                     }
@@ -345,13 +365,19 @@ impl Stack {
             for m in msgs {
                 let body = m.body().unwrap_or_default();
                 let raw: Value = serde_json::from_str(body).expect("SNS envelope is JSON");
-                let report: Report = serde_json::from_str(raw["Message"].as_str().expect("Message"))
-                    .expect("the SQS subscriber receives the JSON report (default)");
+                let report: Report =
+                    serde_json::from_str(raw["Message"].as_str().expect("Message"))
+                        .expect("the SQS subscriber receives the JSON report (default)");
                 let attributes = raw["MessageAttributes"]
                     .as_object()
                     .map(|o| {
                         o.iter()
-                            .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string()))
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_string(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -362,7 +388,13 @@ impl Stack {
                     raw,
                 });
                 if let Some(h) = m.receipt_handle() {
-                    let _ = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(h).send().await;
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -371,5 +403,7 @@ impl Stack {
 }
 
 fn suffix(arn: &str, marker: &str) -> String {
-    arn.find(marker).map(|i| arn[i..].to_string()).unwrap_or_else(|| arn.to_string())
+    arn.find(marker)
+        .map(|i| arn[i..].to_string())
+        .unwrap_or_else(|| arn.to_string())
 }

@@ -22,7 +22,11 @@ async fn world(dry_run: bool) -> World {
     let moto = Moto::start();
     let stack = Stack::seed(&moto.sdk_config()).await;
     let ballast = ballast_for(&moto, &stack, dry_run);
-    World { _moto: moto, stack, ballast }
+    World {
+        _moto: moto,
+        stack,
+        ballast,
+    }
 }
 
 impl World {
@@ -48,9 +52,13 @@ async fn stopped_instance_is_replaced() {
     let report = w.run(w.alarm()).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.severity, Severity::Info);
-    assert_eq!(report.resources, [w.stack.tg_arn.clone()]);
+    assert_eq!(report.resources, vec![w.stack.tg_arn.clone()]);
     assert_eq!(report.trigger.detail_type, "CloudWatch Alarm State Change");
-    let done: Vec<_> = report.actions.iter().filter(|a| a.status == ActionStatus::Done).collect();
+    let done: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| a.status == ActionStatus::Done)
+        .collect();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].kind, "mark-unhealthy");
     assert_eq!(done[0].target, web[0]);
@@ -62,8 +70,16 @@ async fn stopped_instance_is_replaced() {
     let deliveries = w.stack.reports().await;
     assert_eq!(deliveries.len(), 1);
     let d = &deliveries[0];
-    assert_eq!(d.report, report, "the subscriber receives the same JSON report");
-    assert!(d.subject.starts_with("[ballast] unhealthy-target: remediated targetgroup/web-tg/"), "{}", d.subject);
+    assert_eq!(
+        d.report, report,
+        "the subscriber receives the same JSON report"
+    );
+    assert!(
+        d.subject
+            .starts_with("[ballast] unhealthy-target: remediated targetgroup/web-tg/"),
+        "{}",
+        d.subject
+    );
     assert!(d.subject.len() <= 100);
     assert_eq!(d.attributes["function"], "unhealthy-target");
     assert_eq!(d.attributes["outcome"], "remediated");
@@ -80,9 +96,19 @@ async fn the_same_event_again_is_a_harmless_noop() {
 
     let again = w.run(w.alarm()).await;
     assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
-    assert!(again.actions.iter().all(|a| a.status == ActionStatus::Skipped));
-    assert!(again.actions[0].detail.contains("already marked Unhealthy"), "{:?}", again.actions);
-    assert!(w.stack.reports().await.is_empty(), "a noop is not published");
+    assert!(again
+        .actions
+        .iter()
+        .all(|a| a.status == ActionStatus::Skipped));
+    assert!(
+        again.actions[0].detail.contains("already marked Unhealthy"),
+        "{:?}",
+        again.actions
+    );
+    assert!(
+        w.stack.reports().await.is_empty(),
+        "a noop is not published"
+    );
     assert_eq!(w.stack.asg_health(&web[1]).await, "Healthy");
 }
 
@@ -96,9 +122,25 @@ async fn all_managed_instances_stopped_is_declined() {
     let report = w.run(w.alarm()).await;
     assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
     assert_eq!(report.severity, Severity::Critical);
-    assert!(report.reason.as_deref().unwrap().contains("2 of 3 targets (66%)"), "{:?}", report.reason);
-    assert!(report.reason.as_deref().unwrap().contains("suspect the application or its health check"));
-    assert_eq!(w.stack.all_asg_health().await, before, "declined means no instance is touched");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("2 of 3 targets (66%)"),
+        "{:?}",
+        report.reason
+    );
+    assert!(report
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("suspect the application or its health check"));
+    assert_eq!(
+        w.stack.all_asg_health().await,
+        before,
+        "declined means no instance is touched"
+    );
 
     let deliveries = w.stack.reports().await;
     assert_eq!(deliveries.len(), 1);
@@ -116,7 +158,9 @@ async fn unmanaged_asg_instance_is_untouched() {
     assert_eq!(report.outcome, Outcome::Noop, "{report:#?}");
     assert_eq!(report.actions.len(), 1);
     assert_eq!(report.actions[0].status, ActionStatus::Skipped);
-    assert!(report.actions[0].detail.contains("ASG legacy is not tagged ballast:managed=true"));
+    assert!(report.actions[0]
+        .detail
+        .contains("ASG legacy is not tagged ballast:managed=true"));
     assert_eq!(w.stack.asg_health(&legacy[0]).await, "Healthy");
     assert!(w.stack.reports().await.is_empty());
 }
@@ -131,7 +175,13 @@ async fn dry_run_changes_nothing_and_reports_the_plan() {
     let report = w.run(w.alarm()).await;
     assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
     assert_eq!(report.severity, Severity::Warning);
-    assert!(report.summary.contains(&format!("would mark {} unhealthy in ASG web", web[0])), "{}", report.summary);
+    assert!(
+        report
+            .summary
+            .contains(&format!("would mark {} unhealthy in ASG web", web[0])),
+        "{}",
+        report.summary
+    );
     assert_eq!(report.actions[0].status, ActionStatus::Skipped);
     assert_eq!(report.actions[0].detail, "dry run: not applied");
     assert_eq!(w.stack.all_asg_health().await, before);
@@ -149,8 +199,8 @@ async fn bad_inputs_are_ignored_without_side_effects() {
     let before = w.stack.all_asg_health().await;
 
     let mut missing_tg = w.alarm();
-    missing_tg["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["TargetGroup"] =
-        json!("targetgroup/no-such-tg/0123456789abcdef");
+    missing_tg["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
+        ["TargetGroup"] = json!("targetgroup/no-such-tg/0123456789abcdef");
     let mut ok_alarm = w.alarm();
     ok_alarm["detail"]["state"]["value"] = json!("OK");
 
@@ -158,20 +208,44 @@ async fn bad_inputs_are_ignored_without_side_effects() {
         (json!({}), "a direct invoke needs"),
         (json!("a string"), "payload is a JSON string"),
         (json!(42), "payload is a JSON number"),
-        (sample_event("s3-object-created.json"), "a direct invoke needs"),
+        (
+            sample_event("s3-object-created.json"),
+            "a direct invoke needs",
+        ),
         (missing_tg, "does not exist"),
         (ok_alarm, "not ALARM"),
-        (json!({"targetGroupArn": "web-tg"}), "not a target group ARN"),
-        (json!({"version": "0", "detail-type": "AWS Health Event", "source": "aws.health", "detail": {}}), "does not handle AWS Health Event"),
+        (
+            json!({"targetGroupArn": "web-tg"}),
+            "not a target group ARN",
+        ),
+        (
+            json!({"version": "0", "detail-type": "AWS Health Event", "source": "aws.health", "detail": {}}),
+            "does not handle AWS Health Event",
+        ),
     ];
     for (payload, reason) in cases {
         let report = w.run(payload.clone()).await;
         assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
-        assert!(report.reason.as_deref().unwrap_or_default().contains(reason), "{payload}: {:?}", report.reason);
+        assert!(
+            report
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains(reason),
+            "{payload}: {:?}",
+            report.reason
+        );
         assert!(report.actions.is_empty());
     }
-    assert_eq!(w.stack.all_asg_health().await, before, "ignored means no mutation");
-    assert!(w.stack.reports().await.is_empty(), "ignored is not published");
+    assert_eq!(
+        w.stack.all_asg_health().await,
+        before,
+        "ignored means no mutation"
+    );
+    assert!(
+        w.stack.reports().await.is_empty(),
+        "ignored is not published"
+    );
 }
 
 #[tokio::test]
@@ -180,13 +254,19 @@ async fn sweep_checks_every_target_group_of_managed_asgs() {
     let web = w.stack.instances(MANAGED_ASG).await;
     let healthy = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(healthy.outcome, Outcome::Noop, "{healthy:#?}");
-    assert_eq!(healthy.resources, [w.stack.tg_arn.clone()]);
+    assert_eq!(healthy.resources, vec![w.stack.tg_arn.clone()]);
 
     w.stack.stop(&web[1..]).await;
     let report = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.trigger.detail_type, "Scheduled Event");
-    assert!(report.summary.starts_with("Sweep of 1 target group(s) behind 1 managed"), "{}", report.summary);
+    assert!(
+        report
+            .summary
+            .starts_with("Sweep of 1 target group(s) behind 1 managed"),
+        "{}",
+        report.summary
+    );
     assert_eq!(w.stack.asg_health(&web[1]).await, "Unhealthy");
     assert_eq!(w.stack.reports().await.len(), 1);
 }
@@ -214,9 +294,17 @@ async fn a_report_that_cannot_be_published_is_a_lambda_error() {
     let mut ballast = w.ballast.clone();
     ballast.config.topic_arn = "arn:aws:sns:us-east-1:123456789012:no-such-topic".into();
 
-    let err = handle(&ballast, w.alarm(), Invocation::new("r")).await.unwrap_err();
+    let err = handle(&ballast, w.alarm(), Invocation::new("r"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, HandlerError::Publish { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("Publish on arn:aws:sns:us-east-1:123456789012:no-such-topic failed"), "{text}");
-    assert!(text.contains("\"outcome\":\"remediated\""), "the error carries the report: {text}");
+    assert!(
+        text.contains("Publish on arn:aws:sns:us-east-1:123456789012:no-such-topic failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"outcome\":\"remediated\""),
+        "the error carries the report: {text}"
+    );
 }

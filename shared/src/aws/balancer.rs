@@ -21,12 +21,24 @@ pub struct TargetHealth {
 }
 
 /// The target group, or `None` when it does not exist.
-pub async fn describe_target_group(client: &Client, arn: &str) -> Result<Option<TargetGroup>, AwsError> {
-    let out = match client.describe_target_groups().target_group_arns(arn).send().await {
+pub async fn describe_target_group(
+    client: &Client,
+    arn: &str,
+) -> Result<Option<TargetGroup>, AwsError> {
+    let out = match client
+        .describe_target_groups()
+        .target_group_arns(arn)
+        .send()
+        .await
+    {
         Ok(out) => out,
         Err(e) => {
             let err = AwsError::from_sdk("DescribeTargetGroups", arn, e);
-            return if err.has_code("TargetGroupNotFound") { Ok(None) } else { Err(err) };
+            return if err.has_code("TargetGroupNotFound") {
+                Ok(None)
+            } else {
+                Err(err)
+            };
         }
     };
     Ok(out.target_groups().first().map(|tg| TargetGroup {
@@ -59,8 +71,13 @@ pub async fn target_health(client: &Client, arn: &str) -> Result<Vec<TargetHealt
                     .and_then(|h| h.state())
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|| "unknown".into()),
-                reason: health.and_then(|h| h.reason()).map(|r| r.as_str().to_string()),
-                az: target.availability_zone().filter(|az| *az != "all").map(str::to_string),
+                reason: health
+                    .and_then(|h| h.reason())
+                    .map(|r| r.as_str().to_string()),
+                az: target
+                    .availability_zone()
+                    .filter(|az| *az != "all")
+                    .map(str::to_string),
             })
         })
         .collect())

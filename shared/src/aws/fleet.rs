@@ -34,7 +34,9 @@ pub struct Group {
 
 impl Group {
     pub fn is_managed(&self) -> bool {
-        self.tags.get(tags::MANAGED).is_some_and(|v| tags::is_true(v))
+        self.tags
+            .get(tags::MANAGED)
+            .is_some_and(|v| tags::is_true(v))
     }
 
     fn from_sdk(g: &AutoScalingGroup) -> Self {
@@ -44,7 +46,12 @@ impl Group {
             tags: g
                 .tags()
                 .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
                 .collect(),
             target_group_arns: g.target_group_arns().to_vec(),
             vpc_zone_identifier: g.vpc_zone_identifier().unwrap_or_default().to_string(),
@@ -59,7 +66,10 @@ impl Group {
 const INSTANCE_IDS_PER_CALL: usize = 50;
 
 /// The Auto Scaling view of `instance_ids`; instances in no group are absent.
-pub async fn describe_instances(client: &Client, instance_ids: &[String]) -> Result<Vec<GroupInstance>, AwsError> {
+pub async fn describe_instances(
+    client: &Client,
+    instance_ids: &[String],
+) -> Result<Vec<GroupInstance>, AwsError> {
     let mut found = vec![];
     for chunk in instance_ids.chunks(INSTANCE_IDS_PER_CALL) {
         let mut pages = client
@@ -68,7 +78,9 @@ pub async fn describe_instances(client: &Client, instance_ids: &[String]) -> Res
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingInstances", chunk.join(","), e))?;
+            let page = page.map_err(|e| {
+                AwsError::from_sdk("DescribeAutoScalingInstances", chunk.join(","), e)
+            })?;
             found.extend(page.auto_scaling_instances().iter().map(|i| GroupInstance {
                 instance_id: i.instance_id().unwrap_or_default().to_string(),
                 asg: i.auto_scaling_group_name().unwrap_or_default().to_string(),
@@ -94,7 +106,8 @@ pub async fn describe_groups(client: &Client, names: &[String]) -> Result<Vec<Gr
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", chunk.join(","), e))?;
+            let page = page
+                .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", chunk.join(","), e))?;
             groups.extend(page.auto_scaling_groups().iter().map(Group::from_sdk));
         }
     }
@@ -105,13 +118,24 @@ pub async fn describe_groups(client: &Client, names: &[String]) -> Result<Vec<Gr
 pub async fn managed_groups(client: &Client) -> Result<Vec<Group>, AwsError> {
     let mut pages = client
         .describe_auto_scaling_groups()
-        .filters(Filter::builder().name("tag-key").values(tags::MANAGED).build())
+        .filters(
+            Filter::builder()
+                .name("tag-key")
+                .values(tags::MANAGED)
+                .build(),
+        )
         .into_paginator()
         .send();
     let mut groups = vec![];
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", tags::MANAGED, e))?;
-        groups.extend(page.auto_scaling_groups().iter().map(Group::from_sdk).filter(Group::is_managed));
+        let page =
+            page.map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", tags::MANAGED, e))?;
+        groups.extend(
+            page.auto_scaling_groups()
+                .iter()
+                .map(Group::from_sdk)
+                .filter(Group::is_managed),
+        );
     }
     Ok(groups)
 }

@@ -74,7 +74,11 @@ const THROTTLING_CODES: &[&str] = &[
 ];
 
 impl AwsError {
-    pub fn from_sdk<E>(operation: &'static str, resource: impl Into<String>, err: SdkError<E, HttpResponse>) -> Self
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        resource: impl Into<String>,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -82,7 +86,9 @@ impl AwsError {
         let (retryable, message) = match &err {
             SdkError::ServiceError(ctx) => {
                 let status = ctx.raw().status().as_u16();
-                let throttled = code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c));
+                let throttled = code
+                    .as_deref()
+                    .is_some_and(|c| THROTTLING_CODES.contains(&c));
                 let message = match (err.code(), err.message()) {
                     (Some(c), Some(m)) => format!("{c}: {m}"),
                     (Some(c), None) => c.to_string(),
@@ -90,9 +96,9 @@ impl AwsError {
                 };
                 (throttled || status == 429 || status >= 500, message)
             }
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                (true, DisplayErrorContext(&err).to_string())
-            }
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => (true, DisplayErrorContext(&err).to_string()),
             _ => (false, DisplayErrorContext(&err).to_string()),
         };
         AwsError {

@@ -9,7 +9,11 @@ use crate::report::Report;
 /// Publishes `report` as the contract says: subject, JSON message structure
 /// (`default` JSON, `email` text) and filterable attributes. Returns the
 /// message ID.
-pub async fn publish(client: &Client, topic_arn: &str, report: &Report) -> Result<String, AwsError> {
+pub async fn publish(
+    client: &Client,
+    topic_arn: &str,
+    report: &Report,
+) -> Result<String, AwsError> {
     let mut request = client
         .publish()
         .topic_arn(topic_arn)

@@ -95,12 +95,23 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
     }
 
     // Draining targets are on their way out and count neither way.
-    let counted: Vec<&TargetState> = tg.targets.iter().filter(|t| t.health != "draining").collect();
-    let impaired: Vec<&TargetState> = counted.iter().copied().filter(|t| t.is_impaired()).collect();
+    let counted: Vec<&TargetState> = tg
+        .targets
+        .iter()
+        .filter(|t| t.health != "draining")
+        .collect();
+    let impaired: Vec<&TargetState> = counted
+        .iter()
+        .copied()
+        .filter(|t| t.is_impaired())
+        .collect();
     let (n, k) = (counted.len(), impaired.len());
 
     if impaired.is_empty() {
-        return Plan::noop(format!("No impaired target in {name} ({n} registered)."), resources);
+        return Plan::noop(
+            format!("No impaired target in {name} ({n} registered)."),
+            resources,
+        );
     }
 
     let pct = k * 100 / n;
@@ -112,13 +123,21 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         );
         let skipped = impaired
             .iter()
-            .map(|t| record(t, ActionStatus::Skipped, format!("{}; not marked: declined by guardrail", t.why_impaired())))
+            .map(|t| {
+                record(
+                    t,
+                    ActionStatus::Skipped,
+                    format!("{}; not marked: declined by guardrail", t.why_impaired()),
+                )
+            })
             .collect();
         return Plan {
             verdict: Verdict::Declined,
             steps: vec![],
             skipped,
-            situation: format!("Declined to replace instances of {name}: {k} of {n} targets are impaired."),
+            situation: format!(
+                "Declined to replace instances of {name}: {k} of {n} targets are impaired."
+            ),
             reason: Some(reason),
             severity: Severity::Critical,
             resources,
@@ -129,21 +148,39 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
     let mut skipped = vec![];
     for t in &impaired {
         match &t.member {
-            None => skipped.push(record(t, ActionStatus::Skipped, format!("{}; not in an Auto Scaling group", t.why_impaired()))),
+            None => skipped.push(record(
+                t,
+                ActionStatus::Skipped,
+                format!("{}; not in an Auto Scaling group", t.why_impaired()),
+            )),
             Some(m) if !m.managed => skipped.push(record(
                 t,
                 ActionStatus::Skipped,
-                format!("{}; ASG {} is not tagged {}=true", t.why_impaired(), m.asg, crate::tags::MANAGED),
+                format!(
+                    "{}; ASG {} is not tagged {}=true",
+                    t.why_impaired(),
+                    m.asg,
+                    crate::tags::MANAGED
+                ),
             )),
             Some(m) if m.health_status.eq_ignore_ascii_case("unhealthy") => skipped.push(record(
                 t,
                 ActionStatus::Skipped,
-                format!("{}; already marked Unhealthy, ASG {} is replacing it", t.why_impaired(), m.asg),
+                format!(
+                    "{}; already marked Unhealthy, ASG {} is replacing it",
+                    t.why_impaired(),
+                    m.asg
+                ),
             )),
             Some(m) if m.lifecycle_state != "InService" => skipped.push(record(
                 t,
                 ActionStatus::Skipped,
-                format!("{}; lifecycle state {} in ASG {}, left to the ASG", t.why_impaired(), m.lifecycle_state, m.asg),
+                format!(
+                    "{}; lifecycle state {} in ASG {}, left to the ASG",
+                    t.why_impaired(),
+                    m.lifecycle_state,
+                    m.asg
+                ),
             )),
             Some(m) => steps.push(Step::MarkUnhealthy {
                 instance_id: t.id.clone(),
@@ -181,7 +218,11 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         skipped,
         situation,
         reason: None,
-        severity: if hint.is_some() { Severity::Warning } else { Severity::Info },
+        severity: if hint.is_some() {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
         resources,
     }
 }
@@ -211,7 +252,8 @@ fn az_hint(counted: &[&TargetState], impaired: &[&TargetState]) -> Option<String
     Some(format!(
         "All {} impaired targets are in {az} while {} healthy: possible AZ impairment.",
         impaired.len(),
-        healthy.iter().copied().collect::<Vec<_>>().join(", ") + if healthy.len() == 1 { " is" } else { " are" }
+        healthy.iter().copied().collect::<Vec<_>>().join(", ")
+            + if healthy.len() == 1 { " is" } else { " are" }
     ))
 }
 
@@ -231,7 +273,9 @@ mod tests {
     use proptest::prelude::*;
 
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc";
-    const POLICY: Policy = Policy { max_unhealthy_percent: 50 };
+    const POLICY: Policy = Policy {
+        max_unhealthy_percent: 50,
+    };
 
     fn target(id: &str, health: &str, az: &str, asg: &str, managed: bool) -> TargetState {
         TargetState {
@@ -253,7 +297,11 @@ mod tests {
     }
 
     fn tg(targets: Vec<TargetState>) -> TargetGroupState {
-        TargetGroupState { arn: TG.into(), target_type: "instance".into(), targets }
+        TargetGroupState {
+            arn: TG.into(),
+            target_type: "instance".into(),
+            targets,
+        }
     }
 
     fn web(states: &[(&str, &str)]) -> TargetGroupState {
@@ -277,16 +325,26 @@ mod tests {
 
     #[test]
     fn one_stopped_instance_is_marked() {
-        let plan = decide(&web(&[("unused", "a"), ("healthy", "b"), ("healthy", "a")]), &POLICY);
+        let plan = decide(
+            &web(&[("unused", "a"), ("healthy", "b"), ("healthy", "a")]),
+            &POLICY,
+        );
         assert_eq!(plan.verdict, Verdict::Act);
         assert_eq!(marked(&plan), ["i-0"]);
         assert_eq!(plan.severity, Severity::Info);
-        assert!(plan.situation.contains("i-0 (instance stopped)"), "{}", plan.situation);
+        assert!(
+            plan.situation.contains("i-0 (instance stopped)"),
+            "{}",
+            plan.situation
+        );
     }
 
     #[test]
     fn failing_health_checks_count_as_impaired() {
-        let plan = decide(&web(&[("unhealthy", "a"), ("healthy", "b"), ("healthy", "b")]), &POLICY);
+        let plan = decide(
+            &web(&[("unhealthy", "a"), ("healthy", "b"), ("healthy", "b")]),
+            &POLICY,
+        );
         assert_eq!(marked(&plan), ["i-0"]);
     }
 
@@ -299,44 +357,74 @@ mod tests {
 
     #[test]
     fn more_than_half_impaired_is_declined() {
-        let plan = decide(&web(&[("unused", "a"), ("unhealthy", "b"), ("healthy", "b")]), &POLICY);
+        let plan = decide(
+            &web(&[("unused", "a"), ("unhealthy", "b"), ("healthy", "b")]),
+            &POLICY,
+        );
         assert_eq!(plan.verdict, Verdict::Declined);
         assert_eq!(plan.severity, Severity::Critical);
         assert!(plan.steps.is_empty());
         assert_eq!(plan.skipped.len(), 2);
-        assert!(plan.reason.as_deref().unwrap().contains("suspect the application or its health check"));
+        assert!(plan
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("suspect the application or its health check"));
     }
 
     #[test]
     fn all_targets_unhealthy_is_declined() {
         let plan = decide(&web(&[("unused", "a"), ("unused", "b")]), &POLICY);
         assert_eq!(plan.verdict, Verdict::Declined);
-        assert!(plan.reason.as_deref().unwrap().starts_with("2 of 2 targets (100%)"));
+        assert!(plan
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("2 of 2 targets (100%)"));
     }
 
     #[test]
     fn threshold_is_configurable() {
-        let strict = Policy { max_unhealthy_percent: 20 };
-        let plan = decide(&web(&[("unused", "a"), ("healthy", "b"), ("healthy", "b")]), &strict);
+        let strict = Policy {
+            max_unhealthy_percent: 20,
+        };
+        let plan = decide(
+            &web(&[("unused", "a"), ("healthy", "b"), ("healthy", "b")]),
+            &strict,
+        );
         assert_eq!(plan.verdict, Verdict::Declined);
-        let zero = Policy { max_unhealthy_percent: 0 };
-        assert_eq!(decide(&web(&[("unused", "a"), ("healthy", "b")]), &zero).verdict, Verdict::Declined);
+        let zero = Policy {
+            max_unhealthy_percent: 0,
+        };
+        assert_eq!(
+            decide(&web(&[("unused", "a"), ("healthy", "b")]), &zero).verdict,
+            Verdict::Declined
+        );
     }
 
     #[test]
     fn unmanaged_asg_instance_is_skipped_and_the_rest_acts() {
-        let mut g = web(&[("unused", "a"), ("healthy", "b"), ("healthy", "a"), ("healthy", "b")]);
-        g.targets.push(target("i-legacy", "unused", "a", "legacy", false));
+        let mut g = web(&[
+            ("unused", "a"),
+            ("healthy", "b"),
+            ("healthy", "a"),
+            ("healthy", "b"),
+        ]);
+        g.targets
+            .push(target("i-legacy", "unused", "a", "legacy", false));
         let plan = decide(&g, &POLICY);
         assert_eq!(marked(&plan), ["i-0"]);
         assert_eq!(plan.skipped.len(), 1);
-        assert!(plan.skipped[0].detail.contains("ASG legacy is not tagged ballast:managed=true"));
+        assert!(plan.skipped[0]
+            .detail
+            .contains("ASG legacy is not tagged ballast:managed=true"));
     }
 
     #[test]
     fn only_unmanaged_impaired_is_a_noop() {
         let mut g = web(&[("healthy", "a"), ("healthy", "b")]);
-        g.targets.push(target("i-legacy", "unused", "a", "legacy", false));
+        g.targets
+            .push(target("i-legacy", "unused", "a", "legacy", false));
         let plan = decide(&g, &POLICY);
         assert_eq!(plan.verdict, Verdict::Noop);
         assert_eq!(plan.skipped[0].status, ActionStatus::Skipped);
@@ -360,15 +448,25 @@ mod tests {
     #[test]
     fn instance_outside_any_asg_is_skipped() {
         let mut g = web(&[("healthy", "a"), ("healthy", "b"), ("healthy", "b")]);
-        g.targets.push(TargetState { member: None, ..target("i-pet", "unhealthy", "a", "-", false) });
+        g.targets.push(TargetState {
+            member: None,
+            ..target("i-pet", "unhealthy", "a", "-", false)
+        });
         let plan = decide(&g, &POLICY);
         assert_eq!(plan.verdict, Verdict::Noop);
-        assert!(plan.skipped[0].detail.contains("not in an Auto Scaling group"));
+        assert!(plan.skipped[0]
+            .detail
+            .contains("not in an Auto Scaling group"));
     }
 
     #[test]
     fn already_marked_or_leaving_instances_are_not_marked_again() {
-        let mut g = web(&[("unused", "a"), ("unused", "b"), ("healthy", "a"), ("healthy", "b")]);
+        let mut g = web(&[
+            ("unused", "a"),
+            ("unused", "b"),
+            ("healthy", "a"),
+            ("healthy", "b"),
+        ]);
         g.targets[0].member.as_mut().unwrap().health_status = "Unhealthy".into();
         g.targets[1].member.as_mut().unwrap().lifecycle_state = "Terminating".into();
         let plan = decide(&g, &POLICY);
@@ -379,7 +477,15 @@ mod tests {
     #[test]
     fn draining_targets_do_not_count() {
         // 1 impaired of 2 counted: at the threshold, acts; the draining one is ignored.
-        let plan = decide(&web(&[("unused", "a"), ("healthy", "b"), ("draining", "a"), ("draining", "b")]), &POLICY);
+        let plan = decide(
+            &web(&[
+                ("unused", "a"),
+                ("healthy", "b"),
+                ("draining", "a"),
+                ("draining", "b"),
+            ]),
+            &POLICY,
+        );
         assert_eq!(plan.verdict, Verdict::Act);
         let plan = decide(&web(&[("unused", "a"), ("draining", "b")]), &POLICY);
         assert_eq!(plan.verdict, Verdict::Declined);
@@ -388,18 +494,33 @@ mod tests {
     #[test]
     fn impaired_targets_all_in_one_az_while_another_is_healthy_hint_at_az_trouble() {
         let plan = decide(
-            &web(&[("unused", "us-east-1a"), ("unhealthy", "us-east-1a"), ("healthy", "us-east-1b"), ("healthy", "us-east-1b")]),
+            &web(&[
+                ("unused", "us-east-1a"),
+                ("unhealthy", "us-east-1a"),
+                ("healthy", "us-east-1b"),
+                ("healthy", "us-east-1b"),
+            ]),
             &POLICY,
         );
         assert_eq!(plan.verdict, Verdict::Act);
         assert_eq!(plan.severity, Severity::Warning);
-        assert!(plan.situation.contains("All 2 impaired targets are in us-east-1a while us-east-1b is healthy"), "{}", plan.situation);
+        assert!(
+            plan.situation
+                .contains("All 2 impaired targets are in us-east-1a while us-east-1b is healthy"),
+            "{}",
+            plan.situation
+        );
     }
 
     #[test]
     fn mixed_azs_give_no_az_hint() {
         let plan = decide(
-            &web(&[("unused", "us-east-1a"), ("unhealthy", "us-east-1b"), ("healthy", "us-east-1b"), ("healthy", "us-east-1a")]),
+            &web(&[
+                ("unused", "us-east-1a"),
+                ("unhealthy", "us-east-1b"),
+                ("healthy", "us-east-1b"),
+                ("healthy", "us-east-1a"),
+            ]),
             &POLICY,
         );
         assert_eq!(plan.verdict, Verdict::Act);
@@ -410,18 +531,40 @@ mod tests {
 
     #[test]
     fn a_single_impaired_target_gives_no_az_hint() {
-        let plan = decide(&web(&[("unused", "us-east-1a"), ("healthy", "us-east-1b")]), &POLICY);
+        let plan = decide(
+            &web(&[("unused", "us-east-1a"), ("healthy", "us-east-1b")]),
+            &POLICY,
+        );
         assert!(!plan.situation.contains("AZ"), "{}", plan.situation);
     }
 
     fn arb_target() -> impl Strategy<Value = TargetState> {
         (
-            prop_oneof![Just("healthy"), Just("unhealthy"), Just("unused"), Just("draining"), Just("initial")],
-            prop_oneof![Just(Some("Target.InvalidState")), Just(Some("Target.NotRegistered")), Just(None)],
+            prop_oneof![
+                Just("healthy"),
+                Just("unhealthy"),
+                Just("unused"),
+                Just("draining"),
+                Just("initial")
+            ],
+            prop_oneof![
+                Just(Some("Target.InvalidState")),
+                Just(Some("Target.NotRegistered")),
+                Just(None)
+            ],
             prop_oneof![Just("us-east-1a"), Just("us-east-1b"), Just("us-east-1c")],
-            prop_oneof![Just(None), Just(Some(("web", true))), Just(Some(("legacy", false)))],
+            prop_oneof![
+                Just(None),
+                Just(Some(("web", true))),
+                Just(Some(("legacy", false)))
+            ],
             prop_oneof![Just("Healthy"), Just("Unhealthy")],
-            prop_oneof![Just("InService"), Just("Pending"), Just("Terminating"), Just("Standby")],
+            prop_oneof![
+                Just("InService"),
+                Just("Pending"),
+                Just("Terminating"),
+                Just("Standby")
+            ],
         )
             .prop_map(|(health, reason, az, asg, hs, ls)| TargetState {
                 id: String::new(),

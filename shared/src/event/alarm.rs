@@ -220,7 +220,9 @@ mod tests {
         assert_eq!(a.metrics.len(), 1);
         assert_eq!(a.dimension("TargetGroup"), Some("targetgroup/web/abc"));
         assert_eq!(a.region.as_deref(), Some("eu-west-1"));
-        assert!(a.metric("AWS/ApplicationELB", &["UnHealthyHostCount"]).is_some());
+        assert!(a
+            .metric("AWS/ApplicationELB", &["UnHealthyHostCount"])
+            .is_some());
     }
 
     #[test]
@@ -239,7 +241,9 @@ mod tests {
             "alarmData": {"alarmName": "tg", "state": {"value": "ALARM", "reason": "x"},
               "configuration": {"metrics": [{"id": "m", "metricStat": {"metric": {"namespace": "AWS/ApplicationELB",
                  "name": "UnHealthyHostCount", "dimensions": {"TargetGroup": "targetgroup/a/b"}}, "period": 60}}]}}});
-        let Inbound::AlarmAction(a) = Inbound::classify(&p) else { panic!() };
+        let Inbound::AlarmAction(a) = Inbound::classify(&p) else {
+            panic!()
+        };
         assert_eq!(a.region.as_deref(), Some("us-west-2"));
         assert_eq!(a.account.as_deref(), Some("111122223333"));
         assert_eq!(a.dimension("TargetGroup"), Some("targetgroup/a/b"));

@@ -66,6 +66,17 @@ impl Inbound {
                 Err(e) => Inbound::Other(format!("malformed EventBridge event: {e}")),
             };
         }
+        if let Some(Value::Array(records)) = object.get("Records") {
+            let source = records
+                .first()
+                .and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource")))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown source");
+            return Inbound::Other(format!(
+                "a batch of {} record(s) from {source} is not an event Ballast handles",
+                records.len()
+            ));
+        }
         if object.contains_key("alarmData") {
             return match alarm::AlarmChange::from_alarm_action(payload) {
                 Ok(change) => Inbound::AlarmAction(change),
@@ -167,7 +178,9 @@ mod tests {
 
     #[test]
     fn non_objects_are_told_apart() {
-        assert!(matches!(Inbound::classify(&json!("hello")), Inbound::Other(r) if r.contains("string")));
+        assert!(
+            matches!(Inbound::classify(&json!("hello")), Inbound::Other(r) if r.contains("string"))
+        );
         assert!(matches!(Inbound::classify(&json!([1])), Inbound::Other(r) if r.contains("array")));
         assert!(matches!(Inbound::classify(&json!({})), Inbound::Direct(m) if m.is_empty()));
     }
@@ -177,7 +190,9 @@ mod tests {
         let e = json!({"version":"0","id":"abc","detail-type":"Scheduled Event","source":"aws.events",
             "account":"123456789012","time":"2026-11-21T10:00:00Z","region":"us-east-1","resources":[],"detail":{}});
         let inbound = Inbound::classify(&e);
-        let Inbound::EventBridge(env) = &inbound else { panic!("{inbound:?}") };
+        let Inbound::EventBridge(env) = &inbound else {
+            panic!("{inbound:?}")
+        };
         assert!(is_scheduled(env));
         assert_eq!(inbound.trigger("req").id, "abc");
         assert_eq!(inbound.trigger("req").detail_type, "Scheduled Event");
@@ -185,7 +200,8 @@ mod tests {
 
     #[test]
     fn arn_parts_and_short_names() {
-        let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/6d0ecf831eec9f09";
+        let arn =
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/6d0ecf831eec9f09";
         let a = Arn::parse(arn).unwrap();
         assert_eq!(a.service, "elasticloadbalancing");
         assert_eq!(a.account, "123456789012");

@@ -29,7 +29,11 @@ pub enum HandlerError {
 
 /// Logs the report, publishes it when its outcome is worth a message, and
 /// turns a transient failure into a Lambda error after the report is out.
-pub async fn finish(ballast: &Ballast, report: Report, transient: Option<AwsError>) -> Result<Report, HandlerError> {
+pub async fn finish(
+    ballast: &Ballast,
+    report: Report,
+    transient: Option<AwsError>,
+) -> Result<Report, HandlerError> {
     let json = report.to_json();
     tracing::info!(outcome = report.outcome.as_str(), report = %json, "decision");
     if report.outcome.is_published() {

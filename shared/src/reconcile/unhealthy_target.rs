@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::{finish, first_transient, HandlerError};
 use crate::aws::{balancer, fleet, AwsError};
-use crate::decide::unhealthy_target::{decide, AsgMembership, Policy, TargetGroupState, TargetState};
+use crate::decide::unhealthy_target::{
+    decide, AsgMembership, Policy, TargetGroupState, TargetState,
+};
 use crate::event::alarm::AlarmChange;
 use crate::event::{is_scheduled, json_kind, partition_of, short_name, Arn, Inbound};
 use crate::execute::{execute, ReportContext};
@@ -34,8 +36,12 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
         Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
-        Inbound::EventBridge(env) if env.source == "aws.cloudwatch" && env.detail_type == "CloudWatch Alarm State Change" => {
-            let alarm = AlarmChange::from_eventbridge(env).map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
+        Inbound::EventBridge(env)
+            if env.source == "aws.cloudwatch"
+                && env.detail_type == "CloudWatch Alarm State Change" =>
+        {
+            let alarm = AlarmChange::from_eventbridge(env)
+                .map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
             alarm_intent(&alarm)
         }
         Inbound::EventBridge(env) => Err(format!(
@@ -43,9 +49,16 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
             env.detail_type, env.source
         )),
         Inbound::Direct(object) => match object.get("targetGroupArn") {
-            Some(Value::String(arn)) if is_target_group_arn(arn) => Ok(Intent::TargetGroup(arn.clone())),
-            Some(Value::String(arn)) => Err(format!("targetGroupArn {arn:?} is not a target group ARN")),
-            Some(other) => Err(format!("targetGroupArn must be a string, not a {}", json_kind(other))),
+            Some(Value::String(arn)) if is_target_group_arn(arn) => {
+                Ok(Intent::TargetGroup(arn.clone()))
+            }
+            Some(Value::String(arn)) => {
+                Err(format!("targetGroupArn {arn:?} is not a target group ARN"))
+            }
+            Some(other) => Err(format!(
+                "targetGroupArn must be a string, not a {}",
+                json_kind(other)
+            )),
             None => {
                 let keys: Vec<&str> = object.keys().map(String::as_str).collect();
                 Err(format!(
@@ -59,7 +72,10 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
 
 fn is_target_group_arn(arn: &str) -> bool {
     Arn::parse(arn).is_some_and(|a| {
-        a.service == "elasticloadbalancing" && a.resource.starts_with("targetgroup/") && !a.region.is_empty() && !a.account.is_empty()
+        a.service == "elasticloadbalancing"
+            && a.resource.starts_with("targetgroup/")
+            && !a.region.is_empty()
+            && !a.account.is_empty()
     })
 }
 
@@ -68,7 +84,11 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
         return Err(format!(
             "alarm {} is in state {}, not ALARM: nothing to replace",
             alarm.alarm_name,
-            if alarm.state.is_empty() { "(none)" } else { &alarm.state }
+            if alarm.state.is_empty() {
+                "(none)"
+            } else {
+                &alarm.state
+            }
         ));
     }
     let metric = alarm
@@ -81,7 +101,10 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
             )
         })?;
     let (Some(region), Some(account)) = (alarm.region.as_deref(), alarm.account.as_deref()) else {
-        return Err(format!("alarm {} carries no region and account to locate its target group", alarm.alarm_name));
+        return Err(format!(
+            "alarm {} carries no region and account to locate its target group",
+            alarm.alarm_name
+        ));
     };
     let arn = format!(
         "arn:{}:elasticloadbalancing:{region}:{account}:{}",
@@ -89,13 +112,20 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
         metric.dimensions["TargetGroup"]
     );
     if !is_target_group_arn(&arn) {
-        return Err(format!("alarm {} names no valid target group ({arn})", alarm.alarm_name));
+        return Err(format!(
+            "alarm {} names no valid target group ({arn})",
+            alarm.alarm_name
+        ));
     }
     Ok(Intent::TargetGroup(arn))
 }
 
 /// The Lambda handler.
-pub async fn handle(ballast: &Ballast, payload: Value, invocation: Invocation) -> Result<Report, HandlerError> {
+pub async fn handle(
+    ballast: &Ballast,
+    payload: Value,
+    invocation: Invocation,
+) -> Result<Report, HandlerError> {
     let inbound = Inbound::classify(&payload);
     let ctx = ReportContext {
         function: FUNCTION,
@@ -116,17 +146,35 @@ pub async fn handle(ballast: &Ballast, payload: Value, invocation: Invocation) -
 }
 
 /// One target group: observe → decide → execute → report.
-async fn reconcile(ballast: &Ballast, ctx: &ReportContext, arn: &str, invocation: &Invocation) -> (Report, Option<AwsError>) {
+async fn reconcile(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    arn: &str,
+    invocation: &Invocation,
+) -> (Report, Option<AwsError>) {
     if let Some(a) = Arn::parse(arn).filter(|a| a.region != ballast.aws.region) {
         return (
-            ctx.ignored(format!("{arn} is in {}, this function serves {}", a.region, ballast.aws.region)),
+            ctx.ignored(format!(
+                "{arn} is in {}, this function serves {}",
+                a.region, ballast.aws.region
+            )),
             None,
         );
     }
     let state = match observe(ballast, arn).await {
         Ok(Some(state)) => state,
-        Ok(None) => return (ctx.ignored(format!("target group {arn} does not exist")), None),
-        Err(e) => return (ctx.failed(vec![arn.to_string()], &e), e.retryable.then_some(e)),
+        Ok(None) => {
+            return (
+                ctx.ignored(format!("target group {arn} does not exist")),
+                None,
+            )
+        }
+        Err(e) => {
+            return (
+                ctx.failed(vec![arn.to_string()], &e),
+                e.retryable.then_some(e),
+            )
+        }
     };
     let plan = decide(
         &state,
@@ -134,9 +182,18 @@ async fn reconcile(ballast: &Ballast, ctx: &ReportContext, arn: &str, invocation
             max_unhealthy_percent: ballast.config.max_unhealthy_percent,
         },
     );
-    let applied = execute(&plan, &ballast.aws, ballast.config.dry_run, invocation.deadline).await;
+    let applied = execute(
+        &plan,
+        &ballast.aws,
+        ballast.config.dry_run,
+        invocation.deadline,
+    )
+    .await;
     let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
-    (ctx.conclude(plan, applied, ballast.config.dry_run), transient)
+    (
+        ctx.conclude(plan, applied, ballast.config.dry_run),
+        transient,
+    )
 }
 
 /// Reads the target group, its targets' health and their ASGs.
@@ -150,11 +207,21 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
     let mut members = BTreeMap::new();
     let mut managed = BTreeMap::new();
     if tg.target_type == "instance" && !health.is_empty() {
-        let ids: Vec<String> = health.iter().map(|h| h.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ids: Vec<String> = health
+            .iter()
+            .map(|h| h.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for i in fleet::describe_instances(&aws.autoscaling, &ids).await? {
             members.insert(i.instance_id.clone(), i);
         }
-        let names: Vec<String> = members.values().map(|i| i.asg.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let names: Vec<String> = members
+            .values()
+            .map(|i| i.asg.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for g in fleet::describe_groups(&aws.autoscaling, &names).await? {
             managed.insert(g.name.clone(), g.is_managed());
         }
@@ -165,7 +232,10 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
         .map(|h| {
             let member = members.get(&h.id);
             TargetState {
-                az: member.map(|m| m.az.clone()).filter(|az| !az.is_empty()).or(h.az),
+                az: member
+                    .map(|m| m.az.clone())
+                    .filter(|az| !az.is_empty())
+                    .or(h.az),
                 member: member.map(|m| AsgMembership {
                     asg: m.asg.clone(),
                     managed: managed.get(&m.asg).copied().unwrap_or(false),
@@ -186,12 +256,19 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
 }
 
 /// Every target group attached to a managed ASG, each reconciled; one report.
-async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> (Report, Option<AwsError>) {
+async fn sweep(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    invocation: &Invocation,
+) -> (Report, Option<AwsError>) {
     let groups = match fleet::managed_groups(&ballast.aws.autoscaling).await {
         Ok(groups) => groups,
         Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
     };
-    let arns: BTreeSet<String> = groups.iter().flat_map(|g| g.target_group_arns.iter().cloned()).collect();
+    let arns: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| g.target_group_arns.iter().cloned())
+        .collect();
     let mut parts = Vec::with_capacity(arns.len());
     let mut transient = None;
     for arn in &arns {
@@ -216,7 +293,11 @@ fn merge_sweep(ctx: &ReportContext, managed_groups: usize, parts: Vec<Report>) -
     let mut lines = vec![];
     let mut reasons = vec![];
     for part in parts {
-        let name = part.resources.first().map(|r| short_name(r).to_string()).unwrap_or_default();
+        let name = part
+            .resources
+            .first()
+            .map(|r| short_name(r).to_string())
+            .unwrap_or_default();
         if part.outcome != Outcome::Ignored {
             outcome = outcome.worst(part.outcome);
             severity = severity.max(part.severity);
@@ -258,22 +339,48 @@ mod tests {
 
     #[test]
     fn unhealthy_host_count_alarm_names_its_target_group() {
-        let i = intent(alarm("ALARM", "AWS/ApplicationELB", "UnHealthyHostCount",
-            json!({"TargetGroup":"targetgroup/web/abc","LoadBalancer":"app/web/def","AvailabilityZone":"us-east-1a"})));
-        assert_eq!(i, Ok(Intent::TargetGroup("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc".into())));
+        let i = intent(alarm(
+            "ALARM",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            json!({"TargetGroup":"targetgroup/web/abc","LoadBalancer":"app/web/def","AvailabilityZone":"us-east-1a"}),
+        ));
+        assert_eq!(
+            i,
+            Ok(Intent::TargetGroup(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc".into()
+            ))
+        );
     }
 
     #[test]
     fn alarm_back_to_ok_is_ignored() {
-        let r = intent(alarm("OK", "AWS/ApplicationELB", "UnHealthyHostCount", json!({"TargetGroup":"targetgroup/web/abc"})));
+        let r = intent(alarm(
+            "OK",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            json!({"TargetGroup":"targetgroup/web/abc"}),
+        ));
         assert!(r.unwrap_err().contains("not ALARM"));
     }
 
     #[test]
     fn other_metrics_are_ignored() {
-        let r = intent(alarm("ALARM", "AWS/EC2", "CPUUtilization", json!({"InstanceId":"i-1"})));
-        assert!(r.unwrap_err().contains("does not watch AWS/ApplicationELB UnHealthyHostCount"));
-        let r = intent(alarm("ALARM", "AWS/ApplicationELB", "UnHealthyHostCount", json!({"LoadBalancer":"app/web/def"})));
+        let r = intent(alarm(
+            "ALARM",
+            "AWS/EC2",
+            "CPUUtilization",
+            json!({"InstanceId":"i-1"}),
+        ));
+        assert!(r
+            .unwrap_err()
+            .contains("does not watch AWS/ApplicationELB UnHealthyHostCount"));
+        let r = intent(alarm(
+            "ALARM",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            json!({"LoadBalancer":"app/web/def"}),
+        ));
         assert!(r.is_err());
     }
 
@@ -287,19 +394,32 @@ mod tests {
     #[test]
     fn direct_invoke_takes_a_target_group_arn() {
         let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc";
-        assert_eq!(intent(json!({"targetGroupArn": arn})), Ok(Intent::TargetGroup(arn.into())));
-        assert!(intent(json!({"targetGroupArn": "web"})).unwrap_err().contains("not a target group ARN"));
-        assert!(intent(json!({"targetGroupArn": 7})).unwrap_err().contains("must be a string"));
-        assert!(intent(json!({})).unwrap_err().contains("needs {\"targetGroupArn\""));
+        assert_eq!(
+            intent(json!({"targetGroupArn": arn})),
+            Ok(Intent::TargetGroup(arn.into()))
+        );
+        assert!(intent(json!({"targetGroupArn": "web"}))
+            .unwrap_err()
+            .contains("not a target group ARN"));
+        assert!(intent(json!({"targetGroupArn": 7}))
+            .unwrap_err()
+            .contains("must be a string"));
+        assert!(intent(json!({}))
+            .unwrap_err()
+            .contains("needs {\"targetGroupArn\""));
     }
 
     #[test]
     fn bad_inputs_are_ignored_with_a_reason() {
-        assert!(intent(json!("a string")).unwrap_err().contains("JSON string"));
+        assert!(intent(json!("a string"))
+            .unwrap_err()
+            .contains("JSON string"));
         assert!(intent(json!(null)).unwrap_err().contains("JSON null"));
         let s3 = json!({"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"}}}]});
         assert!(intent(s3).is_err());
         let other = json!({"version":"0","id":"x","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}});
-        assert!(intent(other).unwrap_err().contains("does not handle EC2 Instance State-change Notification"));
+        assert!(intent(other)
+            .unwrap_err()
+            .contains("does not handle EC2 Instance State-change Notification"));
     }
 }

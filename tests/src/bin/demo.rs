@@ -1,0 +1,220 @@
+//! `make demo`: Ballast's failure stories against a local AWS emulator, with
+//! the real release binaries under a Lambda Runtime API host. No AWS account.
+
+use std::time::{Duration, Instant};
+
+use ballast::report::Report;
+use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
+use ballast_tests::moto::Moto;
+use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{release_binary, sample_event};
+use serde_json::Value;
+
+struct Timeline {
+    start: Instant,
+}
+
+impl Timeline {
+    fn say(&self, what: &str, text: impl AsRef<str>) {
+        let t = self.start.elapsed().as_secs_f64();
+        let mut lines = text.as_ref().lines();
+        println!(
+            "  [+{t:5.1}s] {what:<9}{}",
+            lines.next().unwrap_or_default()
+        );
+        for line in lines {
+            println!("  {:>9} {:<9}{line}", "", "");
+        }
+    }
+
+    fn story(&self, title: &str) {
+        println!("\n{title}\n{}", "-".repeat(title.len()));
+    }
+}
+
+async fn invoke(host: &RuntimeHost, process: &FunctionProcess, event: Value) -> Report {
+    match host.invoke(event).await {
+        Ok(Answer::Response(v)) => serde_json::from_value(v).expect("a report"),
+        other => panic!(
+            "the function failed: {other:?}\n{}",
+            process.logs().join("\n")
+        ),
+    }
+}
+
+fn decision(tl: &Timeline, report: &Report) {
+    tl.say(
+        "decision",
+        format!(
+            "{} ({}): {}",
+            report.outcome.as_str(),
+            report.severity.as_str(),
+            report.summary
+        ),
+    );
+    if let Some(reason) = &report.reason {
+        tl.say("reason", reason);
+    }
+    for a in &report.actions {
+        let asg = a
+            .asg
+            .as_deref()
+            .map(|g| format!(" (ASG {g})"))
+            .unwrap_or_default();
+        tl.say(
+            "action",
+            format!(
+                "[{}] {} {}{}: {}",
+                a.status.as_str(),
+                a.kind,
+                a.target,
+                asg,
+                a.detail
+            ),
+        );
+    }
+}
+
+async fn delivered(tl: &Timeline, stack: &Stack) {
+    let deliveries = stack.reports().await;
+    if deliveries.is_empty() {
+        tl.say(
+            "report",
+            "nothing published (noop and ignored are answered, not published)",
+        );
+    }
+    for d in deliveries {
+        let attrs: Vec<String> = d
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        tl.say(
+            "report",
+            format!(
+                "SNS → subscriber. Subject: {}\nattributes: {}\n---- email rendering ----\n{}",
+                d.subject,
+                attrs.join(", "),
+                d.report.email_text().trim_end()
+            ),
+        );
+    }
+}
+
+async fn asg_state(tl: &Timeline, stack: &Stack) {
+    let targets = stack.target_states().await;
+    for asg in [MANAGED_ASG, UNMANAGED_ASG] {
+        let mut parts = vec![];
+        for id in stack.instances(asg).await {
+            let target = targets.get(&id).map(String::as_str).unwrap_or("-");
+            parts.push(format!(
+                "{id} ASG:{} ELB:{target}",
+                stack.asg_health(&id).await
+            ));
+        }
+        tl.say("state", format!("ASG {asg}: {}", parts.join(", ")));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let binary = release_binary("unhealthy-target");
+    println!("Ballast demo: the real release binaries under a local Lambda Runtime API host,");
+    println!("against moto (a local AWS emulator). No AWS account is used.");
+
+    let tl = Timeline {
+        start: Instant::now(),
+    };
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    tl.story("Story 1: an instance stops behind the load balancer");
+    tl.say(
+        "seed",
+        format!(
+            "VPC {} with subnets in {}; ALB web-alb → target group web-tg;\n\
+             ASG {MANAGED_ASG} (2 instances, ballast:managed=true), ASG {UNMANAGED_ASG} (1 instance, unmanaged);\n\
+             report topic ballast-reports with an SQS subscriber",
+            stack.vpc_id,
+            AZS.join(" and ")
+        ),
+    );
+
+    let host = RuntimeHost::start("unhealthy-target", Duration::from_secs(30)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    let process = host.spawn(&binary, "unhealthy-target", &env);
+    asg_state(&tl, &stack).await;
+
+    let web = stack.instances(MANAGED_ASG).await;
+    stack.stop(&web[..1]).await;
+    tl.say(
+        "fault",
+        format!(
+            "{} (ASG {MANAGED_ASG}) stops; ELB now reports it unused / Target.InvalidState",
+            web[0]
+        ),
+    );
+
+    let alarm = stack.alarm_event("unhealthy-target-alarm.json");
+    tl.say(
+        "event",
+        format!(
+            "CloudWatch Alarm State Change: {} → ALARM (AWS/ApplicationELB UnHealthyHostCount)",
+            alarm["detail"]["alarmName"].as_str().unwrap_or_default()
+        ),
+    );
+    let report = invoke(&host, &process, alarm.clone()).await;
+    decision(&tl, &report);
+    delivered(&tl, &stack).await;
+    asg_state(&tl, &stack).await;
+    tl.say(
+        "note",
+        "in AWS the ASG now launches a replacement and terminates the marked instance;\n\
+         the emulator records the health change only",
+    );
+
+    tl.say(
+        "event",
+        "the same alarm event again (EventBridge delivers at least once)",
+    );
+    let again = invoke(&host, &process, alarm.clone()).await;
+    decision(&tl, &again);
+    delivered(&tl, &stack).await;
+
+    tl.story("Story 2: the second instance stops too; the guardrail holds");
+    stack.stop(&web[1..]).await;
+    tl.say(
+        "fault",
+        format!(
+            "{} (ASG {MANAGED_ASG}) stops as well: 2 of 3 targets impaired",
+            web[1]
+        ),
+    );
+    tl.say(
+        "event",
+        "CloudWatch Alarm State Change (ALARM), then the scheduled sweep",
+    );
+    let declined = invoke(&host, &process, alarm).await;
+    decision(&tl, &declined);
+    delivered(&tl, &stack).await;
+    let sweep = invoke(&host, &process, sample_event("scheduled-sweep.json")).await;
+    tl.say(
+        "sweep",
+        format!("{}: {}", sweep.outcome.as_str(), sweep.summary),
+    );
+    delivered(&tl, &stack).await;
+    asg_state(&tl, &stack).await;
+
+    tl.story("Story 3: an event that is not Ballast's business");
+    let ignored = invoke(&host, &process, sample_event("s3-object-created.json")).await;
+    tl.say(
+        "event",
+        "an S3 ObjectCreated notification, sent to the wrong function",
+    );
+    decision(&tl, &ignored);
+
+    drop(process);
+    drop(host);
+    drop(moto);
+    println!("\nDone: the emulator and the function process are stopped.");
+}

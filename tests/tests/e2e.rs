@@ -1,0 +1,145 @@
+//! End to end: the real release binary of `unhealthy-target` under a Lambda
+//! Runtime API host, talking to moto through `AWS_ENDPOINT_URL`, fed the
+//! sample events of `events/`.
+
+use std::time::Duration;
+
+use ballast::report::Outcome;
+use ballast::Report;
+use ballast_tests::host::{Answer, RuntimeHost};
+use ballast_tests::moto::Moto;
+use ballast_tests::stack::{Stack, MANAGED_ASG};
+use ballast_tests::{release_binary, sample_event};
+use serde_json::Value;
+
+const FUNCTION: &str = "unhealthy-target";
+
+async fn report_of(host: &RuntimeHost, event: Value) -> Report {
+    match host.invoke(event).await.expect("the function answers") {
+        Answer::Response(v) => serde_json::from_value(v).expect("the response is a report"),
+        Answer::Error(e) => panic!("function error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn release_binary_handles_the_sample_events() {
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    let web = stack.instances(MANAGED_ASG).await;
+    stack.stop(&web[..1]).await;
+
+    let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    let process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+
+    let first = report_of(&host, stack.alarm_event("unhealthy-target-alarm.json")).await;
+    assert_eq!(
+        first.outcome,
+        Outcome::Remediated,
+        "{first:#?}\n{:#?}",
+        process.logs()
+    );
+    assert_eq!(stack.asg_health(&web[0]).await, "Unhealthy");
+    assert_eq!(stack.asg_health(&web[1]).await, "Healthy");
+
+    let again = report_of(&host, stack.alarm_event("unhealthy-target-alarm.json")).await;
+    assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
+
+    let sweep = report_of(&host, sample_event("scheduled-sweep.json")).await;
+    assert_eq!(sweep.outcome, Outcome::Noop, "{sweep:#?}");
+
+    let s3 = report_of(&host, sample_event("s3-object-created.json")).await;
+    assert_eq!(s3.outcome, Outcome::Ignored);
+
+    // The sample direct invoke names a target group that this emulator does not have.
+    let direct = report_of(&host, sample_event("unhealthy-target-direct.json")).await;
+    assert_eq!(direct.outcome, Outcome::Ignored);
+    assert!(direct.reason.unwrap().contains("does not exist"));
+
+    let deliveries = stack.reports().await;
+    assert_eq!(deliveries.len(), 1, "only the remediation is published");
+    assert_eq!(deliveries[0].report, first);
+
+    let logs = process.logs();
+    let json_lines = logs
+        .iter()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+        .count();
+    assert!(
+        json_lines > 0 && json_lines == logs.len(),
+        "AWS_LAMBDA_LOG_FORMAT=JSON gives JSON lines: {logs:#?}"
+    );
+    assert!(host.init_error().is_none());
+}
+
+#[tokio::test]
+async fn unpublishable_report_is_a_lambda_error_so_lambda_retries() {
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    let web = stack.instances(MANAGED_ASG).await;
+    stack.stop(&web[..1]).await;
+
+    let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
+    let mut env = moto.env();
+    env.push((
+        "BALLAST_TOPIC_ARN".into(),
+        "arn:aws:sns:us-east-1:123456789012:deleted-topic".into(),
+    ));
+    let _process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+
+    match host
+        .invoke(stack.alarm_event("unhealthy-target-alarm.json"))
+        .await
+        .unwrap()
+    {
+        Answer::Error(e) => {
+            assert_eq!(e["errorType"], "Ballast.ReportNotPublished", "{e}");
+            assert!(
+                e["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("deleted-topic"),
+                "{e}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_init_naming_the_variable() {
+    let host = RuntimeHost::start(FUNCTION, Duration::from_secs(5)).await;
+    let cases = [
+        ("BALLAST_MAX_UNHEALTHY_PERCENT", "150", "from 0 to 100"),
+        ("BALLAST_DRY_RUN", "perhaps", "true or false"),
+        ("BALLAST_TOPIC_ARN", "reports", "an SNS topic ARN"),
+    ];
+    for (variable, value, expected) in cases {
+        let mut env = vec![
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+            (
+                "BALLAST_TOPIC_ARN".to_string(),
+                "arn:aws:sns:us-east-1:123456789012:r".to_string(),
+            ),
+        ];
+        env.retain(|(k, _)| k != variable);
+        env.push((variable.into(), value.into()));
+        let mut process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+        let status = process
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .expect("init fails and the process exits");
+        assert!(!status.success());
+        let logs = process.logs().join("\n");
+        assert!(
+            logs.contains(variable) && logs.contains(value) && logs.contains(expected),
+            "{logs}"
+        );
+    }
+    assert!(
+        host.first_next().is_none(),
+        "a misconfigured function never asks for work"
+    );
+}
