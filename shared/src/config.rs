@@ -7,6 +7,11 @@ pub const TOPIC_ARN: &str = "BALLAST_TOPIC_ARN";
 pub const DRY_RUN: &str = "BALLAST_DRY_RUN";
 pub const MAX_UNHEALTHY_PERCENT: &str = "BALLAST_MAX_UNHEALTHY_PERCENT";
 pub const MAX_EVACUATED_AZS: &str = "BALLAST_MAX_EVACUATED_AZS";
+pub const DNS_TTL: &str = "BALLAST_DNS_TTL";
+
+/// TTL of the CNAMEs Ballast writes: short, so clients follow a failover
+/// quickly (RDS's own endpoints use 5 s).
+pub const DEFAULT_DNS_TTL: i64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -18,6 +23,8 @@ pub struct Config {
     pub max_unhealthy_percent: u8,
     /// Never have more than this many AZs evacuated at once.
     pub max_evacuated_azs: u32,
+    /// TTL in seconds of the CNAMEs Ballast upserts.
+    pub dns_ttl: i64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -95,11 +102,26 @@ impl Config {
                 )?,
             };
 
+        let dns_ttl = match get(DNS_TTL) {
+            None => DEFAULT_DNS_TTL,
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|t| (1..=86_400).contains(t))
+                .ok_or(ConfigError::Invalid {
+                    variable: DNS_TTL,
+                    value: v,
+                    expected: "a TTL in seconds from 1 to 86400",
+                })?,
+        };
+
         Ok(Config {
             topic_arn,
             dry_run,
             max_unhealthy_percent,
             max_evacuated_azs,
+            dns_ttl,
         })
     }
 }
@@ -148,7 +170,8 @@ mod tests {
                 topic_arn: TOPIC.into(),
                 dry_run: false,
                 max_unhealthy_percent: 50,
-                max_evacuated_azs: 1
+                max_evacuated_azs: 1,
+                dns_ttl: DEFAULT_DNS_TTL,
             }
         );
     }
@@ -160,11 +183,13 @@ mod tests {
             (DRY_RUN, "TRUE"),
             (MAX_UNHEALTHY_PERCENT, "34"),
             (MAX_EVACUATED_AZS, "2"),
+            (DNS_TTL, "5"),
         ])
         .unwrap();
         assert!(c.dry_run);
         assert_eq!(c.max_unhealthy_percent, 34);
         assert_eq!(c.max_evacuated_azs, 2);
+        assert_eq!(c.dns_ttl, 5);
     }
 
     #[test]
@@ -186,6 +211,7 @@ mod tests {
             (MAX_UNHEALTHY_PERCENT, "150", "from 0 to 100"),
             (MAX_UNHEALTHY_PERCENT, "-1", "from 0 to 100"),
             (MAX_EVACUATED_AZS, "many", "Availability Zones"),
+            (DNS_TTL, "0", "from 1 to 86400"),
         ];
         for (var, value, expected) in cases {
             let mut vars = vec![(TOPIC_ARN, TOPIC)];

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::aws::{fleet, Aws, AwsError};
+use crate::aws::{database, dns, fleet, Aws, AwsError};
 use crate::decide::{Plan, Step, Verdict};
 use crate::event::Trigger;
 use crate::report::{
@@ -22,16 +22,32 @@ pub struct Applied {
     pub error: Option<AwsError>,
 }
 
-/// Applies `plan.steps` in order. A failed step does not stop the others:
-/// each step stands alone and re-reading the world next time is the retry.
+/// The longest Ballast waits in one invocation for a promoted replica to be
+/// `available` or for Route 53 to report `INSYNC`.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Applies `plan.steps` in order. In an independent plan a failed step does
+/// not stop the others (re-reading the world next time is the retry); in a
+/// sequential plan the steps after a failure are not started.
 pub async fn execute(
     plan: &Plan,
     aws: &Aws,
     dry_run: bool,
     deadline: Option<Instant>,
 ) -> Vec<Applied> {
-    let mut applied = Vec::with_capacity(plan.steps.len());
+    let mut applied: Vec<Applied> = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
+        if plan.sequential
+            && applied
+                .iter()
+                .any(|a| a.record.status == ActionStatus::Failed)
+        {
+            applied.push(Applied {
+                record: step.record(ActionStatus::Skipped, "not started: an earlier step failed"),
+                error: None,
+            });
+            continue;
+        }
         if dry_run {
             applied.push(Applied {
                 record: step.record(ActionStatus::Skipped, "dry run: not applied"),
@@ -55,7 +71,7 @@ pub async fn execute(
             });
             continue;
         }
-        let result = apply(step, aws).await;
+        let result = apply(step, aws, wait_until(deadline)).await;
         tracing::info!(
             kind = step.kind(),
             target = step.target(),
@@ -63,8 +79,12 @@ pub async fn execute(
             "step applied"
         );
         applied.push(match result {
-            Ok(detail) => Applied {
+            Ok(StepResult::Done(detail)) => Applied {
                 record: step.record(ActionStatus::Done, detail),
+                error: None,
+            },
+            Ok(StepResult::Deferred(detail)) => Applied {
+                record: step.record(ActionStatus::Skipped, detail),
                 error: None,
             },
             Err(err) => Applied {
@@ -76,12 +96,89 @@ pub async fn execute(
     applied
 }
 
-async fn apply(step: &Step, aws: &Aws) -> Result<String, AwsError> {
+/// How long a step may wait: [`MAX_WAIT`], or less when the deadline is near.
+fn wait_until(deadline: Option<Instant>) -> Instant {
+    let cap = Instant::now() + MAX_WAIT;
+    deadline.map_or(cap, |d| {
+        cap.min(d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
+    })
+}
+
+/// A step either happened, or is deliberately left to the next event.
+enum StepResult {
+    Done(String),
+    Deferred(String),
+}
+
+async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, AwsError> {
     match step {
         Step::MarkUnhealthy { instance_id, asg } => {
             fleet::mark_unhealthy(&aws.autoscaling, instance_id).await?;
-            Ok(format!("SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"))
+            Ok(StepResult::Done(format!(
+                "SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"
+            )))
         }
+        Step::PromoteReplica { replica, primary } => {
+            database::promote_read_replica(&aws.rds, replica).await?;
+            Ok(StepResult::Done(format!(
+                "PromoteReadReplica: {replica} no longer replicates from {primary}"
+            )))
+        }
+        Step::AddTag {
+            arn, key, value, ..
+        } => {
+            database::add_tag(&aws.rds, arn, key, value).await?;
+            Ok(StepResult::Done(format!("{key}={value}")))
+        }
+        Step::RemoveTag { arn, key, .. } => {
+            database::remove_tag(&aws.rds, arn, key).await?;
+            Ok(StepResult::Done(format!("{key} removed")))
+        }
+        Step::UpsertCname {
+            zone_id,
+            name,
+            value,
+            ttl,
+            previous,
+            when_available,
+        } => {
+            if let Some(db) = when_available {
+                let status = wait_available(aws, db, until).await?;
+                if status != "available" {
+                    return Ok(StepResult::Deferred(format!(
+                        "{db} is {status}, not yet available: the next event or sweep points {name} at it"
+                    )));
+                }
+            }
+            let done = dns::upsert_cname(&aws.route53, zone_id, name, value, *ttl, until).await?;
+            let sync = if done.in_sync {
+                "INSYNC".to_string()
+            } else {
+                format!(
+                    "PENDING after {}s (Route 53 finishes it)",
+                    done.waited.as_secs()
+                )
+            };
+            Ok(StepResult::Done(format!(
+                "{} -> {value} (TTL {ttl}s, change {}, {sync})",
+                previous.as_deref().unwrap_or("(absent)"),
+                done.change_id
+            )))
+        }
+    }
+}
+
+/// Polls the DB instance until it is `available` or `until` passes; returns
+/// the last status seen.
+async fn wait_available(aws: &Aws, db: &str, until: Instant) -> Result<String, AwsError> {
+    loop {
+        let status = database::describe_instance(&aws.rds, db)
+            .await?
+            .map_or_else(|| "missing".to_string(), |i| i.status);
+        if status == "available" || Instant::now() + Duration::from_secs(5) >= until {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
@@ -229,6 +326,7 @@ mod tests {
             reason: None,
             severity: Severity::Info,
             resources: vec!["arn:tg".into()],
+            sequential: false,
         }
     }
 

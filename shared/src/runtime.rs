@@ -77,3 +77,21 @@ impl Invocation {
         }
     }
 }
+
+/// A function's whole `main`: init once, then serve invocations with
+/// `handler` until Lambda stops the process. The init state lives as long
+/// as the process, so it is leaked to a `'static` reference.
+pub async fn serve<H, Fut>(function: &'static str, handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: Fn(&'static Ballast, serde_json::Value, Invocation) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::Report, crate::reconcile::HandlerError>>,
+{
+    let ballast: &'static Ballast = Box::leak(Box::new(init(function).await));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let invocation = Invocation::from_context(&event.context);
+            handler(ballast, event.payload, invocation)
+        },
+    ))
+    .await
+}

@@ -48,6 +48,7 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             dry_run,
             max_unhealthy_percent: 50,
             max_evacuated_azs: 1,
+            dns_ttl: ballast::config::DEFAULT_DNS_TTL,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }

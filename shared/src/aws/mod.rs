@@ -4,6 +4,8 @@
 //! change).
 
 pub mod balancer;
+pub mod database;
+pub mod dns;
 pub mod fleet;
 pub mod reports;
 
@@ -21,6 +23,8 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub sns: aws_sdk_sns::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Aws {
@@ -40,6 +44,8 @@ impl Aws {
             autoscaling: aws_sdk_autoscaling::Client::new(conf),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(conf),
             sns: aws_sdk_sns::Client::new(conf),
+            rds: aws_sdk_rds::Client::new(conf),
+            route53: aws_sdk_route53::Client::new(conf),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Pure decisions: (observed state, policy) → [`Plan`]. No I/O here; every
 //! branch is unit- and property-tested.
 
+pub mod rds_failover;
 pub mod unhealthy_target;
 
 use crate::report::{ActionRecord, ActionStatus, Severity};
@@ -11,24 +12,59 @@ pub enum Step {
     /// `SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true)`: the ASG
     /// replaces the instance with its own launch template and lifecycle hooks.
     MarkUnhealthy { instance_id: String, asg: String },
+    /// `PromoteReadReplica`: the replica becomes a standalone primary.
+    PromoteReplica { replica: String, primary: String },
+    /// `AddTagsToResource` on a DB resource.
+    AddTag {
+        resource: String,
+        arn: String,
+        key: String,
+        value: String,
+    },
+    /// `RemoveTagsFromResource` on a DB resource.
+    RemoveTag {
+        resource: String,
+        arn: String,
+        key: String,
+    },
+    /// `ChangeResourceRecordSets` UPSERT of a CNAME, then a bounded wait for
+    /// INSYNC. With `when_available`, first wait (bounded) for that DB
+    /// instance to be `available`; if it is not, the step is left to the next
+    /// event or sweep.
+    UpsertCname {
+        zone_id: String,
+        name: String,
+        value: String,
+        ttl: i64,
+        previous: Option<String>,
+        when_available: Option<String>,
+    },
 }
 
 impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
             Step::MarkUnhealthy { .. } => "mark-unhealthy",
+            Step::PromoteReplica { .. } => "promote-replica",
+            Step::AddTag { .. } => "tag",
+            Step::RemoveTag { .. } => "untag",
+            Step::UpsertCname { .. } => "upsert-cname",
         }
     }
 
     pub fn target(&self) -> &str {
         match self {
             Step::MarkUnhealthy { instance_id, .. } => instance_id,
+            Step::PromoteReplica { replica, .. } => replica,
+            Step::AddTag { resource, .. } | Step::RemoveTag { resource, .. } => resource,
+            Step::UpsertCname { name, .. } => name,
         }
     }
 
     pub fn asg(&self) -> Option<&str> {
         match self {
             Step::MarkUnhealthy { asg, .. } => Some(asg),
+            _ => None,
         }
     }
 
@@ -38,6 +74,25 @@ impl Step {
             Step::MarkUnhealthy { instance_id, asg } => {
                 format!("mark {instance_id} unhealthy in ASG {asg}")
             }
+            Step::PromoteReplica { replica, primary } => {
+                format!("promote read replica {replica} of {primary}")
+            }
+            Step::AddTag {
+                resource,
+                key,
+                value,
+                ..
+            } => format!("tag {resource} {key}={value}"),
+            Step::RemoveTag { resource, key, .. } => format!("remove tag {key} from {resource}"),
+            Step::UpsertCname {
+                name,
+                value,
+                previous,
+                ..
+            } => format!(
+                "point {name} at {value} (was {})",
+                previous.as_deref().unwrap_or("absent")
+            ),
         }
     }
 
@@ -78,6 +133,8 @@ pub struct Plan {
     /// Severity when the plan is carried out as decided.
     pub severity: Severity,
     pub resources: Vec<String>,
+    /// Each step needs the previous ones: stop at the first failure.
+    pub sequential: bool,
 }
 
 impl Plan {
@@ -90,6 +147,7 @@ impl Plan {
             reason: None,
             severity: Severity::Info,
             resources,
+            sequential: false,
         }
     }
 

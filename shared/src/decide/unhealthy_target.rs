@@ -141,6 +141,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             reason: Some(reason),
             severity: Severity::Critical,
             resources,
+            sequential: false,
         };
     }
 
@@ -224,6 +225,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             Severity::Info
         },
         resources,
+        sequential: false,
     }
 }
 

@@ -5,6 +5,7 @@
 //! reason. Parsing never fails hard: an unknown shape is answered, not retried.
 
 pub mod alarm;
+pub mod rds;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,15 @@
 //! The reconcilers: one per function, each observe → decide → execute →
 //! report. An event says where to look; the live state says what to do.
 
+pub mod rds_failover;
 pub mod unhealthy_target;
 
 use thiserror::Error;
 
 use crate::aws::{reports, AwsError};
-use crate::report::Report;
+use crate::event::short_name;
+use crate::execute::ReportContext;
+use crate::report::{Outcome, Report, Severity};
 use crate::runtime::Ballast;
 
 /// Why an invocation ends in a Lambda error (so Lambda retries it, then
@@ -75,4 +78,37 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             error_message: e.to_string(),
         }
     }
+}
+
+/// One report for a sweep over `parts` (one report per resource looked at):
+/// the outcome that matters most, every resource and action, each part's
+/// outcome in the summary and each non-trivial reason.
+pub fn merge_sweep(ctx: &ReportContext, what: &str, parts: Vec<Report>) -> Report {
+    let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
+    let mut outcome = Outcome::Noop;
+    let mut severity = Severity::Info;
+    let mut lines = vec![];
+    let mut reasons = vec![];
+    for part in parts {
+        let name = part
+            .resources
+            .first()
+            .map(|r| short_name(r).to_string())
+            .unwrap_or_default();
+        if part.outcome != Outcome::Ignored {
+            outcome = outcome.worst(part.outcome);
+            severity = severity.max(part.severity);
+        }
+        lines.push(format!("{name} {}", part.outcome.as_str()));
+        if let (Some(r), true) = (&part.reason, part.outcome != Outcome::Noop) {
+            reasons.push(format!("{name}: {r}"));
+        }
+        report.resources.extend(part.resources);
+        report.actions.extend(part.actions);
+    }
+    report.outcome = outcome;
+    report.severity = severity;
+    report.summary = format!("Sweep of {} {what}: {}.", lines.len(), lines.join(", "));
+    report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    report
 }

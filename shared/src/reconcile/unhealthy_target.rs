@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{finish, first_transient, HandlerError};
+use super::{finish, first_transient, merge_sweep, HandlerError};
 use crate::aws::{balancer, fleet, AwsError};
 use crate::decide::unhealthy_target::{
     decide, AsgMembership, Policy, TargetGroupState, TargetState,
 };
 use crate::event::alarm::AlarmChange;
-use crate::event::{is_scheduled, json_kind, partition_of, short_name, Arn, Inbound};
+use crate::event::{is_scheduled, json_kind, partition_of, Arn, Inbound};
 use crate::execute::{execute, ReportContext};
-use crate::report::{Outcome, Report, Severity};
+use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
 
 pub const FUNCTION: &str = "unhealthy-target";
@@ -276,48 +276,24 @@ async fn sweep(
         transient = transient.or(t);
         parts.push(report);
     }
-    (merge_sweep(ctx, groups.len(), parts), transient)
-}
-
-/// One report for a sweep: the outcome that matters most, every action.
-fn merge_sweep(ctx: &ReportContext, managed_groups: usize, parts: Vec<Report>) -> Report {
-    let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
-    if parts.is_empty() {
+    let report = if parts.is_empty() {
+        let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
         report.summary = format!(
-            "Sweep: {managed_groups} Auto Scaling group(s) tagged ballast:managed=true, no target group attached to any."
+            "Sweep: {} Auto Scaling group(s) tagged ballast:managed=true, no target group attached to any.",
+            groups.len()
         );
-        return report;
-    }
-    let mut outcome = Outcome::Noop;
-    let mut severity = Severity::Info;
-    let mut lines = vec![];
-    let mut reasons = vec![];
-    for part in parts {
-        let name = part
-            .resources
-            .first()
-            .map(|r| short_name(r).to_string())
-            .unwrap_or_default();
-        if part.outcome != Outcome::Ignored {
-            outcome = outcome.worst(part.outcome);
-            severity = severity.max(part.severity);
-        }
-        lines.push(format!("{name} {}", part.outcome.as_str()));
-        if let (Some(r), true) = (&part.reason, part.outcome != Outcome::Noop) {
-            reasons.push(format!("{name}: {r}"));
-        }
-        report.resources.extend(part.resources);
-        report.actions.extend(part.actions);
-    }
-    report.outcome = outcome;
-    report.severity = severity;
-    report.summary = format!(
-        "Sweep of {} target group(s) behind {managed_groups} managed Auto Scaling group(s): {}.",
-        lines.len(),
-        lines.join(", ")
-    );
-    report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    report
+        report
+    } else {
+        merge_sweep(
+            ctx,
+            &format!(
+                "target group(s) behind {} managed Auto Scaling group(s)",
+                groups.len()
+            ),
+            parts,
+        )
+    };
+    (report, transient)
 }
 
 #[cfg(test)]

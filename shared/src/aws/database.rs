@@ -1,0 +1,167 @@
+//! RDS: DB clusters and instances, read-replica promotion, tags.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use aws_sdk_rds::Client;
+
+use super::AwsError;
+use crate::decide::rds_failover::{Cluster, ClusterMember, Instance};
+use crate::tags;
+
+fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn instance_from(db: &DbInstance) -> Instance {
+    Instance {
+        id: db.db_instance_identifier().unwrap_or_default().to_string(),
+        arn: db.db_instance_arn().unwrap_or_default().to_string(),
+        status: db.db_instance_status().unwrap_or_default().to_string(),
+        endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_string),
+        az: db.availability_zone().map(str::to_string),
+        secondary_az: db.secondary_availability_zone().map(str::to_string),
+        multi_az: db.multi_az().unwrap_or(false),
+        source: db
+            .read_replica_source_db_instance_identifier()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.rsplit(':').next().unwrap_or(s).to_string()),
+        cluster: db.db_cluster_identifier().map(str::to_string),
+        tags: tag_map(db.tag_list()),
+    }
+}
+
+fn cluster_from(c: &DbCluster) -> Cluster {
+    Cluster {
+        id: c.db_cluster_identifier().unwrap_or_default().to_string(),
+        arn: c.db_cluster_arn().unwrap_or_default().to_string(),
+        status: c.status().unwrap_or_default().to_string(),
+        endpoint: c.endpoint().map(str::to_string),
+        members: c
+            .db_cluster_members()
+            .iter()
+            .map(|m| ClusterMember {
+                id: m.db_instance_identifier().unwrap_or_default().to_string(),
+                is_writer: m.is_cluster_writer().unwrap_or(false),
+            })
+            .collect(),
+        tags: tag_map(c.tag_list()),
+    }
+}
+
+fn is_not_found(e: &AwsError) -> bool {
+    e.has_code("DBInstanceNotFound")
+        || e.has_code("DBInstanceNotFoundFault")
+        || e.has_code("DBClusterNotFoundFault")
+}
+
+/// The DB instance, or `None` when it does not exist.
+pub async fn describe_instance(client: &Client, id: &str) -> Result<Option<Instance>, AwsError> {
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().map(instance_from)),
+        Err(e) => {
+            let err = AwsError::from_sdk("DescribeDBInstances", id, e);
+            if is_not_found(&err) {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The DB cluster, or `None` when it does not exist.
+pub async fn describe_cluster(client: &Client, id: &str) -> Result<Option<Cluster>, AwsError> {
+    match client
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_clusters().first().map(cluster_from)),
+        Err(e) => {
+            let err = AwsError::from_sdk("DescribeDBClusters", id, e);
+            if is_not_found(&err) {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+fn carries_ballast_tag(tags: &BTreeMap<String, String>) -> bool {
+    tags.contains_key(tags::DNS_RECORD) || tags.contains_key(tags::STANDBY_REPLICA)
+}
+
+/// Every DB cluster and every DB instance outside a cluster that carries a
+/// Ballast tag, for the sweep.
+pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), AwsError> {
+    let mut clusters = vec![];
+    let mut pages = client.describe_db_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeDBClusters", "*", e))?;
+        clusters.extend(
+            page.db_clusters()
+                .iter()
+                .map(cluster_from)
+                .filter(|c| carries_ballast_tag(&c.tags)),
+        );
+    }
+    let mut instances = vec![];
+    let mut pages = client.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeDBInstances", "*", e))?;
+        instances.extend(
+            page.db_instances()
+                .iter()
+                .map(instance_from)
+                .filter(|i| i.cluster.is_none() && carries_ballast_tag(&i.tags)),
+        );
+    }
+    Ok((clusters, instances))
+}
+
+pub async fn promote_read_replica(client: &Client, replica: &str) -> Result<(), AwsError> {
+    client
+        .promote_read_replica()
+        .db_instance_identifier(replica)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("PromoteReadReplica", replica, e))?;
+    Ok(())
+}
+
+pub async fn add_tag(client: &Client, arn: &str, key: &str, value: &str) -> Result<(), AwsError> {
+    client
+        .add_tags_to_resource()
+        .resource_name(arn)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("AddTagsToResource", arn, e))?;
+    Ok(())
+}
+
+pub async fn remove_tag(client: &Client, arn: &str, key: &str) -> Result<(), AwsError> {
+    client
+        .remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys(key)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("RemoveTagsFromResource", arn, e))?;
+    Ok(())
+}

@@ -1,0 +1,921 @@
+//! `rds-failover`: verify the writer, keep the tagged CNAME on it, and —
+//! opt-in — promote a standby read replica when its primary has failed.
+
+use std::collections::BTreeMap;
+
+use super::{Plan, Step, Verdict};
+use crate::aws::dns::normalise;
+use crate::event::rds::EventClass;
+use crate::report::Severity;
+use crate::tags;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    /// `Endpoint.Address`.
+    pub endpoint: Option<String>,
+    pub az: Option<String>,
+    pub secondary_az: Option<String>,
+    pub multi_az: bool,
+    /// `ReadReplicaSourceDBInstanceIdentifier`, as an identifier.
+    pub source: Option<String>,
+    /// `DBClusterIdentifier` for Aurora members.
+    pub cluster: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    pub id: String,
+    pub is_writer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    /// The cluster (writer) endpoint.
+    pub endpoint: Option<String>,
+    pub members: Vec<ClusterMember>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The live state around one tagged DB resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Cluster {
+        cluster: Cluster,
+        /// The writer member's instance, when there is one.
+        writer: Option<Instance>,
+        /// The current value of the `ballast:dns-record` CNAME.
+        dns_current: Option<String>,
+    },
+    Instance {
+        primary: Instance,
+        /// The instance named by `ballast:standby-replica`, if it exists.
+        standby: Option<Instance>,
+        dns_current: Option<String>,
+    },
+}
+
+/// What prompted the look: an RDS event's class, or none (sweep, direct).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Signal {
+    pub class: Option<EventClass>,
+    /// The DB instance the event's message names, if any.
+    pub named: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub dns_ttl: i64,
+}
+
+/// `ballast:dns-record` = `<HostedZoneId>/<record name>` → (zone, name).
+/// A `/hostedzone/` prefix, as the API prints zone IDs, is accepted.
+pub fn parse_dns_tag(value: &str) -> Result<(String, String), String> {
+    let v = value.trim();
+    let v = v
+        .strip_prefix("/hostedzone/")
+        .or_else(|| v.strip_prefix("hostedzone/"))
+        .unwrap_or(v);
+    match v.split_once('/') {
+        Some((zone, name)) if !zone.is_empty() && !name.trim_matches('.').is_empty() && !name.contains('/') => {
+            Ok((zone.to_string(), normalise(name)))
+        }
+        _ => Err(format!(
+            "{}={value:?} is not <HostedZoneId>/<record name>, e.g. Z0123456789ABCDEFGHIJ/db.internal.example.com",
+            tags::DNS_RECORD
+        )),
+    }
+}
+
+/// Statuses in which an instance serves traffic.
+pub fn is_serving(status: &str) -> bool {
+    matches!(
+        status,
+        "available"
+            | "backing-up"
+            | "storage-optimization"
+            | "configuring-enhanced-monitoring"
+            | "configuring-iam-database-auth"
+            | "configuring-log-exports"
+    )
+}
+
+/// Statuses in which a primary is gone until a human repairs it.
+pub fn is_failed(status: &str) -> bool {
+    status.starts_with("incompatible-")
+        || status.starts_with("inaccessible-encryption-credentials")
+        || matches!(
+            status,
+            "failed" | "storage-full" | "stopped" | "restore-error"
+        )
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    normalise(a) == normalise(b)
+}
+
+fn dns_tag(tags: &BTreeMap<String, String>) -> Option<Result<(String, String), String>> {
+    tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v))
+}
+
+fn declined(situation: String, reason: String, severity: Severity, resources: Vec<String>) -> Plan {
+    Plan {
+        verdict: Verdict::Declined,
+        situation,
+        reason: Some(reason),
+        severity,
+        ..Plan::noop("", resources)
+    }
+}
+
+fn waiting(situation: String, resources: Vec<String>) -> Plan {
+    Plan {
+        severity: Severity::Warning,
+        ..Plan::noop(
+            format!("{situation} Not yet verifiable; the completion event or the sweep finishes the job."),
+            resources,
+        )
+    }
+}
+
+/// Keep the record on `endpoint`: one UPSERT when it differs, else a noop.
+fn keep_dns_on(
+    verified: String,
+    (zone_id, name): (String, String),
+    current: Option<&String>,
+    endpoint: Option<&String>,
+    policy: &Policy,
+    resources: Vec<String>,
+) -> Plan {
+    let Some(endpoint) = endpoint else {
+        return waiting(format!("{verified} It has no endpoint yet."), resources);
+    };
+    if current.is_some_and(|c| same_host(c, endpoint)) {
+        return Plan::noop(
+            format!("{verified} {name} already points at {endpoint}."),
+            resources,
+        );
+    }
+    Plan {
+        verdict: Verdict::Act,
+        steps: vec![Step::UpsertCname {
+            zone_id,
+            name: name.clone(),
+            value: endpoint.clone(),
+            ttl: policy.dns_ttl,
+            previous: current.cloned(),
+            when_available: None,
+        }],
+        situation: format!(
+            "{verified} {name} pointed at {}, not at the writer.",
+            current.map_or("nothing", String::as_str)
+        ),
+        severity: Severity::Warning,
+        ..Plan::noop("", resources)
+    }
+}
+
+pub fn decide(subject: &Subject, signal: &Signal, policy: &Policy) -> Plan {
+    match subject {
+        Subject::Cluster {
+            cluster,
+            writer,
+            dns_current,
+        } => decide_cluster(
+            cluster,
+            writer.as_ref(),
+            dns_current.as_ref(),
+            signal,
+            policy,
+        ),
+        Subject::Instance {
+            primary,
+            standby,
+            dns_current,
+        } => decide_instance(
+            primary,
+            standby.as_ref(),
+            dns_current.as_ref(),
+            signal,
+            policy,
+        ),
+    }
+}
+
+fn decide_cluster(
+    cluster: &Cluster,
+    writer: Option<&Instance>,
+    dns_current: Option<&String>,
+    signal: &Signal,
+    policy: &Policy,
+) -> Plan {
+    let resources = vec![cluster.arn.clone()];
+    let dns = dns_tag(&cluster.tags);
+    if let Some(Err(reason)) = dns {
+        return declined(
+            format!(
+                "Cluster {} is tagged for DNS, but the tag is unusable.",
+                cluster.id
+            ),
+            reason,
+            Severity::Warning,
+            resources,
+        );
+    }
+    let Some(member) = cluster.members.iter().find(|m| m.is_writer) else {
+        return waiting(
+            format!("Cluster {} ({}) has no writer.", cluster.id, cluster.status),
+            resources,
+        );
+    };
+    let writer_status = writer.map_or("unknown", |w| w.status.as_str());
+    if cluster.status != "available" || writer_status != "available" {
+        return waiting(
+            format!(
+                "Cluster {} is {}, its writer {} is {writer_status}.",
+                cluster.id, cluster.status, member.id
+            ),
+            resources,
+        );
+    }
+    let az = writer
+        .and_then(|w| w.az.as_deref())
+        .unwrap_or("an unknown AZ");
+    let mut verified = format!(
+        "Verified writer of cluster {}: {} in {az} (available).",
+        cluster.id, member.id
+    );
+    if let Some(named) = signal.named.as_deref() {
+        if named != member.id {
+            verified.push_str(&format!(
+                " The event named {named}, which is no longer the writer."
+            ));
+        }
+    }
+    match dns {
+        Some(Ok(record)) => keep_dns_on(
+            verified,
+            record,
+            dns_current,
+            cluster.endpoint.as_ref(),
+            policy,
+            resources,
+        ),
+        _ => Plan::noop(verified, resources),
+    }
+}
+
+fn describe_instance(i: &Instance) -> String {
+    let az = i.az.as_deref().unwrap_or("an unknown AZ");
+    if i.multi_az {
+        let standby = i.secondary_az.as_deref().unwrap_or("another AZ");
+        format!(
+            "Verified {} ({}): Multi-AZ, primary in {az}, standby in {standby}.",
+            i.id, i.status
+        )
+    } else {
+        format!("Verified {} ({}): single-AZ in {az}.", i.id, i.status)
+    }
+}
+
+fn decide_instance(
+    primary: &Instance,
+    standby: Option<&Instance>,
+    dns_current: Option<&String>,
+    signal: &Signal,
+    policy: &Policy,
+) -> Plan {
+    let resources = vec![primary.arn.clone()];
+    if let Some(cluster) = &primary.cluster {
+        return Plan::ignored(
+            format!(
+                "{} is a member of cluster {cluster}: it is handled at the cluster",
+                primary.id
+            ),
+            resources,
+        );
+    }
+    let dns = dns_tag(&primary.tags);
+    let standby_id = primary
+        .tags
+        .get(tags::STANDBY_REPLICA)
+        .map(|s| s.trim().to_string());
+    if dns.is_none() && standby_id.is_none() {
+        return Plan::noop(
+            format!(
+                "{} ({}) carries no ballast tag: nothing to verify or repoint (a promotion moves the tags to the promoted replica).",
+                primary.id, primary.status
+            ),
+            resources,
+        );
+    }
+    if let Some(Err(reason)) = dns {
+        return declined(
+            format!("{} is tagged for DNS, but the tag is unusable.", primary.id),
+            reason,
+            Severity::Warning,
+            resources,
+        );
+    }
+    let dns = dns.and_then(Result::ok);
+    if let Some(source) = &primary.source {
+        return declined(
+            format!("{} is a read replica of {source}, not a writer.", primary.id),
+            format!(
+                "ballast tags on a read replica would send writes to a read-only endpoint; tag the primary {source} instead"
+            ),
+            Severity::Warning,
+            resources,
+        );
+    }
+
+    if is_serving(&primary.status) {
+        if let (Some(class), Some(r)) = (signal.class, &standby_id) {
+            if class.suggests_primary_failure() {
+                return declined(
+                    format!("A {} event arrived for {}, but it is {}.", class.as_str(), primary.id, primary.status),
+                    format!(
+                        "never promote while the primary is available: promoting {r} now would split brain (two writers)"
+                    ),
+                    Severity::Warning,
+                    resources,
+                );
+            }
+        }
+        let verified = describe_instance(primary);
+        return match dns {
+            Some(record) => keep_dns_on(
+                verified,
+                record,
+                dns_current,
+                primary.endpoint.as_ref(),
+                policy,
+                resources,
+            ),
+            None => Plan::noop(verified, resources),
+        };
+    }
+
+    if !is_failed(&primary.status) {
+        return waiting(format!("{} is {}.", primary.id, primary.status), resources);
+    }
+
+    let failed = format!("Primary {} is {}.", primary.id, primary.status);
+    let Some(replica_id) = standby_id else {
+        return declined(
+            failed,
+            format!(
+                "{} is {} and has no {} tag: nothing safe to do automatically; a human must restore or replace it",
+                primary.id,
+                primary.status,
+                tags::STANDBY_REPLICA
+            ),
+            Severity::Critical,
+            resources,
+        );
+    };
+    let Some(replica) = standby.filter(|r| r.id == replica_id) else {
+        return declined(
+            failed,
+            format!("standby replica {replica_id} does not exist: not promoted"),
+            Severity::Critical,
+            resources,
+        );
+    };
+    if replica.source.as_deref() != Some(primary.id.as_str()) {
+        return declined(
+            failed,
+            format!(
+                "{replica_id} is not a read replica of {} (its source: {}): not promoted",
+                primary.id,
+                replica.source.as_deref().unwrap_or("none")
+            ),
+            Severity::Critical,
+            resources,
+        );
+    }
+    if replica.status != "available" {
+        return declined(
+            failed,
+            format!(
+                "standby replica {replica_id} is {}, not available: not promoted",
+                replica.status
+            ),
+            Severity::Critical,
+            resources,
+        );
+    }
+
+    let mut steps = vec![Step::PromoteReplica {
+        replica: replica.id.clone(),
+        primary: primary.id.clone(),
+    }];
+    let tag_value = primary.tags.get(tags::DNS_RECORD);
+    if let Some(value) = tag_value {
+        steps.push(Step::AddTag {
+            resource: replica.id.clone(),
+            arn: replica.arn.clone(),
+            key: tags::DNS_RECORD.into(),
+            value: value.clone(),
+        });
+        steps.push(Step::RemoveTag {
+            resource: primary.id.clone(),
+            arn: primary.arn.clone(),
+            key: tags::DNS_RECORD.into(),
+        });
+    }
+    steps.push(Step::RemoveTag {
+        resource: primary.id.clone(),
+        arn: primary.arn.clone(),
+        key: tags::STANDBY_REPLICA.into(),
+    });
+    if let (Some((zone_id, name)), Some(endpoint)) = (dns, replica.endpoint.as_ref()) {
+        steps.push(Step::UpsertCname {
+            zone_id,
+            name,
+            value: endpoint.clone(),
+            ttl: policy.dns_ttl,
+            previous: dns_current.cloned(),
+            when_available: Some(replica.id.clone()),
+        });
+    }
+    let mut resources = resources;
+    resources.push(replica.arn.clone());
+    Plan {
+        verdict: Verdict::Act,
+        steps,
+        situation: format!(
+            "{failed} Standby replica {} ({}, in {}) is promoted to take over.",
+            replica.id,
+            replica.status,
+            replica.az.as_deref().unwrap_or("an unknown AZ")
+        ),
+        severity: Severity::Critical,
+        sequential: true,
+        ..Plan::noop("", resources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const POLICY: Policy = Policy { dns_ttl: 30 };
+    const DNS: &str = "Z123/db.internal.example.com";
+
+    fn instance(id: &str, status: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            arn: format!("arn:aws:rds:us-east-1:123456789012:db:{id}"),
+            status: status.into(),
+            endpoint: Some(format!("{id}.abc.us-east-1.rds.amazonaws.com")),
+            az: Some("us-east-1a".into()),
+            secondary_az: None,
+            multi_az: false,
+            source: None,
+            cluster: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn tagged(mut i: Instance, tags: &[(&str, &str)]) -> Instance {
+        i.tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        i
+    }
+
+    fn replica_of(id: &str, source: &str, status: &str) -> Instance {
+        Instance {
+            source: Some(source.into()),
+            az: Some("us-east-1b".into()),
+            ..instance(id, status)
+        }
+    }
+
+    fn pair(primary_status: &str, replica: Option<Instance>, dns_current: Option<&str>) -> Subject {
+        Subject::Instance {
+            primary: tagged(
+                instance("orders", primary_status),
+                &[
+                    (tags::DNS_RECORD, DNS),
+                    (tags::STANDBY_REPLICA, "orders-replica"),
+                ],
+            ),
+            standby: replica,
+            dns_current: dns_current.map(str::to_string),
+        }
+    }
+
+    fn failure() -> Signal {
+        Signal {
+            class: Some(EventClass::Failure),
+            named: None,
+        }
+    }
+
+    fn kinds(plan: &Plan) -> Vec<&str> {
+        plan.steps.iter().map(Step::kind).collect()
+    }
+
+    fn cluster(writer: &str, status: &str) -> Cluster {
+        Cluster {
+            id: "orders".into(),
+            arn: "arn:aws:rds:us-east-1:123456789012:cluster:orders".into(),
+            status: status.into(),
+            endpoint: Some("orders.cluster-abc.us-east-1.rds.amazonaws.com".into()),
+            members: vec![
+                ClusterMember {
+                    id: "orders-1".into(),
+                    is_writer: writer == "orders-1",
+                },
+                ClusterMember {
+                    id: "orders-2".into(),
+                    is_writer: writer == "orders-2",
+                },
+            ],
+            tags: [(tags::DNS_RECORD.to_string(), DNS.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn dns_tags_parse_and_normalise() {
+        assert_eq!(
+            parse_dns_tag("Z123/DB.Example.com"),
+            Ok(("Z123".into(), "db.example.com.".into()))
+        );
+        assert_eq!(
+            parse_dns_tag("/hostedzone/Z123/db.example.com."),
+            Ok(("Z123".into(), "db.example.com.".into()))
+        );
+        assert!(parse_dns_tag("db.example.com").is_err());
+        assert!(parse_dns_tag("Z123/").is_err());
+    }
+
+    #[test]
+    fn aurora_writer_is_verified_and_a_wrong_dns_value_corrected() {
+        let subject = Subject::Cluster {
+            cluster: cluster("orders-2", "available"),
+            writer: Some(Instance {
+                az: Some("us-east-1b".into()),
+                ..instance("orders-2", "available")
+            }),
+            dns_current: Some("orders-1.abc.us-east-1.rds.amazonaws.com".into()),
+        };
+        let signal = Signal {
+            class: Some(EventClass::FailoverCompleted),
+            named: Some("orders-2".into()),
+        };
+        let plan = decide(&subject, &signal, &POLICY);
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert!(
+            plan.situation
+                .starts_with("Verified writer of cluster orders: orders-2 in us-east-1b"),
+            "{}",
+            plan.situation
+        );
+        let [Step::UpsertCname {
+            value,
+            previous,
+            ttl,
+            name,
+            ..
+        }] = &plan.steps[..]
+        else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(value, "orders.cluster-abc.us-east-1.rds.amazonaws.com");
+        assert_eq!(
+            previous.as_deref(),
+            Some("orders-1.abc.us-east-1.rds.amazonaws.com")
+        );
+        assert_eq!((*ttl, name.as_str()), (30, "db.internal.example.com."));
+    }
+
+    #[test]
+    fn aurora_with_dns_already_right_is_a_noop() {
+        let subject = Subject::Cluster {
+            cluster: cluster("orders-1", "available"),
+            writer: Some(instance("orders-1", "available")),
+            dns_current: Some("ORDERS.cluster-abc.us-east-1.rds.amazonaws.com.".into()),
+        };
+        let plan = decide(&subject, &Signal::default(), &POLICY);
+        assert_eq!(plan.verdict, Verdict::Noop);
+        assert!(plan.situation.contains("already points at"));
+    }
+
+    #[test]
+    fn aurora_failover_in_progress_is_not_yet_verifiable() {
+        let subject = Subject::Cluster {
+            cluster: cluster("orders-2", "failing-over"),
+            writer: Some(instance("orders-2", "modifying")),
+            dns_current: None,
+        };
+        let plan = decide(&subject, &Signal::default(), &POLICY);
+        assert_eq!(
+            (plan.verdict, plan.severity),
+            (Verdict::Noop, Severity::Warning)
+        );
+        assert!(plan.situation.contains("Not yet verifiable"));
+        let no_writer = Subject::Cluster {
+            cluster: cluster("none", "available"),
+            writer: None,
+            dns_current: None,
+        };
+        assert!(decide(&no_writer, &Signal::default(), &POLICY)
+            .situation
+            .contains("has no writer"));
+    }
+
+    #[test]
+    fn multi_az_instance_is_verified_with_both_azs() {
+        let mut db = tagged(instance("orders", "available"), &[(tags::DNS_RECORD, DNS)]);
+        db.multi_az = true;
+        db.secondary_az = Some("us-east-1b".into());
+        let subject = Subject::Instance {
+            primary: db.clone(),
+            standby: None,
+            dns_current: db.endpoint.clone(),
+        };
+        let plan = decide(
+            &subject,
+            &Signal {
+                class: Some(EventClass::FailoverCompleted),
+                named: None,
+            },
+            &POLICY,
+        );
+        assert_eq!(plan.verdict, Verdict::Noop);
+        assert!(
+            plan.situation
+                .contains("Multi-AZ, primary in us-east-1a, standby in us-east-1b"),
+            "{}",
+            plan.situation
+        );
+    }
+
+    #[test]
+    fn replica_is_promoted_when_primary_fails() {
+        let subject = pair(
+            "stopped",
+            Some(replica_of("orders-replica", "orders", "available")),
+            Some("orders.abc.us-east-1.rds.amazonaws.com"),
+        );
+        let plan = decide(&subject, &failure(), &POLICY);
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert!(plan.sequential);
+        assert_eq!(plan.severity, Severity::Critical);
+        assert_eq!(
+            kinds(&plan),
+            ["promote-replica", "tag", "untag", "untag", "upsert-cname"]
+        );
+        let Step::UpsertCname {
+            value,
+            when_available,
+            ..
+        } = &plan.steps[4]
+        else {
+            panic!()
+        };
+        assert_eq!(value, "orders-replica.abc.us-east-1.rds.amazonaws.com");
+        assert_eq!(when_available.as_deref(), Some("orders-replica"));
+    }
+
+    #[test]
+    fn every_failed_status_counts() {
+        for status in [
+            "failed",
+            "stopped",
+            "storage-full",
+            "incompatible-parameters",
+            "inaccessible-encryption-credentials",
+        ] {
+            let plan = decide(
+                &pair(
+                    status,
+                    Some(replica_of("orders-replica", "orders", "available")),
+                    None,
+                ),
+                &Signal::default(),
+                &POLICY,
+            );
+            assert_eq!(plan.verdict, Verdict::Act, "{status}");
+        }
+    }
+
+    #[test]
+    fn never_promote_while_the_primary_is_available() {
+        let plan = decide(
+            &pair(
+                "available",
+                Some(replica_of("orders-replica", "orders", "available")),
+                None,
+            ),
+            &failure(),
+            &POLICY,
+        );
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan.reason.unwrap().contains("split brain"));
+    }
+
+    #[test]
+    fn replica_not_available_or_of_another_source_is_not_promoted() {
+        let busy = decide(
+            &pair(
+                "failed",
+                Some(replica_of("orders-replica", "orders", "modifying")),
+                None,
+            ),
+            &failure(),
+            &POLICY,
+        );
+        assert_eq!(busy.verdict, Verdict::Declined);
+        assert!(busy.reason.unwrap().contains("is modifying, not available"));
+        let other = decide(
+            &pair(
+                "failed",
+                Some(replica_of("orders-replica", "billing", "available")),
+                None,
+            ),
+            &failure(),
+            &POLICY,
+        );
+        assert!(other
+            .reason
+            .unwrap()
+            .contains("not a read replica of orders (its source: billing)"));
+        let missing = decide(&pair("failed", None, None), &failure(), &POLICY);
+        assert!(missing.reason.unwrap().contains("does not exist"));
+    }
+
+    #[test]
+    fn failed_primary_without_standby_is_declined_loudly() {
+        let subject = Subject::Instance {
+            primary: tagged(instance("orders", "failed"), &[(tags::DNS_RECORD, DNS)]),
+            standby: None,
+            dns_current: None,
+        };
+        let plan = decide(&subject, &failure(), &POLICY);
+        assert_eq!(
+            (plan.verdict, plan.severity),
+            (Verdict::Declined, Severity::Critical)
+        );
+        assert!(plan.reason.unwrap().contains("a human must"));
+    }
+
+    #[test]
+    fn transitional_primary_is_not_yet_verifiable() {
+        let plan = decide(&pair("rebooting", None, None), &failure(), &POLICY);
+        assert_eq!(
+            (plan.verdict, plan.severity),
+            (Verdict::Noop, Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn untagged_instance_after_promotion_is_a_noop() {
+        let subject = Subject::Instance {
+            primary: instance("orders", "stopped"),
+            standby: None,
+            dns_current: None,
+        };
+        let plan = decide(&subject, &failure(), &POLICY);
+        assert_eq!(plan.verdict, Verdict::Noop);
+        assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn tags_on_a_read_replica_are_refused() {
+        let subject = Subject::Instance {
+            primary: tagged(
+                replica_of("orders-replica", "orders", "available"),
+                &[(tags::DNS_RECORD, DNS)],
+            ),
+            standby: None,
+            dns_current: None,
+        };
+        let plan = decide(&subject, &Signal::default(), &POLICY);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan.reason.unwrap().contains("read-only endpoint"));
+    }
+
+    #[test]
+    fn unusable_dns_tag_is_declined() {
+        let subject = Subject::Instance {
+            primary: tagged(
+                instance("orders", "available"),
+                &[(tags::DNS_RECORD, "db.example.com")],
+            ),
+            standby: None,
+            dns_current: None,
+        };
+        let plan = decide(&subject, &Signal::default(), &POLICY);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan
+            .reason
+            .unwrap()
+            .contains("is not <HostedZoneId>/<record name>"));
+    }
+
+    fn arb_status() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("available"),
+            Just("backing-up"),
+            Just("stopped"),
+            Just("failed"),
+            Just("storage-full"),
+            Just("rebooting"),
+            Just("modifying"),
+            Just("incompatible-network"),
+            Just("starting")
+        ]
+    }
+
+    fn arb_class() -> impl Strategy<Value = Option<EventClass>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(EventClass::Failure)),
+            Just(Some(EventClass::Stopped)),
+            Just(Some(EventClass::FailoverCompleted)),
+            Just(Some(EventClass::Availability))
+        ]
+    }
+
+    /// What the executor would leave behind after applying `plan`.
+    fn apply(subject: &Subject, plan: &Plan) -> Subject {
+        let Subject::Instance {
+            primary,
+            standby,
+            dns_current,
+        } = subject
+        else {
+            return subject.clone();
+        };
+        let (mut p, mut r, mut dns) = (primary.clone(), standby.clone(), dns_current.clone());
+        for step in &plan.steps {
+            match step {
+                Step::PromoteReplica { .. } => r.as_mut().unwrap().source = None,
+                Step::AddTag { key, value, .. } => {
+                    r.as_mut().unwrap().tags.insert(key.clone(), value.clone());
+                }
+                Step::RemoveTag { key, .. } => {
+                    p.tags.remove(key);
+                }
+                Step::UpsertCname { value, .. } => dns = Some(value.clone()),
+                Step::MarkUnhealthy { .. } => unreachable!(),
+            }
+        }
+        // After a promotion the replica is the subject that carries the tags.
+        if plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::PromoteReplica { .. }))
+        {
+            return Subject::Instance {
+                primary: r.unwrap(),
+                standby: None,
+                dns_current: dns,
+            };
+        }
+        Subject::Instance {
+            primary: p,
+            standby: r,
+            dns_current: dns,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_promotes_while_the_primary_serves_nor_an_unready_or_foreign_replica(
+            p in arb_status(), r in arb_status(), foreign in any::<bool>(), class in arb_class(), dns in any::<bool>()
+        ) {
+            let replica = replica_of("orders-replica", if foreign { "billing" } else { "orders" }, r);
+            let subject = pair(p, Some(replica), dns.then_some("old.example.com"));
+            let plan = decide(&subject, &Signal { class, named: None }, &POLICY);
+            let promotes = plan.steps.iter().any(|s| matches!(s, Step::PromoteReplica { .. }));
+            prop_assert!(!promotes || (is_failed(p) && r == "available" && !foreign));
+            prop_assert_eq!(plan.verdict == Verdict::Act, !plan.steps.is_empty());
+        }
+
+        #[test]
+        fn applying_the_plan_and_deciding_again_converges(p in arb_status(), r in arb_status(), class in arb_class(), current in proptest::option::of(Just("stale.example.com"))) {
+            let subject = pair(p, Some(replica_of("orders-replica", "orders", r)), current);
+            let plan = decide(&subject, &Signal { class, named: None }, &POLICY);
+            let after = apply(&subject, &plan);
+            let again = decide(&after, &Signal { class, named: None }, &POLICY);
+            let promotes_again = again.steps.iter().any(|s| matches!(s, Step::PromoteReplica { .. }));
+            prop_assert!(!promotes_again);
+            if plan.verdict == Verdict::Act {
+                prop_assert!(again.steps.is_empty(), "{:?}", again);
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! `rds-failover`: an RDS event, a sweep or an operator names a DB cluster or
+//! instance; the writer is verified, the tagged CNAME kept on it, and a
+//! standby replica promoted when its primary has failed.
+
+use serde_json::Value;
+
+use super::{finish, first_transient, merge_sweep, HandlerError};
+use crate::aws::{database, dns, AwsError};
+use crate::decide::rds_failover::{decide, parse_dns_tag, Instance, Policy, Signal, Subject};
+use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
+use crate::event::{is_scheduled, json_kind, Inbound};
+use crate::execute::{execute, ReportContext};
+use crate::report::Report;
+use crate::runtime::{Ballast, Invocation};
+use crate::tags;
+
+pub const FUNCTION: &str = "rds-failover";
+
+/// Which DB resource to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Cluster(String),
+    Instance(String),
+    /// A direct invoke's `dbIdentifier`: a cluster or an instance.
+    Either(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    Db {
+        target: Target,
+        signal: Signal,
+    },
+    /// Every DB resource carrying a Ballast tag.
+    Sweep,
+}
+
+/// Reads the event; `Err` is the reason it is ignored.
+pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+    match inbound {
+        Inbound::Other(reason) => Err(reason.clone()),
+        Inbound::AlarmAction(a) => Err(format!(
+            "{FUNCTION} does not act on CloudWatch alarms (alarm {})",
+            a.alarm_name
+        )),
+        Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
+        Inbound::EventBridge(env)
+            if env.source == "aws.rds"
+                && (env.detail_type == CLUSTER_EVENT || env.detail_type == INSTANCE_EVENT) =>
+        {
+            let event = RdsEvent::from_eventbridge(env)?;
+            let Some(class) = event.class() else {
+                return Err(format!(
+                    "{} [{}] on {} is not an event {FUNCTION} acts on (failover, failure, availability, read replica and stop events are)",
+                    if event.event_id.is_empty() { "an RDS event without EventID" } else { &event.event_id },
+                    event.categories.join(", "),
+                    event.identifier
+                ));
+            };
+            let target = match event.kind {
+                SourceKind::Cluster => Target::Cluster(event.identifier.clone()),
+                SourceKind::Instance => Target::Instance(event.identifier.clone()),
+            };
+            Ok(Intent::Db {
+                target,
+                signal: Signal {
+                    class: Some(class),
+                    named: event.named_instance(),
+                },
+            })
+        }
+        Inbound::EventBridge(env) => Err(format!(
+            "{FUNCTION} does not handle {} events from {}",
+            env.detail_type, env.source
+        )),
+        Inbound::Direct(object) => match object.get("dbIdentifier") {
+            Some(Value::String(id)) if is_db_identifier(id) => Ok(Intent::Db {
+                target: Target::Either(id.clone()),
+                signal: Signal::default(),
+            }),
+            Some(Value::String(id)) => Err(format!(
+                "dbIdentifier {id:?} is not a DB cluster or instance identifier"
+            )),
+            Some(other) => Err(format!(
+                "dbIdentifier must be a string, not a {}",
+                json_kind(other)
+            )),
+            None => {
+                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+                Err(format!(
+                    "not an event {FUNCTION} handles: a direct invoke needs {{\"dbIdentifier\": \"...\"}} (keys given: [{}])",
+                    keys.join(", ")
+                ))
+            }
+        },
+    }
+}
+
+/// RDS identifiers: 1–63 letters, digits and hyphens, starting with a letter.
+fn is_db_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The Lambda handler.
+pub async fn handle(
+    ballast: &Ballast,
+    payload: Value,
+    invocation: Invocation,
+) -> Result<Report, HandlerError> {
+    let inbound = Inbound::classify(&payload);
+    let ctx = ReportContext {
+        function: FUNCTION,
+        trigger: inbound.trigger(&invocation.request_id),
+        region: ballast.aws.region.clone(),
+    };
+    let (report, transient) = match intent_of(&inbound) {
+        Err(reason) => (ctx.ignored(reason), None),
+        Ok(Intent::Db { target, signal }) => {
+            reconcile(ballast, &ctx, &target, &signal, &invocation).await
+        }
+        Ok(Intent::Sweep) => sweep(ballast, &ctx, &invocation).await,
+    };
+    finish(ballast, report, transient).await
+}
+
+fn target_name(target: &Target) -> &str {
+    match target {
+        Target::Cluster(id) | Target::Instance(id) | Target::Either(id) => id,
+    }
+}
+
+async fn reconcile(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    target: &Target,
+    signal: &Signal,
+    invocation: &Invocation,
+) -> (Report, Option<AwsError>) {
+    let subject = match observe(ballast, target).await {
+        Ok(Some(subject)) => subject,
+        Ok(None) => {
+            return (
+                ctx.ignored(format!(
+                    "DB resource {} does not exist",
+                    target_name(target)
+                )),
+                None,
+            )
+        }
+        Err(e) => {
+            return (
+                ctx.failed(vec![target_name(target).to_string()], &e),
+                e.retryable.then_some(e),
+            )
+        }
+    };
+    let plan = decide(
+        &subject,
+        signal,
+        &Policy {
+            dns_ttl: ballast.config.dns_ttl,
+        },
+    );
+    let applied = execute(
+        &plan,
+        &ballast.aws,
+        ballast.config.dry_run,
+        invocation.deadline,
+    )
+    .await;
+    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
+    (
+        ctx.conclude(plan, applied, ballast.config.dry_run),
+        transient,
+    )
+}
+
+fn has_ballast_tag(i: &Instance) -> bool {
+    i.tags.contains_key(tags::DNS_RECORD) || i.tags.contains_key(tags::STANDBY_REPLICA)
+}
+
+/// Reads the live state around the target: a cluster with its writer, or an
+/// instance with its standby replica, and the tagged record's current value.
+/// An Aurora member resolves to its cluster; an untagged read replica (whose
+/// replication events arrive on the replica) resolves to its primary.
+pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subject>, AwsError> {
+    let aws = &ballast.aws;
+    let instance = match target {
+        Target::Cluster(id) => return observe_cluster(ballast, id).await,
+        Target::Either(id) => match observe_cluster(ballast, id).await? {
+            Some(subject) => return Ok(Some(subject)),
+            None => database::describe_instance(&aws.rds, id).await?,
+        },
+        Target::Instance(id) => database::describe_instance(&aws.rds, id).await?,
+    };
+    let Some(mut primary) = instance else {
+        return Ok(None);
+    };
+    if let Some(cluster) = primary.cluster.clone() {
+        return observe_cluster(ballast, &cluster).await;
+    }
+    if !has_ballast_tag(&primary) {
+        if let Some(source) = primary.source.clone() {
+            match database::describe_instance(&aws.rds, &source).await? {
+                Some(p) => primary = p,
+                None => return Ok(None),
+            }
+        }
+    }
+    let standby = match primary.tags.get(tags::STANDBY_REPLICA) {
+        Some(r) if !r.trim().is_empty() => database::describe_instance(&aws.rds, r.trim()).await?,
+        _ => None,
+    };
+    let dns_current = current_record(ballast, primary.tags.get(tags::DNS_RECORD)).await?;
+    Ok(Some(Subject::Instance {
+        primary,
+        standby,
+        dns_current,
+    }))
+}
+
+async fn observe_cluster(ballast: &Ballast, id: &str) -> Result<Option<Subject>, AwsError> {
+    let aws = &ballast.aws;
+    let Some(cluster) = database::describe_cluster(&aws.rds, id).await? else {
+        return Ok(None);
+    };
+    let writer = match cluster.members.iter().find(|m| m.is_writer) {
+        Some(m) => database::describe_instance(&aws.rds, &m.id).await?,
+        None => None,
+    };
+    let dns_current = current_record(ballast, cluster.tags.get(tags::DNS_RECORD)).await?;
+    Ok(Some(Subject::Cluster {
+        cluster,
+        writer,
+        dns_current,
+    }))
+}
+
+/// The CNAME's value when the tag is usable (an unusable tag is the
+/// decision's to report).
+async fn current_record(
+    ballast: &Ballast,
+    tag: Option<&String>,
+) -> Result<Option<String>, AwsError> {
+    match tag.map(|t| parse_dns_tag(t)) {
+        Some(Ok((zone, name))) => dns::current_cname(&ballast.aws.route53, &zone, &name).await,
+        _ => Ok(None),
+    }
+}
+
+/// Every DB resource carrying a Ballast tag, each reconciled; one report.
+async fn sweep(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    invocation: &Invocation,
+) -> (Report, Option<AwsError>) {
+    let (clusters, instances) = match database::tagged(&ballast.aws.rds).await {
+        Ok(found) => found,
+        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+    };
+    let targets: Vec<Target> = clusters
+        .into_iter()
+        .map(|c| Target::Cluster(c.id))
+        .chain(instances.into_iter().map(|i| Target::Instance(i.id)))
+        .collect();
+    if targets.is_empty() {
+        let plan = crate::decide::Plan::noop(
+            "Sweep: no DB cluster or instance carries a ballast tag.",
+            vec![],
+        );
+        return (ctx.conclude(plan, vec![], false), None);
+    }
+    let mut parts = Vec::with_capacity(targets.len());
+    let mut transient = None;
+    for target in &targets {
+        let (report, t) = reconcile(ballast, ctx, target, &Signal::default(), invocation).await;
+        transient = transient.or(t);
+        parts.push(report);
+    }
+    (merge_sweep(ctx, "tagged DB resource(s)", parts), transient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::rds::EventClass;
+    use serde_json::json;
+
+    fn intent(payload: Value) -> Result<Intent, String> {
+        intent_of(&Inbound::classify(&payload))
+    }
+
+    fn rds_event(detail_type: &str, event_id: &str, categories: &[&str], arn: &str) -> Value {
+        json!({"version":"0","id":"e","detail-type":detail_type,"source":"aws.rds","account":"123456789012",
+            "time":"2026-11-21T10:00:00Z","region":"us-east-1","resources":[arn],
+            "detail":{"EventCategories":categories,"SourceArn":arn,"EventID":event_id,"Message":"m","SourceIdentifier":"x"}})
+    }
+
+    #[test]
+    fn cluster_and_instance_events_name_their_resource() {
+        let i = intent(rds_event(
+            CLUSTER_EVENT,
+            "RDS-EVENT-0071",
+            &["failover"],
+            "arn:aws:rds:us-east-1:1:cluster:orders",
+        ));
+        assert!(
+            matches!(i, Ok(Intent::Db { target: Target::Cluster(ref c), ref signal }) if c == "orders" && signal.class == Some(EventClass::FailoverCompleted))
+        );
+        let i = intent(rds_event(
+            INSTANCE_EVENT,
+            "RDS-EVENT-0049",
+            &["failover"],
+            "arn:aws:rds:us-east-1:1:db:orders",
+        ));
+        assert!(
+            matches!(i, Ok(Intent::Db { target: Target::Instance(ref c), .. }) if c == "orders")
+        );
+    }
+
+    #[test]
+    fn unknown_rds_events_are_ignored_with_their_id() {
+        let r = intent(rds_event(
+            INSTANCE_EVENT,
+            "RDS-EVENT-0002",
+            &["backup"],
+            "arn:aws:rds:us-east-1:1:db:orders",
+        ));
+        assert!(r
+            .unwrap_err()
+            .starts_with("RDS-EVENT-0002 [backup] on orders is not an event rds-failover acts on"));
+    }
+
+    #[test]
+    fn direct_invoke_takes_a_db_identifier() {
+        assert!(matches!(
+            intent(json!({"dbIdentifier": "orders-1"})),
+            Ok(Intent::Db {
+                target: Target::Either(_),
+                ..
+            })
+        ));
+        assert!(intent(json!({"dbIdentifier": "1bad id"})).is_err());
+        assert!(intent(json!({"dbIdentifier": 3}))
+            .unwrap_err()
+            .contains("must be a string"));
+        assert!(intent(json!({})).unwrap_err().contains("dbIdentifier"));
+    }
+}
