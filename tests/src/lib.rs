@@ -3,6 +3,7 @@
 //! real release binaries. Used by the integration tests, the end-to-end test
 //! and the demo.
 
+pub mod databases;
 pub mod host;
 pub mod moto;
 pub mod stack;

@@ -106,8 +106,8 @@ fn carries_ballast_tag(tags: &BTreeMap<String, String>) -> bool {
     tags.contains_key(tags::DNS_RECORD) || tags.contains_key(tags::STANDBY_REPLICA)
 }
 
-/// Every DB cluster and every DB instance outside a cluster that carries a
-/// Ballast tag, for the sweep.
+/// Every DB cluster, and every DB instance that is neither a cluster member
+/// nor a read replica, that carries a Ballast tag: the sweep's subjects.
 pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), AwsError> {
     let mut clusters = vec![];
     let mut pages = client.describe_db_clusters().into_paginator().send();
@@ -125,10 +125,9 @@ pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), Aw
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk("DescribeDBInstances", "*", e))?;
         instances.extend(
-            page.db_instances()
-                .iter()
-                .map(instance_from)
-                .filter(|i| i.cluster.is_none() && carries_ballast_tag(&i.tags)),
+            page.db_instances().iter().map(instance_from).filter(|i| {
+                i.cluster.is_none() && i.source.is_none() && carries_ballast_tag(&i.tags)
+            }),
         );
     }
     Ok((clusters, instances))

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{finish, first_transient, merge_sweep, HandlerError};
 use crate::aws::{database, dns, AwsError};
-use crate::decide::rds_failover::{decide, parse_dns_tag, Instance, Policy, Signal, Subject};
+use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Signal, Subject};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{is_scheduled, json_kind, Inbound};
 use crate::execute::{execute, ReportContext};
@@ -177,14 +177,9 @@ async fn reconcile(
     )
 }
 
-fn has_ballast_tag(i: &Instance) -> bool {
-    i.tags.contains_key(tags::DNS_RECORD) || i.tags.contains_key(tags::STANDBY_REPLICA)
-}
-
 /// Reads the live state around the target: a cluster with its writer, or an
 /// instance with its standby replica, and the tagged record's current value.
-/// An Aurora member resolves to its cluster; an untagged read replica (whose
-/// replication events arrive on the replica) resolves to its primary.
+/// An Aurora member resolves to its cluster, a read replica to its primary.
 pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subject>, AwsError> {
     let aws = &ballast.aws;
     let instance = match target {
@@ -201,12 +196,11 @@ pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subjec
     if let Some(cluster) = primary.cluster.clone() {
         return observe_cluster(ballast, &cluster).await;
     }
-    if !has_ballast_tag(&primary) {
-        if let Some(source) = primary.source.clone() {
-            match database::describe_instance(&aws.rds, &source).await? {
-                Some(p) => primary = p,
-                None => return Ok(None),
-            }
+    // A read replica is never the writer: its events (replication errors, a
+    // restart) and any tags it inherited are handled at its primary.
+    if let Some(source) = primary.source.clone() {
+        if let Some(p) = database::describe_instance(&aws.rds, &source).await? {
+            primary = p;
         }
     }
     let standby = match primary.tags.get(tags::STANDBY_REPLICA) {

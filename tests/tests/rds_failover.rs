@@ -1,0 +1,318 @@
+//! `rds-failover` against moto in server mode, through the real SDK: Aurora
+//! failover, Multi-AZ failover, and a primary with a standby read replica,
+//! with their CNAMEs in a hosted zone; reports read back from SQS.
+
+use ballast::reconcile::rds_failover::handle;
+use ballast::report::{ActionStatus, Outcome, Severity};
+use ballast::{Invocation, Report};
+use ballast_tests::databases::{record_for, Databases, CLUSTER, MULTI_AZ, PRIMARY, REPLICA};
+use ballast_tests::moto::Moto;
+use ballast_tests::stack::Stack;
+use ballast_tests::{ballast_for, sample_event};
+use serde_json::{json, Value};
+
+struct World {
+    _moto: Moto,
+    stack: Stack,
+    dbs: Databases,
+    ballast: ballast::Ballast,
+}
+
+async fn world(dry_run: bool) -> World {
+    let moto = Moto::start();
+    let conf = moto.sdk_config();
+    let stack = Stack::seed(&conf).await;
+    let dbs = Databases::seed(&conf).await;
+    let ballast = ballast_for(&moto, &stack, dry_run);
+    World {
+        _moto: moto,
+        stack,
+        dbs,
+        ballast,
+    }
+}
+
+impl World {
+    async fn run(&self, payload: Value) -> Report {
+        handle(&self.ballast, payload, Invocation::new("test-request"))
+            .await
+            .expect("the handler answers with a report")
+    }
+}
+
+#[tokio::test]
+async fn aurora_failover_is_verified_and_a_wrong_dns_value_corrected() {
+    let w = world(false).await;
+    let before = w.dbs.writer().await;
+    w.dbs.fail_over_cluster().await;
+    let after = w.dbs.writer().await;
+    assert_ne!(before, after, "the emulator moved the writer");
+    // Someone had pointed the record at an instance endpoint: wrong after failover.
+    let stale = w.dbs.instance_endpoint(&before).await;
+    w.dbs.set_record(CLUSTER, &stale).await;
+
+    let report = w
+        .run(sample_event("rds-cluster-failover-completed.json"))
+        .await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert!(
+        report
+            .summary
+            .contains(&format!("Verified writer of cluster {CLUSTER}: {after} in")),
+        "{}",
+        report.summary
+    );
+    let cluster_endpoint = w.dbs.cluster_endpoint().await;
+    assert_eq!(
+        w.dbs.record(CLUSTER).await.as_deref(),
+        Some(cluster_endpoint.as_str())
+    );
+    let action = &report.actions[0];
+    assert_eq!(
+        (action.kind.as_str(), action.status),
+        ("upsert-cname", ActionStatus::Done)
+    );
+    assert_eq!(action.target, record_for(CLUSTER));
+    assert!(
+        action
+            .detail
+            .starts_with(&format!("{stale} -> {cluster_endpoint} (TTL 30s")),
+        "{}",
+        action.detail
+    );
+    assert!(action.detail.contains("INSYNC"), "{}", action.detail);
+
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].report, report);
+    assert_eq!(deliveries[0].attributes["function"], "rds-failover");
+
+    let again = w
+        .run(sample_event("rds-cluster-failover-completed.json"))
+        .await;
+    assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
+    assert!(w.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn multi_az_failover_is_verified() {
+    let w = world(false).await;
+    let report = w
+        .run(sample_event("rds-instance-multi-az-failover.json"))
+        .await;
+    assert_eq!(report.outcome, Outcome::Noop, "{report:#?}");
+    assert!(
+        report.summary.starts_with(&format!(
+            "Verified {MULTI_AZ} (available): Multi-AZ, primary in us-east-1a"
+        )),
+        "{}",
+        report.summary
+    );
+    assert!(
+        report.summary.contains("already points at"),
+        "{}",
+        report.summary
+    );
+}
+
+#[tokio::test]
+async fn replica_is_promoted_when_primary_fails() {
+    let w = world(false).await;
+    let replica_endpoint = w.dbs.instance_endpoint(REPLICA).await;
+    let dns_tag = w.dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
+    w.dbs.stop(PRIMARY).await;
+
+    let report = w.run(sample_event("rds-instance-failure.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert_eq!(report.severity, Severity::Critical);
+    let kinds: Vec<(&str, ActionStatus)> = report
+        .actions
+        .iter()
+        .map(|a| (a.kind.as_str(), a.status))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("promote-replica", ActionStatus::Done),
+            ("tag", ActionStatus::Done),
+            ("untag", ActionStatus::Done),
+            ("untag", ActionStatus::Done),
+            ("upsert-cname", ActionStatus::Done)
+        ]
+    );
+
+    // moto keeps ReadReplicaSourceDBInstanceIdentifier after a promotion (AWS
+    // clears it); what it does change is that the instance may now be stopped,
+    // which it refuses for a read replica.
+    assert!(
+        w.dbs
+            .rds
+            .stop_db_instance()
+            .db_instance_identifier(REPLICA)
+            .send()
+            .await
+            .is_ok(),
+        "promoted"
+    );
+    w.dbs
+        .rds
+        .start_db_instance()
+        .db_instance_identifier(REPLICA)
+        .send()
+        .await
+        .expect("StartDBInstance");
+    assert_eq!(
+        w.dbs.record(PRIMARY).await.as_deref(),
+        Some(replica_endpoint.as_str()),
+        "record flipped"
+    );
+    assert_eq!(
+        w.dbs.tags(REPLICA).await.get("ballast:dns-record"),
+        Some(&dns_tag),
+        "tag moved"
+    );
+    let primary_tags = w.dbs.tags(PRIMARY).await;
+    assert!(
+        !primary_tags.contains_key("ballast:dns-record")
+            && !primary_tags.contains_key("ballast:standby-replica")
+    );
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].attributes["severity"], "critical");
+
+    // The same event again, and a sweep: nothing left to do.
+    let again = w.run(sample_event("rds-instance-failure.json")).await;
+    assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
+    let sweep = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(sweep.outcome, Outcome::Noop, "{sweep:#?}");
+    assert!(w.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn failure_event_while_primary_is_available_is_declined() {
+    let w = world(false).await;
+    let report = w.run(sample_event("rds-instance-failure.json")).await;
+    assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
+    assert!(report.reason.as_deref().unwrap().contains("split brain"));
+    assert_eq!(
+        w.dbs
+            .instance(REPLICA)
+            .await
+            .read_replica_source_db_instance_identifier(),
+        Some(PRIMARY),
+        "the replica is still a replica"
+    );
+    assert_eq!(w.stack.reports().await[0].attributes["outcome"], "declined");
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
+    let w = world(true).await;
+    let record_before = w.dbs.record(PRIMARY).await;
+    w.dbs.stop(PRIMARY).await;
+    let report = w.run(sample_event("rds-instance-failure.json")).await;
+    assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
+    assert!(
+        report.summary.contains(&format!(
+            "would promote read replica {REPLICA} of {PRIMARY}"
+        )),
+        "{}",
+        report.summary
+    );
+    assert!(report
+        .actions
+        .iter()
+        .all(|a| a.status == ActionStatus::Skipped));
+    assert_eq!(
+        w.dbs
+            .instance(REPLICA)
+            .await
+            .read_replica_source_db_instance_identifier(),
+        Some(PRIMARY)
+    );
+    assert_eq!(w.dbs.record(PRIMARY).await, record_before);
+    assert!(w
+        .dbs
+        .tags(PRIMARY)
+        .await
+        .contains_key("ballast:standby-replica"));
+    assert_eq!(w.stack.reports().await.len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_and_bad_events_are_ignored() {
+    let w = world(false).await;
+    let cases = [
+        (
+            sample_event("rds-instance-backup.json"),
+            "RDS-EVENT-0001 [backup] on orders-mysql is not an event",
+        ),
+        (json!({"dbIdentifier": "no-such-db"}), "does not exist"),
+        (json!({}), "needs {\"dbIdentifier\""),
+        (json!("orders-mysql"), "payload is a JSON string"),
+        (
+            sample_event("unhealthy-target-alarm.json"),
+            "does not act on CloudWatch alarms",
+        ),
+    ];
+    for (payload, reason) in cases {
+        let report = w.run(payload.clone()).await;
+        // An alarm arrives through EventBridge: reported as an unhandled source.
+        if payload.get("detail-type").and_then(Value::as_str)
+            == Some("CloudWatch Alarm State Change")
+        {
+            assert_eq!(report.outcome, Outcome::Ignored);
+            assert!(
+                report
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("does not handle CloudWatch Alarm State Change"),
+                "{:?}",
+                report.reason
+            );
+            continue;
+        }
+        assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
+        assert!(
+            report
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains(reason),
+            "{payload}: {:?}",
+            report.reason
+        );
+    }
+    assert!(w.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn direct_invoke_and_sweep_keep_dns_on_the_writer() {
+    let w = world(false).await;
+    w.dbs
+        .set_record(MULTI_AZ, "somewhere-else.example.com")
+        .await;
+    let direct = w.run(json!({"dbIdentifier": MULTI_AZ})).await;
+    assert_eq!(direct.outcome, Outcome::Remediated, "{direct:#?}");
+    let endpoint = w.dbs.instance_endpoint(MULTI_AZ).await;
+    assert_eq!(
+        w.dbs.record(MULTI_AZ).await.as_deref(),
+        Some(endpoint.as_str())
+    );
+
+    w.dbs.set_record(CLUSTER, "stale.example.com").await;
+    let sweep = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(sweep.outcome, Outcome::Remediated, "{sweep:#?}");
+    assert!(
+        sweep
+            .summary
+            .starts_with("Sweep of 3 tagged DB resource(s)"),
+        "{}",
+        sweep.summary
+    );
+    assert_eq!(
+        w.dbs.record(CLUSTER).await,
+        Some(w.dbs.cluster_endpoint().await)
+    );
+}
