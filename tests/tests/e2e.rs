@@ -1,4 +1,4 @@
-//! End to end: the real release binary of `unhealthy-target` under a Lambda
+//! End to end: the real release binaries of the functions under a Lambda
 //! Runtime API host, talking to moto through `AWS_ENDPOINT_URL`, fed the
 //! sample events of `events/`.
 
@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ballast::report::Outcome;
 use ballast::Report;
+use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, MANAGED_ASG};
@@ -142,4 +143,53 @@ async fn invalid_configuration_fails_init_naming_the_variable() {
         host.first_next().is_none(),
         "a misconfigured function never asks for work"
     );
+}
+
+#[tokio::test]
+async fn rds_failover_release_binary_promotes_the_standby_and_flips_dns() {
+    const RDS: &str = "rds-failover";
+    let moto = Moto::start();
+    let conf = moto.sdk_config();
+    let stack = Stack::seed(&conf).await;
+    let dbs = Databases::seed(&conf).await;
+    let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
+    dbs.stop(PRIMARY).await;
+
+    let host = RuntimeHost::start(RDS, Duration::from_secs(120)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    env.push(("BALLAST_DNS_TTL".into(), "15".into()));
+    let process = host.spawn(&release_binary(RDS), RDS, &env);
+
+    let promoted = report_of(&host, sample_event("rds-instance-failure.json")).await;
+    assert_eq!(
+        promoted.outcome,
+        Outcome::Remediated,
+        "{promoted:#?}\n{:#?}",
+        process.logs()
+    );
+    assert_eq!(
+        dbs.record(PRIMARY).await.as_deref(),
+        Some(replica_endpoint.as_str())
+    );
+    assert!(
+        promoted.actions.last().unwrap().detail.contains("TTL 15s"),
+        "{:?}",
+        promoted.actions
+    );
+
+    for sample in [
+        "rds-instance-failure.json",
+        "rds-failover-direct.json",
+        "scheduled-sweep.json",
+    ] {
+        let again = report_of(&host, sample_event(sample)).await;
+        assert_eq!(again.outcome, Outcome::Noop, "{sample}: {again:#?}");
+    }
+    let backup = report_of(&host, sample_event("rds-instance-backup.json")).await;
+    assert_eq!(backup.outcome, Outcome::Ignored);
+
+    let deliveries = stack.reports().await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].report, promoted);
 }

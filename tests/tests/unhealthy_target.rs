@@ -210,7 +210,7 @@ async fn bad_inputs_are_ignored_without_side_effects() {
         (json!(42), "payload is a JSON number"),
         (
             sample_event("s3-object-created.json"),
-            "a direct invoke needs",
+            "1 record(s) from aws:s3 is not an event Ballast handles",
         ),
         (missing_tg, "does not exist"),
         (ok_alarm, "not ALARM"),
