@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ballast::report::Report;
+use ballast_tests::databases::{Databases, CLUSTER, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
@@ -213,8 +214,94 @@ async fn main() {
     );
     decision(&tl, &ignored);
 
+    database_stories(&tl, &moto, &stack).await;
+
     drop(process);
     drop(host);
     drop(moto);
     println!("\nDone: the emulator and the function process are stopped.");
+}
+
+async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) {
+    let dbs = Databases::seed(&moto.sdk_config()).await;
+    let host = RuntimeHost::start("rds-failover", Duration::from_secs(120)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    let process = host.spawn(&release_binary("rds-failover"), "rds-failover", &env);
+
+    tl.story("Story 4: Aurora fails over; the DNS record was on the old writer");
+    let old_writer = dbs.writer().await;
+    tl.say(
+        "seed",
+        format!(
+            "Aurora cluster {CLUSTER} (writer {old_writer}), Multi-AZ MySQL billing, MySQL {PRIMARY}\n\
+             with standby read replica {REPLICA}; CNAMEs in the private zone internal.example.com"
+        ),
+    );
+    let stale = dbs.instance_endpoint(&old_writer).await;
+    dbs.set_record(CLUSTER, &stale).await;
+    tl.say(
+        "state",
+        format!("{CLUSTER}.internal.example.com -> {stale} (an instance endpoint)"),
+    );
+    dbs.fail_over_cluster().await;
+    tl.say(
+        "fault",
+        format!(
+            "FailoverDBCluster: the writer moves from {old_writer} to {}",
+            dbs.writer().await
+        ),
+    );
+    tl.say(
+        "event",
+        "RDS DB Cluster Event RDS-EVENT-0071 (failover completed)",
+    );
+    let report = invoke(
+        &host,
+        &process,
+        sample_event("rds-cluster-failover-completed.json"),
+    )
+    .await;
+    decision(tl, &report);
+    delivered(tl, stack).await;
+    tl.say(
+        "state",
+        format!(
+            "{CLUSTER}.internal.example.com -> {}",
+            dbs.record(CLUSTER).await.unwrap_or_default()
+        ),
+    );
+
+    tl.story("Story 5: the MySQL primary fails; the standby replica takes over and DNS flips");
+    tl.say(
+        "state",
+        format!(
+            "{PRIMARY}.internal.example.com -> {}",
+            dbs.record(PRIMARY).await.unwrap_or_default()
+        ),
+    );
+    dbs.stop(PRIMARY).await;
+    tl.say("fault", format!("{PRIMARY} goes down (stopped)"));
+    tl.say("event", "RDS DB Instance Event RDS-EVENT-0031 (failure)");
+    let report = invoke(&host, &process, sample_event("rds-instance-failure.json")).await;
+    decision(tl, &report);
+    delivered(tl, stack).await;
+    tl.say(
+        "state",
+        format!(
+            "{PRIMARY}.internal.example.com -> {}",
+            dbs.record(PRIMARY).await.unwrap_or_default()
+        ),
+    );
+    let tags = dbs.tags(REPLICA).await;
+    tl.say(
+        "state",
+        format!(
+            "{REPLICA} now carries ballast:dns-record={}",
+            tags.get("ballast:dns-record").map_or("-", String::as_str)
+        ),
+    );
+    tl.say("event", "the same failure event again (late or duplicated)");
+    let again = invoke(&host, &process, sample_event("rds-instance-failure.json")).await;
+    decision(tl, &again);
 }
