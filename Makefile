@@ -3,7 +3,7 @@
 #   make test   fmt check, clippy -D warnings, release build, the whole test suite
 # Everything they need (moto, pinned) is installed into .venv on first use.
 
-FUNCTIONS := unhealthy-target rds-failover
+FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
 .PHONY: test demo venv release fmt lint size clean

@@ -118,6 +118,28 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
                 "SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"
             )))
         }
+        Step::UpdateGroup {
+            asg,
+            subnets,
+            max_size,
+        } => {
+            fleet::update_group(&aws.autoscaling, asg, subnets, *max_size).await?;
+            Ok(StepResult::Done(format!(
+                "VPCZoneIdentifier={}{}",
+                subnets.join(","),
+                max_size
+                    .map(|m| format!(", MaxSize={m}"))
+                    .unwrap_or_default()
+            )))
+        }
+        Step::TagGroup { asg, key, value } => {
+            fleet::tag_group(&aws.autoscaling, asg, key, value).await?;
+            Ok(StepResult::Done(format!("{key}={value}")))
+        }
+        Step::UntagGroup { asg, key } => {
+            fleet::untag_group(&aws.autoscaling, asg, key).await?;
+            Ok(StepResult::Done(format!("{key} removed")))
+        }
         Step::PromoteReplica { replica, primary } => {
             database::promote_read_replica(&aws.rds, replica).await?;
             Ok(StepResult::Done(format!(

@@ -168,6 +168,17 @@ impl Stack {
 
     async fn create_asg(&self, name: &str, size: i32, tags: &[(&str, &str)]) {
         let zones: Vec<&str> = self.subnets.iter().map(|(id, _)| id.as_str()).collect();
+        self.create_asg_in(name, size, &zones, tags).await;
+    }
+
+    /// An ASG with `size` instances in the given subnets.
+    pub async fn create_asg_in(
+        &self,
+        name: &str,
+        size: i32,
+        zones: &[&str],
+        tags: &[(&str, &str)],
+    ) {
         let mut req = self
             .autoscaling
             .create_auto_scaling_group()
@@ -241,6 +252,50 @@ impl Stack {
             .await
             .expect("Subscribe");
         (topic_arn, queue_url)
+    }
+
+    pub async fn group(&self, asg: &str) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+        self.autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(asg)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups")
+            .auto_scaling_groups()[0]
+            .clone()
+    }
+
+    /// The ASG's subnets, sorted.
+    pub async fn subnets_of(&self, asg: &str) -> Vec<String> {
+        let mut subnets: Vec<String> = self
+            .group(asg)
+            .await
+            .vpc_zone_identifier()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        subnets.sort();
+        subnets
+    }
+
+    pub async fn tag_of(&self, asg: &str, key: &str) -> Option<String> {
+        self.group(asg)
+            .await
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value().map(str::to_string))
+    }
+
+    /// The subnet of the stack in `az`.
+    pub fn subnet_in(&self, az: &str) -> String {
+        self.subnets
+            .iter()
+            .find(|(_, z)| z == az)
+            .map(|(id, _)| id.clone())
+            .expect("a subnet in that AZ")
     }
 
     /// Instance IDs of an ASG, in a stable order.

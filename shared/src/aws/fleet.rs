@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, Tag};
 use aws_sdk_autoscaling::Client;
 
 use super::AwsError;
@@ -30,6 +30,8 @@ pub struct Group {
     pub min_size: i32,
     pub max_size: i32,
     pub desired_capacity: i32,
+    /// (instance ID, AZ) of every instance in the group.
+    pub instances: Vec<(String, String)>,
 }
 
 impl Group {
@@ -58,6 +60,16 @@ impl Group {
             min_size: g.min_size().unwrap_or_default(),
             max_size: g.max_size().unwrap_or_default(),
             desired_capacity: g.desired_capacity().unwrap_or_default(),
+            instances: g
+                .instances()
+                .iter()
+                .map(|i| {
+                    (
+                        i.instance_id().unwrap_or_default().to_string(),
+                        i.availability_zone().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -151,5 +163,64 @@ pub async fn mark_unhealthy(client: &Client, instance_id: &str) -> Result<(), Aw
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("SetInstanceHealth", instance_id, e))?;
+    Ok(())
+}
+
+/// Sets the group's subnets (and max size, when given). Desired capacity is
+/// left alone: AZ rebalancing replaces the instances of removed subnets,
+/// launching before terminating.
+pub async fn update_group(
+    client: &Client,
+    name: &str,
+    subnets: &[String],
+    max_size: Option<i32>,
+) -> Result<(), AwsError> {
+    client
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .vpc_zone_identifier(subnets.join(","))
+        .set_max_size(max_size)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("UpdateAutoScalingGroup", name, e))?;
+    Ok(())
+}
+
+pub async fn tag_group(
+    client: &Client,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), AwsError> {
+    client
+        .create_or_update_tags()
+        .tags(
+            Tag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key(key)
+                .value(value)
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("CreateOrUpdateTags", name, e))?;
+    Ok(())
+}
+
+pub async fn untag_group(client: &Client, name: &str, key: &str) -> Result<(), AwsError> {
+    client
+        .delete_tags()
+        .tags(
+            Tag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key(key)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DeleteTags", name, e))?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod balancer;
 pub mod database;
 pub mod dns;
 pub mod fleet;
+pub mod network;
 pub mod reports;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -25,6 +26,7 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     pub rds: aws_sdk_rds::Client,
     pub route53: aws_sdk_route53::Client,
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 impl Aws {
@@ -46,6 +48,7 @@ impl Aws {
             sns: aws_sdk_sns::Client::new(conf),
             rds: aws_sdk_rds::Client::new(conf),
             route53: aws_sdk_route53::Client::new(conf),
+            ec2: aws_sdk_ec2::Client::new(conf),
         }
     }
 }

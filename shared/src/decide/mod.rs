@@ -1,6 +1,7 @@
 //! Pure decisions: (observed state, policy) → [`Plan`]. No I/O here; every
 //! branch is unit- and property-tested.
 
+pub mod az_impairment;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
@@ -31,6 +32,20 @@ pub enum Step {
     /// INSYNC. With `when_available`, first wait (bounded) for that DB
     /// instance to be `available`; if it is not, the step is left to the next
     /// event or sweep.
+    /// `UpdateAutoScalingGroup`: new subnets, and a max size when it must change.
+    UpdateGroup {
+        asg: String,
+        subnets: Vec<String>,
+        max_size: Option<i32>,
+    },
+    /// `CreateOrUpdateTags` on an Auto Scaling group.
+    TagGroup {
+        asg: String,
+        key: String,
+        value: String,
+    },
+    /// `DeleteTags` on an Auto Scaling group.
+    UntagGroup { asg: String, key: String },
     UpsertCname {
         zone_id: String,
         name: String,
@@ -49,6 +64,9 @@ impl Step {
             Step::AddTag { .. } => "tag",
             Step::RemoveTag { .. } => "untag",
             Step::UpsertCname { .. } => "upsert-cname",
+            Step::UpdateGroup { .. } => "update-asg",
+            Step::TagGroup { .. } => "tag-asg",
+            Step::UntagGroup { .. } => "untag-asg",
         }
     }
 
@@ -58,12 +76,18 @@ impl Step {
             Step::PromoteReplica { replica, .. } => replica,
             Step::AddTag { resource, .. } | Step::RemoveTag { resource, .. } => resource,
             Step::UpsertCname { name, .. } => name,
+            Step::UpdateGroup { asg, .. }
+            | Step::TagGroup { asg, .. }
+            | Step::UntagGroup { asg, .. } => asg,
         }
     }
 
     pub fn asg(&self) -> Option<&str> {
         match self {
-            Step::MarkUnhealthy { asg, .. } => Some(asg),
+            Step::MarkUnhealthy { asg, .. }
+            | Step::UpdateGroup { asg, .. }
+            | Step::TagGroup { asg, .. }
+            | Step::UntagGroup { asg, .. } => Some(asg),
             _ => None,
         }
     }
@@ -84,6 +108,19 @@ impl Step {
                 ..
             } => format!("tag {resource} {key}={value}"),
             Step::RemoveTag { resource, key, .. } => format!("remove tag {key} from {resource}"),
+            Step::UpdateGroup {
+                asg,
+                subnets,
+                max_size,
+            } => format!(
+                "set ASG {asg} subnets to {}{}",
+                subnets.join(","),
+                max_size
+                    .map(|m| format!(" and max size to {m}"))
+                    .unwrap_or_default()
+            ),
+            Step::TagGroup { asg, key, value } => format!("tag ASG {asg} {key}={value}"),
+            Step::UntagGroup { asg, key } => format!("remove tag {key} from ASG {asg}"),
             Step::UpsertCname {
                 name,
                 value,

@@ -870,7 +870,7 @@ mod tests {
                     p.tags.remove(key);
                 }
                 Step::UpsertCname { value, .. } => dns = Some(value.clone()),
-                Step::MarkUnhealthy { .. } => unreachable!(),
+                other => unreachable!("{other:?}"),
             }
         }
         // After a promotion the replica is the subject that carries the tags.

@@ -6,6 +6,7 @@
 
 pub mod alarm;
 pub mod rds;
+pub mod zonal;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};

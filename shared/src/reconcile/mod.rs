@@ -1,6 +1,7 @@
 //! The reconcilers: one per function, each observe → decide → execute →
 //! report. An event says where to look; the live state says what to do.
 
+pub mod az_impairment;
 pub mod rds_failover;
 pub mod unhealthy_target;
 

@@ -1,0 +1,306 @@
+//! `az-impairment` against moto in server mode, through the real SDK: the
+//! seed stack's managed ASG `web` and unmanaged ASG `legacy` span subnets in
+//! us-east-1a and us-east-1b. moto may place an ASG's instances anywhere, so
+//! the tests assert on subnets, max size and tags.
+
+use ballast::reconcile::az_impairment::handle;
+use ballast::report::{ActionStatus, Outcome, Severity};
+use ballast::{Invocation, Report};
+use ballast_tests::moto::Moto;
+use ballast_tests::stack::{Stack, MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{ballast_for, sample_event};
+use serde_json::{json, Value};
+
+const A: &str = "us-east-1a";
+const B: &str = "us-east-1b";
+const EVACUATED: &str = "ballast:evacuated";
+
+struct World {
+    _moto: Moto,
+    stack: Stack,
+    ballast: ballast::Ballast,
+}
+
+async fn world(dry_run: bool) -> World {
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    let ballast = ballast_for(&moto, &stack, dry_run);
+    World {
+        _moto: moto,
+        stack,
+        ballast,
+    }
+}
+
+impl World {
+    async fn run(&self, payload: Value) -> Report {
+        handle(&self.ballast, payload, Invocation::new("test-request"))
+            .await
+            .expect("the handler answers with a report")
+    }
+
+    async fn all_subnets(&self) -> Vec<String> {
+        let mut all = vec![self.stack.subnet_in(A), self.stack.subnet_in(B)];
+        all.sort();
+        all
+    }
+
+    async fn assert_evacuated(&self) {
+        assert_eq!(
+            self.stack.subnets_of(MANAGED_ASG).await,
+            [self.stack.subnet_in(B)]
+        );
+        let tag = self
+            .stack
+            .tag_of(MANAGED_ASG, EVACUATED)
+            .await
+            .expect("the evacuation is recorded");
+        assert!(tag.starts_with("azs=us-east-1a subnets="), "{tag}");
+        assert_eq!(
+            self.stack.subnets_of(UNMANAGED_ASG).await,
+            self.all_subnets().await,
+            "unmanaged is untouched"
+        );
+        assert_eq!(self.stack.tag_of(UNMANAGED_ASG, EVACUATED).await, None);
+    }
+
+    async fn assert_restored(&self) {
+        assert_eq!(
+            self.stack.subnets_of(MANAGED_ASG).await,
+            self.all_subnets().await
+        );
+        assert_eq!(self.stack.tag_of(MANAGED_ASG, EVACUATED).await, None);
+        assert_eq!(
+            self.stack.group(MANAGED_ASG).await.max_size(),
+            Some(4),
+            "max size back to the original"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_issue_evacuates_then_its_closing_restores() {
+    let w = world(false).await;
+    let report = w.run(sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert_eq!(report.severity, Severity::Warning);
+    assert!(
+        report
+            .summary
+            .starts_with("us-east-1a is impaired: moving 1 Auto Scaling group(s)"),
+        "{}",
+        report.summary
+    );
+    let kinds: Vec<&str> = report.actions.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["tag-asg", "update-asg"]);
+    w.assert_evacuated().await;
+    let d = w.stack.reports().await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].attributes["function"], "az-impairment");
+
+    let again = w.run(sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(
+        again.outcome,
+        Outcome::Noop,
+        "a duplicate is harmless: {again:#?}"
+    );
+    assert!(w.stack.reports().await.is_empty());
+
+    let restored = w.run(sample_event("health-ec2-issue-closed.json")).await;
+    assert_eq!(restored.outcome, Outcome::Remediated, "{restored:#?}");
+    assert_eq!(restored.severity, Severity::Info);
+    w.assert_restored().await;
+    let again = w.run(sample_event("health-ec2-issue-closed.json")).await;
+    assert_eq!(again.outcome, Outcome::Noop);
+}
+
+#[tokio::test]
+async fn arc_autoshift_maps_the_az_id_to_the_zone() {
+    let w = world(false).await;
+    // moto maps use1-az6 to us-east-1a, as DescribeAvailabilityZones says.
+    let report = w.run(sample_event("arc-autoshift-in-progress.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    w.assert_evacuated().await;
+    let report = w.run(sample_event("arc-autoshift-completed.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    w.assert_restored().await;
+
+    let mut unknown = sample_event("arc-autoshift-in-progress.json");
+    unknown["detail"]["metadata"]["awayFrom"] = json!("euw1-az1");
+    let report = w.run(unknown).await;
+    assert_eq!(report.outcome, Outcome::Ignored);
+    assert!(report
+        .reason
+        .unwrap()
+        .contains("AZ ID euw1-az1 is not an Availability Zone of us-east-1"));
+}
+
+#[tokio::test]
+async fn per_az_alarm_evacuates_on_alarm_and_restores_on_ok() {
+    let w = world(false).await;
+    let alarm = sample_event("unhealthy-target-alarm-az.json");
+    assert_eq!(w.run(alarm.clone()).await.outcome, Outcome::Remediated);
+    w.assert_evacuated().await;
+    let mut ok = alarm;
+    ok["detail"]["state"]["value"] = json!("OK");
+    assert_eq!(w.run(ok).await.outcome, Outcome::Remediated);
+    w.assert_restored().await;
+}
+
+#[tokio::test]
+async fn operator_evacuates_and_restores_by_hand() {
+    let w = world(false).await;
+    assert_eq!(
+        w.run(sample_event("az-impairment-evacuate.json"))
+            .await
+            .outcome,
+        Outcome::Remediated
+    );
+    w.assert_evacuated().await;
+    let report = w.run(sample_event("az-impairment-restore.json")).await;
+    assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
+    assert_eq!(report.trigger.source, "direct");
+    w.assert_restored().await;
+}
+
+#[tokio::test]
+async fn a_second_az_while_one_is_evacuated_is_declined() {
+    let w = world(false).await;
+    w.run(json!({"action": "evacuate", "availabilityZone": A}))
+        .await;
+    w.stack.reports().await;
+    let report = w
+        .run(json!({"action": "evacuate", "availabilityZone": B}))
+        .await;
+    assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
+    assert_eq!(report.severity, Severity::Critical);
+    assert!(report
+        .reason
+        .unwrap()
+        .contains("BALLAST_MAX_EVACUATED_AZS=1"));
+    w.assert_evacuated().await;
+    assert_eq!(w.stack.reports().await[0].attributes["outcome"], "declined");
+}
+
+#[tokio::test]
+async fn an_asg_in_a_single_az_is_never_emptied() {
+    let w = world(false).await;
+    // Only a single-AZ group is managed here.
+    w.stack
+        .autoscaling
+        .delete_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(MANAGED_ASG)
+                .resource_type("auto-scaling-group")
+                .key("ballast:managed")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let a = w.stack.subnet_in(A);
+    w.stack
+        .create_asg_in("solo", 1, &[a.as_str()], &[("ballast:managed", "true")])
+        .await;
+
+    let report = w
+        .run(json!({"action": "evacuate", "availabilityZone": A}))
+        .await;
+    assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
+    assert!(report
+        .reason
+        .unwrap()
+        .contains("never remove an Auto Scaling group's last AZ: solo"));
+    assert_eq!(w.stack.subnets_of("solo").await, [a]);
+    assert_eq!(w.stack.tag_of("solo", EVACUATED).await, None);
+}
+
+#[tokio::test]
+async fn restore_does_not_clobber_an_operators_change() {
+    let w = world(false).await;
+    w.run(json!({"action": "evacuate", "availabilityZone": A}))
+        .await;
+    // An operator put the subnets back by hand, tag left behind.
+    let all = w.all_subnets().await;
+    w.stack
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(MANAGED_ASG)
+        .vpc_zone_identifier(all.join(","))
+        .max_size(6)
+        .send()
+        .await
+        .unwrap();
+    let report = w
+        .run(json!({"action": "restore", "availabilityZone": A}))
+        .await;
+    assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
+    assert_eq!(report.severity, Severity::Warning);
+    assert!(report
+        .reason
+        .unwrap()
+        .contains("not clobbering an operator's change"));
+    assert_eq!(w.stack.group(MANAGED_ASG).await.max_size(), Some(6));
+    assert!(w.stack.tag_of(MANAGED_ASG, EVACUATED).await.is_some());
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_reports_the_plan() {
+    let w = world(true).await;
+    let report = w.run(sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
+    assert!(report
+        .actions
+        .iter()
+        .all(|a| a.status == ActionStatus::Skipped));
+    assert!(
+        report
+            .summary
+            .contains("would tag ASG web ballast:evacuated=azs=us-east-1a"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, w.all_subnets().await);
+    assert_eq!(w.stack.tag_of(MANAGED_ASG, EVACUATED).await, None);
+    assert_eq!(w.stack.reports().await.len(), 1);
+}
+
+#[tokio::test]
+async fn events_that_are_not_zonal_signals_are_ignored() {
+    let w = world(false).await;
+    let mut rds_health = sample_event("health-ec2-issue-open.json");
+    rds_health["detail"]["service"] = json!("RDS");
+    let cases = [
+        (sample_event("scheduled-sweep.json"), "has no sweep"),
+        (
+            sample_event("unhealthy-target-alarm.json"),
+            "no AvailabilityZone dimension",
+        ),
+        (rds_health, "only EC2 issues"),
+        (
+            sample_event("rds-instance-failure.json"),
+            "does not handle RDS DB Instance Event",
+        ),
+        (
+            json!({"action": "evacuate", "availabilityZone": "eu-west-1a"}),
+            "is not in us-east-1",
+        ),
+        (json!([]), "payload is a JSON array"),
+    ];
+    for (payload, reason) in cases {
+        let report = w.run(payload.clone()).await;
+        assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
+        assert!(
+            report
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains(reason),
+            "{payload}: {:?}",
+            report.reason
+        );
+    }
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, w.all_subnets().await);
+    assert!(w.stack.reports().await.is_empty());
+}
