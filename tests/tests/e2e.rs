@@ -193,3 +193,36 @@ async fn rds_failover_release_binary_promotes_the_standby_and_flips_dns() {
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].report, promoted);
 }
+
+#[tokio::test]
+async fn az_impairment_release_binary_evacuates_and_restores() {
+    const AZ: &str = "az-impairment";
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    let all = stack.subnets_of(MANAGED_ASG).await;
+
+    let host = RuntimeHost::start(AZ, Duration::from_secs(30)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    let process = host.spawn(&release_binary(AZ), AZ, &env);
+
+    let evacuated = report_of(&host, sample_event("arc-autoshift-in-progress.json")).await;
+    assert_eq!(
+        evacuated.outcome,
+        Outcome::Remediated,
+        "{evacuated:#?}\n{:#?}",
+        process.logs()
+    );
+    assert_eq!(
+        stack.subnets_of(MANAGED_ASG).await,
+        [stack.subnet_in("us-east-1b")]
+    );
+    let duplicate = report_of(&host, sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(duplicate.outcome, Outcome::Noop, "{duplicate:#?}");
+    let restored = report_of(&host, sample_event("health-ec2-issue-closed.json")).await;
+    assert_eq!(restored.outcome, Outcome::Remediated, "{restored:#?}");
+    assert_eq!(stack.subnets_of(MANAGED_ASG).await, all);
+    let ignored = report_of(&host, sample_event("scheduled-sweep.json")).await;
+    assert_eq!(ignored.outcome, Outcome::Ignored);
+    assert_eq!(stack.reports().await.len(), 2);
+}

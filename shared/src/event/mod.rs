@@ -170,7 +170,11 @@ impl<'a> Arn<'a> {
 /// The short, readable end of an ARN (`targetgroup/web/6d0ecf831eec9f09`),
 /// or the string itself when it is not an ARN.
 pub fn short_name(arn_or_id: &str) -> &str {
-    Arn::parse(arn_or_id).map_or(arn_or_id, |a| a.resource)
+    let resource = Arn::parse(arn_or_id).map_or(arn_or_id, |a| a.resource);
+    // autoScalingGroup:<uuid>:autoScalingGroupName/<name> → <name>
+    resource
+        .split_once(":autoScalingGroupName/")
+        .map_or(resource, |(_, name)| name)
 }
 
 #[cfg(test)]
@@ -209,6 +213,12 @@ mod tests {
         assert_eq!(a.account, "123456789012");
         assert_eq!(short_name(arn), "targetgroup/web/6d0ecf831eec9f09");
         assert_eq!(short_name("i-0123"), "i-0123");
+        assert_eq!(
+            short_name(
+                "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:6d3c-1f:autoScalingGroupName/web"
+            ),
+            "web"
+        );
         assert_eq!(Arn::parse("arn:aws"), None);
         assert_eq!(partition_of("cn-north-1"), "aws-cn");
         assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");

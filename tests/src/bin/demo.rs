@@ -215,6 +215,7 @@ async fn main() {
     decision(&tl, &ignored);
 
     database_stories(&tl, &moto, &stack).await;
+    zone_story(&tl, &moto, &stack).await;
 
     drop(process);
     drop(host);
@@ -304,4 +305,72 @@ async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) {
     tl.say("event", "the same failure event again (late or duplicated)");
     let again = invoke(&host, &process, sample_event("rds-instance-failure.json")).await;
     decision(tl, &again);
+}
+
+async fn subnets_line(stack: &Stack, asg: &str) -> String {
+    let zones: std::collections::BTreeMap<String, String> = stack.subnets.iter().cloned().collect();
+    let subnets: Vec<String> = stack
+        .subnets_of(asg)
+        .await
+        .into_iter()
+        .map(|s| format!("{s} ({})", zones.get(&s).map_or("?", String::as_str)))
+        .collect();
+    let tag = stack.tag_of(asg, "ballast:evacuated").await;
+    format!(
+        "ASG {asg}: subnets {}; ballast:evacuated={}",
+        subnets.join(", "),
+        tag.as_deref().unwrap_or("-")
+    )
+}
+
+async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
+    let host = RuntimeHost::start("az-impairment", Duration::from_secs(30)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    let process = host.spawn(&release_binary("az-impairment"), "az-impairment", &env);
+
+    tl.story("Story 6: an Availability Zone is impaired, then recovers");
+    for asg in [MANAGED_ASG, UNMANAGED_ASG] {
+        tl.say("state", subnets_line(stack, asg).await);
+    }
+    tl.say(
+        "event",
+        "AWS Health Event: AWS_EC2_OPERATIONAL_ISSUE in us-east-1a, statusCode open",
+    );
+    let report = invoke(&host, &process, sample_event("health-ec2-issue-open.json")).await;
+    decision(tl, &report);
+    delivered(tl, stack).await;
+    for asg in [MANAGED_ASG, UNMANAGED_ASG] {
+        tl.say("state", subnets_line(stack, asg).await);
+    }
+    tl.say(
+        "event",
+        "ARC Autoshift In Progress away from use1-az6 (the same zone, by AZ ID)",
+    );
+    let again = invoke(
+        &host,
+        &process,
+        sample_event("arc-autoshift-in-progress.json"),
+    )
+    .await;
+    decision(tl, &again);
+    tl.say("event", "an operator asks to evacuate us-east-1b as well");
+    let second = invoke(
+        &host,
+        &process,
+        serde_json::json!({"action": "evacuate", "availabilityZone": "us-east-1b"}),
+    )
+    .await;
+    decision(tl, &second);
+    delivered(tl, stack).await;
+    tl.say("event", "AWS Health Event: the issue is closed");
+    let restored = invoke(
+        &host,
+        &process,
+        sample_event("health-ec2-issue-closed.json"),
+    )
+    .await;
+    decision(tl, &restored);
+    delivered(tl, stack).await;
+    tl.say("state", subnets_line(stack, MANAGED_ASG).await);
 }
