@@ -54,3 +54,70 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }
 }
+
+/// One emulator with the seed stack, and one function's handler with
+/// Ballast's configuration and clients pointed at it.
+pub struct World {
+    pub moto: moto::Moto,
+    pub stack: stack::Stack,
+    pub ballast: ballast::Ballast,
+    pub function: &'static str,
+}
+
+impl World {
+    pub async fn start(function: &'static str, dry_run: bool) -> World {
+        let moto = moto::Moto::start();
+        let stack = stack::Stack::seed(&moto.sdk_config()).await;
+        let ballast = ballast_for(&moto, &stack, dry_run);
+        World {
+            moto,
+            stack,
+            ballast,
+            function,
+        }
+    }
+
+    /// Invokes the function's handler in process, as Lambda would.
+    pub async fn invoke(
+        &self,
+        payload: serde_json::Value,
+    ) -> Result<ballast::Report, ballast::reconcile::HandlerError> {
+        use ballast::reconcile::{az_impairment, rds_failover, unhealthy_target};
+        let invocation = ballast::Invocation::new("test-request");
+        match self.function {
+            unhealthy_target::FUNCTION => {
+                unhealthy_target::handle(&self.ballast, payload, invocation).await
+            }
+            rds_failover::FUNCTION => {
+                rds_failover::handle(&self.ballast, payload, invocation).await
+            }
+            az_impairment::FUNCTION => {
+                az_impairment::handle(&self.ballast, payload, invocation).await
+            }
+            other => panic!("no function {other}"),
+        }
+    }
+
+    /// Invokes the handler and expects a report.
+    pub async fn run(&self, payload: serde_json::Value) -> ballast::Report {
+        self.invoke(payload)
+            .await
+            .expect("the handler answers with a report")
+    }
+}
+
+/// Runs a function's release binary under a fresh Runtime API host, pointed
+/// at the emulator and the report topic, with `extra` variables.
+pub async fn start_function(
+    function: &str,
+    moto: &moto::Moto,
+    topic_arn: &str,
+    extra: &[(&str, &str)],
+) -> (host::RuntimeHost, host::FunctionProcess) {
+    let host = host::RuntimeHost::start(function, std::time::Duration::from_secs(120)).await;
+    let mut env = moto.env();
+    env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let process = host.spawn(&release_binary(function), function, &env);
+    (host, process)
+}

@@ -3,84 +3,54 @@
 //! us-east-1a and us-east-1b. moto may place an ASG's instances anywhere, so
 //! the tests assert on subnets, max size and tags.
 
-use ballast::reconcile::az_impairment::handle;
+use ballast::reconcile::az_impairment::FUNCTION;
 use ballast::report::{ActionStatus, Outcome, Severity};
-use ballast::{Invocation, Report};
-use ballast_tests::moto::Moto;
-use ballast_tests::stack::{Stack, MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{ballast_for, sample_event};
-use serde_json::{json, Value};
+use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{sample_event, World};
+use serde_json::json;
 
 const A: &str = "us-east-1a";
 const B: &str = "us-east-1b";
 const EVACUATED: &str = "ballast:evacuated";
 
-struct World {
-    _moto: Moto,
-    stack: Stack,
-    ballast: ballast::Ballast,
+async fn all_subnets(w: &World) -> Vec<String> {
+    let mut all = vec![w.stack.subnet_in(A), w.stack.subnet_in(B)];
+    all.sort();
+    all
 }
 
-async fn world(dry_run: bool) -> World {
-    let moto = Moto::start();
-    let stack = Stack::seed(&moto.sdk_config()).await;
-    let ballast = ballast_for(&moto, &stack, dry_run);
-    World {
-        _moto: moto,
-        stack,
-        ballast,
-    }
+async fn assert_evacuated(w: &World) {
+    assert_eq!(
+        w.stack.subnets_of(MANAGED_ASG).await,
+        [w.stack.subnet_in(B)]
+    );
+    let tag = w
+        .stack
+        .tag_of(MANAGED_ASG, EVACUATED)
+        .await
+        .expect("the evacuation is recorded");
+    assert!(tag.starts_with("azs=us-east-1a subnets="), "{tag}");
+    assert_eq!(
+        w.stack.subnets_of(UNMANAGED_ASG).await,
+        all_subnets(w).await,
+        "unmanaged is untouched"
+    );
+    assert_eq!(w.stack.tag_of(UNMANAGED_ASG, EVACUATED).await, None);
 }
 
-impl World {
-    async fn run(&self, payload: Value) -> Report {
-        handle(&self.ballast, payload, Invocation::new("test-request"))
-            .await
-            .expect("the handler answers with a report")
-    }
-
-    async fn all_subnets(&self) -> Vec<String> {
-        let mut all = vec![self.stack.subnet_in(A), self.stack.subnet_in(B)];
-        all.sort();
-        all
-    }
-
-    async fn assert_evacuated(&self) {
-        assert_eq!(
-            self.stack.subnets_of(MANAGED_ASG).await,
-            [self.stack.subnet_in(B)]
-        );
-        let tag = self
-            .stack
-            .tag_of(MANAGED_ASG, EVACUATED)
-            .await
-            .expect("the evacuation is recorded");
-        assert!(tag.starts_with("azs=us-east-1a subnets="), "{tag}");
-        assert_eq!(
-            self.stack.subnets_of(UNMANAGED_ASG).await,
-            self.all_subnets().await,
-            "unmanaged is untouched"
-        );
-        assert_eq!(self.stack.tag_of(UNMANAGED_ASG, EVACUATED).await, None);
-    }
-
-    async fn assert_restored(&self) {
-        assert_eq!(
-            self.stack.subnets_of(MANAGED_ASG).await,
-            self.all_subnets().await
-        );
-        assert_eq!(self.stack.tag_of(MANAGED_ASG, EVACUATED).await, None);
-        assert_eq!(
-            self.stack.group(MANAGED_ASG).await.max_size(),
-            Some(4),
-            "max size back to the original"
-        );
-    }
+async fn assert_restored(w: &World) {
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(w).await);
+    assert_eq!(w.stack.tag_of(MANAGED_ASG, EVACUATED).await, None);
+    assert_eq!(
+        w.stack.group(MANAGED_ASG).await.max_size(),
+        Some(4),
+        "max size back to the original"
+    );
 }
 
 #[tokio::test]
 async fn health_issue_evacuates_then_its_closing_restores() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let report = w.run(sample_event("health-ec2-issue-open.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.severity, Severity::Warning);
@@ -93,7 +63,7 @@ async fn health_issue_evacuates_then_its_closing_restores() {
     );
     let kinds: Vec<&str> = report.actions.iter().map(|a| a.kind.as_str()).collect();
     assert_eq!(kinds, ["tag-asg", "update-asg"]);
-    w.assert_evacuated().await;
+    assert_evacuated(&w).await;
     let d = w.stack.reports().await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].attributes["function"], "az-impairment");
@@ -109,21 +79,21 @@ async fn health_issue_evacuates_then_its_closing_restores() {
     let restored = w.run(sample_event("health-ec2-issue-closed.json")).await;
     assert_eq!(restored.outcome, Outcome::Remediated, "{restored:#?}");
     assert_eq!(restored.severity, Severity::Info);
-    w.assert_restored().await;
+    assert_restored(&w).await;
     let again = w.run(sample_event("health-ec2-issue-closed.json")).await;
     assert_eq!(again.outcome, Outcome::Noop);
 }
 
 #[tokio::test]
 async fn arc_autoshift_maps_the_az_id_to_the_zone() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     // moto maps use1-az6 to us-east-1a, as DescribeAvailabilityZones says.
     let report = w.run(sample_event("arc-autoshift-in-progress.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
-    w.assert_evacuated().await;
+    assert_evacuated(&w).await;
     let report = w.run(sample_event("arc-autoshift-completed.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
-    w.assert_restored().await;
+    assert_restored(&w).await;
 
     let mut unknown = sample_event("arc-autoshift-in-progress.json");
     unknown["detail"]["metadata"]["awayFrom"] = json!("euw1-az1");
@@ -137,35 +107,35 @@ async fn arc_autoshift_maps_the_az_id_to_the_zone() {
 
 #[tokio::test]
 async fn per_az_alarm_evacuates_on_alarm_and_restores_on_ok() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let alarm = sample_event("unhealthy-target-alarm-az.json");
     assert_eq!(w.run(alarm.clone()).await.outcome, Outcome::Remediated);
-    w.assert_evacuated().await;
+    assert_evacuated(&w).await;
     let mut ok = alarm;
     ok["detail"]["state"]["value"] = json!("OK");
     assert_eq!(w.run(ok).await.outcome, Outcome::Remediated);
-    w.assert_restored().await;
+    assert_restored(&w).await;
 }
 
 #[tokio::test]
 async fn operator_evacuates_and_restores_by_hand() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     assert_eq!(
         w.run(sample_event("az-impairment-evacuate.json"))
             .await
             .outcome,
         Outcome::Remediated
     );
-    w.assert_evacuated().await;
+    assert_evacuated(&w).await;
     let report = w.run(sample_event("az-impairment-restore.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.trigger.source, "direct");
-    w.assert_restored().await;
+    assert_restored(&w).await;
 }
 
 #[tokio::test]
 async fn a_second_az_while_one_is_evacuated_is_declined() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     w.run(json!({"action": "evacuate", "availabilityZone": A}))
         .await;
     w.stack.reports().await;
@@ -178,13 +148,13 @@ async fn a_second_az_while_one_is_evacuated_is_declined() {
         .reason
         .unwrap()
         .contains("BALLAST_MAX_EVACUATED_AZS=1"));
-    w.assert_evacuated().await;
+    assert_evacuated(&w).await;
     assert_eq!(w.stack.reports().await[0].attributes["outcome"], "declined");
 }
 
 #[tokio::test]
 async fn an_asg_in_a_single_az_is_never_emptied() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     // Only a single-AZ group is managed here.
     w.stack
         .autoscaling
@@ -218,11 +188,11 @@ async fn an_asg_in_a_single_az_is_never_emptied() {
 
 #[tokio::test]
 async fn restore_does_not_clobber_an_operators_change() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     w.run(json!({"action": "evacuate", "availabilityZone": A}))
         .await;
     // An operator put the subnets back by hand, tag left behind.
-    let all = w.all_subnets().await;
+    let all = all_subnets(&w).await;
     w.stack
         .autoscaling
         .update_auto_scaling_group()
@@ -247,7 +217,7 @@ async fn restore_does_not_clobber_an_operators_change() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing_and_reports_the_plan() {
-    let w = world(true).await;
+    let w = World::start(FUNCTION, true).await;
     let report = w.run(sample_event("health-ec2-issue-open.json")).await;
     assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
     assert!(report
@@ -261,14 +231,14 @@ async fn dry_run_changes_nothing_and_reports_the_plan() {
         "{}",
         report.summary
     );
-    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, w.all_subnets().await);
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
     assert_eq!(w.stack.tag_of(MANAGED_ASG, EVACUATED).await, None);
     assert_eq!(w.stack.reports().await.len(), 1);
 }
 
 #[tokio::test]
 async fn events_that_are_not_zonal_signals_are_ignored() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let mut rds_health = sample_event("health-ec2-issue-open.json");
     rds_health["detail"]["service"] = json!("RDS");
     let cases = [
@@ -301,6 +271,6 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
             report.reason
         );
     }
-    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, w.all_subnets().await);
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
     assert!(w.stack.reports().await.is_empty());
 }

@@ -10,7 +10,7 @@ use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, MANAGED_ASG};
-use ballast_tests::{release_binary, sample_event};
+use ballast_tests::{release_binary, sample_event, start_function};
 use serde_json::Value;
 
 const FUNCTION: &str = "unhealthy-target";
@@ -29,11 +29,13 @@ async fn release_binary_handles_the_sample_events() {
     let web = stack.instances(MANAGED_ASG).await;
     stack.stop(&web[..1]).await;
 
-    let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
-    let process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+    let (host, process) = start_function(
+        FUNCTION,
+        &moto,
+        &stack.topic_arn,
+        &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+    )
+    .await;
 
     let first = report_of(&host, stack.alarm_event("unhealthy-target-alarm.json")).await;
     assert_eq!(
@@ -82,13 +84,13 @@ async fn unpublishable_report_is_a_lambda_error_so_lambda_retries() {
     let web = stack.instances(MANAGED_ASG).await;
     stack.stop(&web[..1]).await;
 
-    let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
-    let mut env = moto.env();
-    env.push((
-        "BALLAST_TOPIC_ARN".into(),
-        "arn:aws:sns:us-east-1:123456789012:deleted-topic".into(),
-    ));
-    let _process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+    let (host, _process) = start_function(
+        FUNCTION,
+        &moto,
+        "arn:aws:sns:us-east-1:123456789012:deleted-topic",
+        &[],
+    )
+    .await;
 
     match host
         .invoke(stack.alarm_event("unhealthy-target-alarm.json"))
@@ -155,11 +157,8 @@ async fn rds_failover_release_binary_promotes_the_standby_and_flips_dns() {
     let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
     dbs.stop(PRIMARY).await;
 
-    let host = RuntimeHost::start(RDS, Duration::from_secs(120)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    env.push(("BALLAST_DNS_TTL".into(), "15".into()));
-    let process = host.spawn(&release_binary(RDS), RDS, &env);
+    let (host, process) =
+        start_function(RDS, &moto, &stack.topic_arn, &[("BALLAST_DNS_TTL", "15")]).await;
 
     let promoted = report_of(&host, sample_event("rds-instance-failure.json")).await;
     assert_eq!(
@@ -201,10 +200,7 @@ async fn az_impairment_release_binary_evacuates_and_restores() {
     let stack = Stack::seed(&moto.sdk_config()).await;
     let all = stack.subnets_of(MANAGED_ASG).await;
 
-    let host = RuntimeHost::start(AZ, Duration::from_secs(30)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    let process = host.spawn(&release_binary(AZ), AZ, &env);
+    let (host, process) = start_function(AZ, &moto, &stack.topic_arn, &[]).await;
 
     let evacuated = report_of(&host, sample_event("arc-autoshift-in-progress.json")).await;
     assert_eq!(

@@ -2,54 +2,29 @@
 //! failover, Multi-AZ failover, and a primary with a standby read replica,
 //! with their CNAMEs in a hosted zone; reports read back from SQS.
 
-use ballast::reconcile::rds_failover::handle;
+use ballast::reconcile::rds_failover::FUNCTION;
 use ballast::report::{ActionStatus, Outcome, Severity};
-use ballast::{Invocation, Report};
 use ballast_tests::databases::{record_for, Databases, CLUSTER, MULTI_AZ, PRIMARY, REPLICA};
-use ballast_tests::moto::Moto;
-use ballast_tests::stack::Stack;
-use ballast_tests::{ballast_for, sample_event};
+use ballast_tests::{sample_event, World};
 use serde_json::{json, Value};
 
-struct World {
-    _moto: Moto,
-    stack: Stack,
-    dbs: Databases,
-    ballast: ballast::Ballast,
-}
-
-async fn world(dry_run: bool) -> World {
-    let moto = Moto::start();
-    let conf = moto.sdk_config();
-    let stack = Stack::seed(&conf).await;
-    let dbs = Databases::seed(&conf).await;
-    let ballast = ballast_for(&moto, &stack, dry_run);
-    World {
-        _moto: moto,
-        stack,
-        dbs,
-        ballast,
-    }
-}
-
-impl World {
-    async fn run(&self, payload: Value) -> Report {
-        handle(&self.ballast, payload, Invocation::new("test-request"))
-            .await
-            .expect("the handler answers with a report")
-    }
+/// The seed stack plus the databases.
+async fn world(dry_run: bool) -> (World, Databases) {
+    let w = World::start(FUNCTION, dry_run).await;
+    let dbs = Databases::seed(&w.moto.sdk_config()).await;
+    (w, dbs)
 }
 
 #[tokio::test]
 async fn aurora_failover_is_verified_and_a_wrong_dns_value_corrected() {
-    let w = world(false).await;
-    let before = w.dbs.writer().await;
-    w.dbs.fail_over_cluster().await;
-    let after = w.dbs.writer().await;
+    let (w, dbs) = world(false).await;
+    let before = dbs.writer().await;
+    dbs.fail_over_cluster().await;
+    let after = dbs.writer().await;
     assert_ne!(before, after, "the emulator moved the writer");
     // Someone had pointed the record at an instance endpoint: wrong after failover.
-    let stale = w.dbs.instance_endpoint(&before).await;
-    w.dbs.set_record(CLUSTER, &stale).await;
+    let stale = dbs.instance_endpoint(&before).await;
+    dbs.set_record(CLUSTER, &stale).await;
 
     let report = w
         .run(sample_event("rds-cluster-failover-completed.json"))
@@ -62,9 +37,9 @@ async fn aurora_failover_is_verified_and_a_wrong_dns_value_corrected() {
         "{}",
         report.summary
     );
-    let cluster_endpoint = w.dbs.cluster_endpoint().await;
+    let cluster_endpoint = dbs.cluster_endpoint().await;
     assert_eq!(
-        w.dbs.record(CLUSTER).await.as_deref(),
+        dbs.record(CLUSTER).await.as_deref(),
         Some(cluster_endpoint.as_str())
     );
     let action = &report.actions[0];
@@ -96,7 +71,7 @@ async fn aurora_failover_is_verified_and_a_wrong_dns_value_corrected() {
 
 #[tokio::test]
 async fn multi_az_failover_is_verified() {
-    let w = world(false).await;
+    let (w, _dbs) = world(false).await;
     let report = w
         .run(sample_event("rds-instance-multi-az-failover.json"))
         .await;
@@ -117,10 +92,10 @@ async fn multi_az_failover_is_verified() {
 
 #[tokio::test]
 async fn replica_is_promoted_when_primary_fails() {
-    let w = world(false).await;
-    let replica_endpoint = w.dbs.instance_endpoint(REPLICA).await;
-    let dns_tag = w.dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
-    w.dbs.stop(PRIMARY).await;
+    let (w, dbs) = world(false).await;
+    let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
+    let dns_tag = dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
+    dbs.stop(PRIMARY).await;
 
     let report = w.run(sample_event("rds-instance-failure.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
@@ -145,8 +120,7 @@ async fn replica_is_promoted_when_primary_fails() {
     // clears it); what it does change is that the instance may now be stopped,
     // which it refuses for a read replica.
     assert!(
-        w.dbs
-            .rds
+        dbs.rds
             .stop_db_instance()
             .db_instance_identifier(REPLICA)
             .send()
@@ -154,24 +128,23 @@ async fn replica_is_promoted_when_primary_fails() {
             .is_ok(),
         "promoted"
     );
-    w.dbs
-        .rds
+    dbs.rds
         .start_db_instance()
         .db_instance_identifier(REPLICA)
         .send()
         .await
         .expect("StartDBInstance");
     assert_eq!(
-        w.dbs.record(PRIMARY).await.as_deref(),
+        dbs.record(PRIMARY).await.as_deref(),
         Some(replica_endpoint.as_str()),
         "record flipped"
     );
     assert_eq!(
-        w.dbs.tags(REPLICA).await.get("ballast:dns-record"),
+        dbs.tags(REPLICA).await.get("ballast:dns-record"),
         Some(&dns_tag),
         "tag moved"
     );
-    let primary_tags = w.dbs.tags(PRIMARY).await;
+    let primary_tags = dbs.tags(PRIMARY).await;
     assert!(
         !primary_tags.contains_key("ballast:dns-record")
             && !primary_tags.contains_key("ballast:standby-replica")
@@ -190,13 +163,12 @@ async fn replica_is_promoted_when_primary_fails() {
 
 #[tokio::test]
 async fn failure_event_while_primary_is_available_is_declined() {
-    let w = world(false).await;
+    let (w, dbs) = world(false).await;
     let report = w.run(sample_event("rds-instance-failure.json")).await;
     assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
     assert!(report.reason.as_deref().unwrap().contains("split brain"));
     assert_eq!(
-        w.dbs
-            .instance(REPLICA)
+        dbs.instance(REPLICA)
             .await
             .read_replica_source_db_instance_identifier(),
         Some(PRIMARY),
@@ -207,9 +179,9 @@ async fn failure_event_while_primary_is_available_is_declined() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
-    let w = world(true).await;
-    let record_before = w.dbs.record(PRIMARY).await;
-    w.dbs.stop(PRIMARY).await;
+    let (w, dbs) = world(true).await;
+    let record_before = dbs.record(PRIMARY).await;
+    dbs.stop(PRIMARY).await;
     let report = w.run(sample_event("rds-instance-failure.json")).await;
     assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
     assert!(
@@ -224,15 +196,13 @@ async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
         .iter()
         .all(|a| a.status == ActionStatus::Skipped));
     assert_eq!(
-        w.dbs
-            .instance(REPLICA)
+        dbs.instance(REPLICA)
             .await
             .read_replica_source_db_instance_identifier(),
         Some(PRIMARY)
     );
-    assert_eq!(w.dbs.record(PRIMARY).await, record_before);
-    assert!(w
-        .dbs
+    assert_eq!(dbs.record(PRIMARY).await, record_before);
+    assert!(dbs
         .tags(PRIMARY)
         .await
         .contains_key("ballast:standby-replica"));
@@ -241,7 +211,7 @@ async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
 
 #[tokio::test]
 async fn unknown_and_bad_events_are_ignored() {
-    let w = world(false).await;
+    let (w, _dbs) = world(false).await;
     let cases = [
         (
             sample_event("rds-instance-backup.json"),
@@ -289,19 +259,17 @@ async fn unknown_and_bad_events_are_ignored() {
 
 #[tokio::test]
 async fn direct_invoke_and_sweep_keep_dns_on_the_writer() {
-    let w = world(false).await;
-    w.dbs
-        .set_record(MULTI_AZ, "somewhere-else.example.com")
-        .await;
+    let (w, dbs) = world(false).await;
+    dbs.set_record(MULTI_AZ, "somewhere-else.example.com").await;
     let direct = w.run(json!({"dbIdentifier": MULTI_AZ})).await;
     assert_eq!(direct.outcome, Outcome::Remediated, "{direct:#?}");
-    let endpoint = w.dbs.instance_endpoint(MULTI_AZ).await;
+    let endpoint = dbs.instance_endpoint(MULTI_AZ).await;
     assert_eq!(
-        w.dbs.record(MULTI_AZ).await.as_deref(),
+        dbs.record(MULTI_AZ).await.as_deref(),
         Some(endpoint.as_str())
     );
 
-    w.dbs.set_record(CLUSTER, "stale.example.com").await;
+    dbs.set_record(CLUSTER, "stale.example.com").await;
     let sweep = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(sweep.outcome, Outcome::Remediated, "{sweep:#?}");
     assert!(
@@ -312,7 +280,7 @@ async fn direct_invoke_and_sweep_keep_dns_on_the_writer() {
         sweep.summary
     );
     assert_eq!(
-        w.dbs.record(CLUSTER).await,
-        Some(w.dbs.cluster_endpoint().await)
+        dbs.record(CLUSTER).await,
+        Some(dbs.cluster_endpoint().await)
     );
 }

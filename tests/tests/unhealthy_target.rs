@@ -3,53 +3,25 @@
 //! (2 instances), unmanaged ASG `legacy` (1 instance) in the same target
 //! group, and the report topic with an SQS subscriber.
 
-use ballast::reconcile::unhealthy_target::handle;
+use ballast::reconcile::unhealthy_target::{handle, FUNCTION};
 use ballast::reconcile::HandlerError;
 use ballast::report::{ActionStatus, Outcome, Severity};
-use ballast::{Invocation, Report};
-use ballast_tests::moto::Moto;
-use ballast_tests::stack::{Stack, MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{ballast_for, sample_event};
-use serde_json::{json, Value};
-
-struct World {
-    _moto: Moto,
-    stack: Stack,
-    ballast: ballast::Ballast,
-}
-
-async fn world(dry_run: bool) -> World {
-    let moto = Moto::start();
-    let stack = Stack::seed(&moto.sdk_config()).await;
-    let ballast = ballast_for(&moto, &stack, dry_run);
-    World {
-        _moto: moto,
-        stack,
-        ballast,
-    }
-}
-
-impl World {
-    async fn run(&self, payload: Value) -> Report {
-        handle(&self.ballast, payload, Invocation::new("test-request"))
-            .await
-            .expect("the handler answers with a report")
-    }
-
-    fn alarm(&self) -> Value {
-        self.stack.alarm_event("unhealthy-target-alarm.json")
-    }
-}
+use ballast::Invocation;
+use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{sample_event, World};
+use serde_json::json;
 
 #[tokio::test]
 async fn stopped_instance_is_replaced() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     assert_eq!(web.len(), 2);
     w.stack.stop(&web[..1]).await;
     assert_eq!(w.stack.target_states().await[&web[0]], "unused");
 
-    let report = w.run(w.alarm()).await;
+    let report = w
+        .run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+        .await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.severity, Severity::Info);
     assert_eq!(report.resources, vec![w.stack.tg_arn.clone()]);
@@ -88,13 +60,20 @@ async fn stopped_instance_is_replaced() {
 
 #[tokio::test]
 async fn the_same_event_again_is_a_harmless_noop() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web[..1]).await;
-    assert_eq!(w.run(w.alarm()).await.outcome, Outcome::Remediated);
+    assert_eq!(
+        w.run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+            .await
+            .outcome,
+        Outcome::Remediated
+    );
     assert_eq!(w.stack.reports().await.len(), 1);
 
-    let again = w.run(w.alarm()).await;
+    let again = w
+        .run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+        .await;
     assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
     assert!(again
         .actions
@@ -114,12 +93,14 @@ async fn the_same_event_again_is_a_harmless_noop() {
 
 #[tokio::test]
 async fn all_managed_instances_stopped_is_declined() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web).await;
     let before = w.stack.all_asg_health().await;
 
-    let report = w.run(w.alarm()).await;
+    let report = w
+        .run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+        .await;
     assert_eq!(report.outcome, Outcome::Declined, "{report:#?}");
     assert_eq!(report.severity, Severity::Critical);
     assert!(
@@ -150,11 +131,13 @@ async fn all_managed_instances_stopped_is_declined() {
 
 #[tokio::test]
 async fn unmanaged_asg_instance_is_untouched() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let legacy = w.stack.instances(UNMANAGED_ASG).await;
     w.stack.stop(&legacy).await;
 
-    let report = w.run(w.alarm()).await;
+    let report = w
+        .run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+        .await;
     assert_eq!(report.outcome, Outcome::Noop, "{report:#?}");
     assert_eq!(report.actions.len(), 1);
     assert_eq!(report.actions[0].status, ActionStatus::Skipped);
@@ -167,12 +150,14 @@ async fn unmanaged_asg_instance_is_untouched() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing_and_reports_the_plan() {
-    let w = world(true).await;
+    let w = World::start(FUNCTION, true).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web[..1]).await;
     let before = w.stack.all_asg_health().await;
 
-    let report = w.run(w.alarm()).await;
+    let report = w
+        .run(w.stack.alarm_event("unhealthy-target-alarm.json"))
+        .await;
     assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
     assert_eq!(report.severity, Severity::Warning);
     assert!(
@@ -193,15 +178,15 @@ async fn dry_run_changes_nothing_and_reports_the_plan() {
 
 #[tokio::test]
 async fn bad_inputs_are_ignored_without_side_effects() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web[..1]).await;
     let before = w.stack.all_asg_health().await;
 
-    let mut missing_tg = w.alarm();
+    let mut missing_tg = w.stack.alarm_event("unhealthy-target-alarm.json");
     missing_tg["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
         ["TargetGroup"] = json!("targetgroup/no-such-tg/0123456789abcdef");
-    let mut ok_alarm = w.alarm();
+    let mut ok_alarm = w.stack.alarm_event("unhealthy-target-alarm.json");
     ok_alarm["detail"]["state"]["value"] = json!("OK");
 
     let cases = [
@@ -250,7 +235,7 @@ async fn bad_inputs_are_ignored_without_side_effects() {
 
 #[tokio::test]
 async fn sweep_checks_every_target_group_of_managed_asgs() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     let healthy = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(healthy.outcome, Outcome::Noop, "{healthy:#?}");
@@ -273,7 +258,7 @@ async fn sweep_checks_every_target_group_of_managed_asgs() {
 
 #[tokio::test]
 async fn direct_invoke_and_per_az_metric_math_alarm_reach_the_same_decision() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web[..1]).await;
 
@@ -288,15 +273,19 @@ async fn direct_invoke_and_per_az_metric_math_alarm_reach_the_same_decision() {
 
 #[tokio::test]
 async fn a_report_that_cannot_be_published_is_a_lambda_error() {
-    let w = world(false).await;
+    let w = World::start(FUNCTION, false).await;
     let web = w.stack.instances(MANAGED_ASG).await;
     w.stack.stop(&web[..1]).await;
     let mut ballast = w.ballast.clone();
     ballast.config.topic_arn = "arn:aws:sns:us-east-1:123456789012:no-such-topic".into();
 
-    let err = handle(&ballast, w.alarm(), Invocation::new("r"))
-        .await
-        .unwrap_err();
+    let err = handle(
+        &ballast,
+        w.stack.alarm_event("unhealthy-target-alarm.json"),
+        Invocation::new("r"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, HandlerError::Publish { .. }), "{err}");
     let text = err.to_string();
     assert!(

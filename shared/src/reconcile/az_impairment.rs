@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{finish, first_transient, merge_sweep, HandlerError};
+use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
 use crate::aws::{fleet, network, AwsError};
 use crate::decide::az_impairment::{decide, Evacuation, FleetState, GroupState, Policy};
 use crate::event::alarm::AlarmChange;
@@ -14,7 +14,7 @@ use crate::event::zonal::{
     self, Direction, ZoneRef, AUTOSHIFT_COMPLETED, AUTOSHIFT_IN_PROGRESS, HEALTH_EVENT,
 };
 use crate::event::{is_scheduled, json_kind, Inbound};
-use crate::execute::{execute, ReportContext};
+use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
 
@@ -112,17 +112,16 @@ pub async fn handle(
     payload: Value,
     invocation: Invocation,
 ) -> Result<Report, HandlerError> {
-    let inbound = Inbound::classify(&payload);
-    let ctx = ReportContext {
-        function: FUNCTION,
-        trigger: inbound.trigger(&invocation.request_id),
-        region: ballast.aws.region.clone(),
-    };
-    let (report, transient) = match intent_of(&inbound) {
-        Err(reason) => (ctx.ignored(reason), None),
-        Ok(intent) => act(ballast, &ctx, &intent, &invocation).await,
-    };
-    finish(ballast, report, transient).await
+    let invocation = &invocation;
+    respond(
+        ballast,
+        FUNCTION,
+        payload,
+        invocation,
+        intent_of,
+        |ctx, intent| async move { act(ballast, &ctx, &intent, invocation).await },
+    )
+    .await
 }
 
 async fn act(
@@ -130,11 +129,11 @@ async fn act(
     ctx: &ReportContext,
     intent: &Intent,
     invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+) -> Reconciled {
     let names = match zone_names(ballast, &intent.zones).await {
         Ok(Ok(names)) => names,
         Ok(Err(reason)) => return (ctx.ignored(reason), None),
-        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+        Err(e) => return not_observed(ctx, vec![], e),
     };
     let mut parts = vec![];
     let mut transient = None;
@@ -193,10 +192,10 @@ async fn reconcile(
     direction: Direction,
     az: &str,
     invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+) -> Reconciled {
     let fleet = match observe(ballast).await {
         Ok(fleet) => fleet,
-        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+        Err(e) => return not_observed(ctx, vec![], e),
     };
     let plan = decide(
         &fleet,
@@ -206,18 +205,7 @@ async fn reconcile(
             max_evacuated_azs: ballast.config.max_evacuated_azs,
         },
     );
-    let applied = execute(
-        &plan,
-        &ballast.aws,
-        ballast.config.dry_run,
-        invocation.deadline,
-    )
-    .await;
-    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
-    (
-        ctx.conclude(plan, applied, ballast.config.dry_run),
-        transient,
-    )
+    carry_out(ballast, ctx, plan, invocation).await
 }
 
 /// Every managed group, and the AZ of every subnet they use or recorded.

@@ -7,11 +7,19 @@ pub mod unhealthy_target;
 
 use thiserror::Error;
 
+use std::future::Future;
+
+use serde_json::Value;
+
 use crate::aws::{reports, AwsError};
+use crate::decide::Plan;
 use crate::event::short_name;
+use crate::event::Inbound;
+use crate::execute::execute;
 use crate::execute::ReportContext;
 use crate::report::{Outcome, Report, Severity};
 use crate::runtime::Ballast;
+use crate::runtime::Invocation;
 
 /// Why an invocation ends in a Lambda error (so Lambda retries it, then
 /// hands it to the dead-letter queue). Anything else is answered with a report.
@@ -112,4 +120,63 @@ pub fn merge_sweep(ctx: &ReportContext, what: &str, parts: Vec<Report>) -> Repor
     report.summary = format!("Sweep of {} {what}: {}.", lines.len(), lines.join(", "));
     report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     report
+}
+
+/// What reconciling one resource yields: its report, and the transient AWS
+/// error (if any) that should make Lambda retry once the report is out.
+pub type Reconciled = (Report, Option<AwsError>);
+
+/// A handler's frame, the same for every function: classify the payload,
+/// ignore what the function does not handle (with the reason), `act` on the
+/// rest, then report.
+pub async fn respond<I, F, Fut>(
+    ballast: &Ballast,
+    function: &'static str,
+    payload: Value,
+    invocation: &Invocation,
+    intent_of: fn(&Inbound) -> Result<I, String>,
+    act: F,
+) -> Result<Report, HandlerError>
+where
+    F: FnOnce(ReportContext, I) -> Fut,
+    Fut: Future<Output = Reconciled>,
+{
+    let inbound = Inbound::classify(&payload);
+    let ctx = ReportContext {
+        function,
+        trigger: inbound.trigger(&invocation.request_id),
+        region: ballast.aws.region.clone(),
+    };
+    let (report, transient) = match intent_of(&inbound) {
+        Err(reason) => (ctx.ignored(reason), None),
+        Ok(intent) => act(ctx, intent).await,
+    };
+    finish(ballast, report, transient).await
+}
+
+/// Execute a decided plan (dry run and deadline honoured) and report it.
+pub async fn carry_out(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    plan: Plan,
+    invocation: &Invocation,
+) -> Reconciled {
+    let applied = execute(
+        &plan,
+        &ballast.aws,
+        ballast.config.dry_run,
+        invocation.deadline,
+    )
+    .await;
+    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
+    (
+        ctx.conclude(plan, applied, ballast.config.dry_run),
+        transient,
+    )
+}
+
+/// Reading the live state failed: nothing was changed; retry if transient.
+pub fn not_observed(ctx: &ReportContext, resources: Vec<String>, error: AwsError) -> Reconciled {
+    let report = ctx.failed(resources, &error);
+    (report, error.retryable.then_some(error))
 }

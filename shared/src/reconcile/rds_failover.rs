@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 
-use super::{finish, first_transient, merge_sweep, HandlerError};
+use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
 use crate::aws::{database, dns, AwsError};
 use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Signal, Subject};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{is_scheduled, json_kind, Inbound};
-use crate::execute::{execute, ReportContext};
+use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
 use crate::tags;
@@ -109,20 +109,23 @@ pub async fn handle(
     payload: Value,
     invocation: Invocation,
 ) -> Result<Report, HandlerError> {
-    let inbound = Inbound::classify(&payload);
-    let ctx = ReportContext {
-        function: FUNCTION,
-        trigger: inbound.trigger(&invocation.request_id),
-        region: ballast.aws.region.clone(),
-    };
-    let (report, transient) = match intent_of(&inbound) {
-        Err(reason) => (ctx.ignored(reason), None),
-        Ok(Intent::Db { target, signal }) => {
-            reconcile(ballast, &ctx, &target, &signal, &invocation).await
-        }
-        Ok(Intent::Sweep) => sweep(ballast, &ctx, &invocation).await,
-    };
-    finish(ballast, report, transient).await
+    let invocation = &invocation;
+    respond(
+        ballast,
+        FUNCTION,
+        payload,
+        invocation,
+        intent_of,
+        |ctx, intent| async move {
+            match intent {
+                Intent::Db { target, signal } => {
+                    reconcile(ballast, &ctx, &target, &signal, invocation).await
+                }
+                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
+            }
+        },
+    )
+    .await
 }
 
 fn target_name(target: &Target) -> &str {
@@ -137,7 +140,7 @@ async fn reconcile(
     target: &Target,
     signal: &Signal,
     invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+) -> Reconciled {
     let subject = match observe(ballast, target).await {
         Ok(Some(subject)) => subject,
         Ok(None) => {
@@ -149,12 +152,7 @@ async fn reconcile(
                 None,
             )
         }
-        Err(e) => {
-            return (
-                ctx.failed(vec![target_name(target).to_string()], &e),
-                e.retryable.then_some(e),
-            )
-        }
+        Err(e) => return not_observed(ctx, vec![target_name(target).to_string()], e),
     };
     let plan = decide(
         &subject,
@@ -163,18 +161,7 @@ async fn reconcile(
             dns_ttl: ballast.config.dns_ttl,
         },
     );
-    let applied = execute(
-        &plan,
-        &ballast.aws,
-        ballast.config.dry_run,
-        invocation.deadline,
-    )
-    .await;
-    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
-    (
-        ctx.conclude(plan, applied, ballast.config.dry_run),
-        transient,
-    )
+    carry_out(ballast, ctx, plan, invocation).await
 }
 
 /// Reads the live state around the target: a cluster with its writer, or an
@@ -245,14 +232,10 @@ async fn current_record(
 }
 
 /// Every DB resource carrying a Ballast tag, each reconciled; one report.
-async fn sweep(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
     let (clusters, instances) = match database::tagged(&ballast.aws.rds).await {
         Ok(found) => found,
-        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+        Err(e) => return not_observed(ctx, vec![], e),
     };
     let targets: Vec<Target> = clusters
         .into_iter()

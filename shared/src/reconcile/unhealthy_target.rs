@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{finish, first_transient, merge_sweep, HandlerError};
+use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
 use crate::aws::{balancer, fleet, AwsError};
 use crate::decide::unhealthy_target::{
     decide, AsgMembership, Policy, TargetGroupState, TargetState,
 };
 use crate::event::alarm::AlarmChange;
 use crate::event::{is_scheduled, json_kind, partition_of, Arn, Inbound};
-use crate::execute::{execute, ReportContext};
+use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
 
@@ -126,23 +126,21 @@ pub async fn handle(
     payload: Value,
     invocation: Invocation,
 ) -> Result<Report, HandlerError> {
-    let inbound = Inbound::classify(&payload);
-    let ctx = ReportContext {
-        function: FUNCTION,
-        trigger: inbound.trigger(&invocation.request_id),
-        region: ballast.aws.region.clone(),
-    };
-    match intent_of(&inbound) {
-        Err(reason) => finish(ballast, ctx.ignored(reason), None).await,
-        Ok(Intent::TargetGroup(arn)) => {
-            let (report, transient) = reconcile(ballast, &ctx, &arn, &invocation).await;
-            finish(ballast, report, transient).await
-        }
-        Ok(Intent::Sweep) => {
-            let (report, transient) = sweep(ballast, &ctx, &invocation).await;
-            finish(ballast, report, transient).await
-        }
-    }
+    let invocation = &invocation;
+    respond(
+        ballast,
+        FUNCTION,
+        payload,
+        invocation,
+        intent_of,
+        |ctx, intent| async move {
+            match intent {
+                Intent::TargetGroup(arn) => reconcile(ballast, &ctx, &arn, invocation).await,
+                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
+            }
+        },
+    )
+    .await
 }
 
 /// One target group: observe → decide → execute → report.
@@ -151,7 +149,7 @@ async fn reconcile(
     ctx: &ReportContext,
     arn: &str,
     invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+) -> Reconciled {
     if let Some(a) = Arn::parse(arn).filter(|a| a.region != ballast.aws.region) {
         return (
             ctx.ignored(format!(
@@ -169,12 +167,7 @@ async fn reconcile(
                 None,
             )
         }
-        Err(e) => {
-            return (
-                ctx.failed(vec![arn.to_string()], &e),
-                e.retryable.then_some(e),
-            )
-        }
+        Err(e) => return not_observed(ctx, vec![arn.to_string()], e),
     };
     let plan = decide(
         &state,
@@ -182,18 +175,7 @@ async fn reconcile(
             max_unhealthy_percent: ballast.config.max_unhealthy_percent,
         },
     );
-    let applied = execute(
-        &plan,
-        &ballast.aws,
-        ballast.config.dry_run,
-        invocation.deadline,
-    )
-    .await;
-    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
-    (
-        ctx.conclude(plan, applied, ballast.config.dry_run),
-        transient,
-    )
+    carry_out(ballast, ctx, plan, invocation).await
 }
 
 /// Reads the target group, its targets' health and their ASGs.
@@ -256,14 +238,10 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
 }
 
 /// Every target group attached to a managed ASG, each reconciled; one report.
-async fn sweep(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    invocation: &Invocation,
-) -> (Report, Option<AwsError>) {
+async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
     let groups = match fleet::managed_groups(&ballast.aws.autoscaling).await {
         Ok(groups) => groups,
-        Err(e) => return (ctx.failed(vec![], &e), e.retryable.then_some(e)),
+        Err(e) => return not_observed(ctx, vec![], e),
     };
     let arns: BTreeSet<String> = groups
         .iter()

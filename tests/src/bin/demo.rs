@@ -1,14 +1,14 @@
 //! `make demo`: Ballast's failure stories against a local AWS emulator, with
 //! the real release binaries under a Lambda Runtime API host. No AWS account.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ballast::report::Report;
 use ballast_tests::databases::{Databases, CLUSTER, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{release_binary, sample_event};
+use ballast_tests::{release_binary, sample_event, start_function};
 use serde_json::Value;
 
 struct Timeline {
@@ -119,7 +119,10 @@ async fn asg_state(tl: &Timeline, stack: &Stack) {
 
 #[tokio::main]
 async fn main() {
-    let binary = release_binary("unhealthy-target");
+    // Fail early, with the build command, when a binary is missing.
+    for function in ["unhealthy-target", "rds-failover", "az-impairment"] {
+        release_binary(function);
+    }
     println!("Ballast demo: the real release binaries under a local Lambda Runtime API host,");
     println!("against moto (a local AWS emulator). No AWS account is used.");
 
@@ -140,10 +143,7 @@ async fn main() {
         ),
     );
 
-    let host = RuntimeHost::start("unhealthy-target", Duration::from_secs(30)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    let process = host.spawn(&binary, "unhealthy-target", &env);
+    let (host, process) = start_function("unhealthy-target", &moto, &stack.topic_arn, &[]).await;
     asg_state(&tl, &stack).await;
 
     let web = stack.instances(MANAGED_ASG).await;
@@ -225,10 +225,7 @@ async fn main() {
 
 async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) {
     let dbs = Databases::seed(&moto.sdk_config()).await;
-    let host = RuntimeHost::start("rds-failover", Duration::from_secs(120)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    let process = host.spawn(&release_binary("rds-failover"), "rds-failover", &env);
+    let (host, process) = start_function("rds-failover", moto, &stack.topic_arn, &[]).await;
 
     tl.story("Story 4: Aurora fails over; the DNS record was on the old writer");
     let old_writer = dbs.writer().await;
@@ -324,10 +321,7 @@ async fn subnets_line(stack: &Stack, asg: &str) -> String {
 }
 
 async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
-    let host = RuntimeHost::start("az-impairment", Duration::from_secs(30)).await;
-    let mut env = moto.env();
-    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
-    let process = host.spawn(&release_binary("az-impairment"), "az-impairment", &env);
+    let (host, process) = start_function("az-impairment", moto, &stack.topic_arn, &[]).await;
 
     tl.story("Story 6: an Availability Zone is impaired, then recovers");
     for asg in [MANAGED_ASG, UNMANAGED_ASG] {
