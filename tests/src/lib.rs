@@ -98,6 +98,23 @@ impl World {
         }
     }
 
+    /// Invokes the handler and asserts the payload is `ignored` for `reason`,
+    /// with no action.
+    pub async fn assert_ignored(&self, payload: serde_json::Value, reason: &str) {
+        let report = self.run(payload.clone()).await;
+        assert_eq!(
+            report.outcome,
+            ballast::Outcome::Ignored,
+            "{payload}: {report:#?}"
+        );
+        let got = report.reason.as_deref().unwrap_or_default();
+        assert!(
+            got.contains(reason),
+            "{payload}: expected a reason with {reason:?}, got {got:?}"
+        );
+        assert!(report.actions.is_empty(), "{payload}: {:?}", report.actions);
+    }
+
     /// Invokes the handler and expects a report.
     pub async fn run(&self, payload: serde_json::Value) -> ballast::Report {
         self.invoke(payload)

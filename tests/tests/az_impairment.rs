@@ -259,17 +259,7 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
         (json!([]), "payload is a JSON array"),
     ];
     for (payload, reason) in cases {
-        let report = w.run(payload.clone()).await;
-        assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
-        assert!(
-            report
-                .reason
-                .as_deref()
-                .unwrap_or_default()
-                .contains(reason),
-            "{payload}: {:?}",
-            report.reason
-        );
+        w.assert_ignored(payload, reason).await;
     }
     assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
     assert!(w.stack.reports().await.is_empty());

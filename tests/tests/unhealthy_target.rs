@@ -209,18 +209,7 @@ async fn bad_inputs_are_ignored_without_side_effects() {
         ),
     ];
     for (payload, reason) in cases {
-        let report = w.run(payload.clone()).await;
-        assert_eq!(report.outcome, Outcome::Ignored, "{payload}: {report:#?}");
-        assert!(
-            report
-                .reason
-                .as_deref()
-                .unwrap_or_default()
-                .contains(reason),
-            "{payload}: {:?}",
-            report.reason
-        );
-        assert!(report.actions.is_empty());
+        w.assert_ignored(payload, reason).await;
     }
     assert_eq!(
         w.stack.all_asg_health().await,

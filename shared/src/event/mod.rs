@@ -109,6 +109,20 @@ impl Inbound {
     }
 }
 
+/// Why a direct invoke was not understood: what `function` needs, and the
+/// keys it was given.
+pub fn direct_usage(
+    function: &str,
+    needs: &str,
+    object: &serde_json::Map<String, Value>,
+) -> String {
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    format!(
+        "not an event {function} handles: a direct invoke needs {needs} (keys given: [{}])",
+        keys.join(", ")
+    )
+}
+
 pub fn is_scheduled(envelope: &Envelope) -> bool {
     envelope.source == "aws.events" && envelope.detail_type == "Scheduled Event"
 }

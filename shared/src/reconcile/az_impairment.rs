@@ -13,7 +13,7 @@ use crate::event::alarm::AlarmChange;
 use crate::event::zonal::{
     self, Direction, ZoneRef, AUTOSHIFT_COMPLETED, AUTOSHIFT_IN_PROGRESS, HEALTH_EVENT,
 };
-use crate::event::{is_scheduled, json_kind, Inbound};
+use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
 use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
@@ -83,20 +83,17 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
             env.detail_type, env.source
         )),
         Inbound::Direct(object) => {
-            let usage = "a direct invoke needs {\"action\": \"evacuate\" | \"restore\", \"availabilityZone\": \"us-east-1a\"}";
+            let needs = "{\"action\": \"evacuate\" | \"restore\", \"availabilityZone\": \"us-east-1a\"}";
             let direction = match object.get("action") {
                 Some(Value::String(a)) if a == "evacuate" => Direction::Evacuate,
                 Some(Value::String(a)) if a == "restore" => Direction::Restore,
                 Some(Value::String(a)) => return Err(format!("action {a:?} is neither evacuate nor restore")),
                 Some(other) => return Err(format!("action must be a string, not a {}", json_kind(other))),
-                None => {
-                    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                    return Err(format!("not an event {FUNCTION} handles: {usage} (keys given: [{}])", keys.join(", ")));
-                }
+                None => return Err(direct_usage(FUNCTION, needs, object)),
             };
             let zone = match object.get("availabilityZone") {
                 Some(Value::String(z)) => ZoneRef::parse(z).ok_or_else(|| format!("availabilityZone {z:?} is not an AZ name or ID"))?,
-                _ => return Err(usage.to_string()),
+                _ => return Err(direct_usage(FUNCTION, needs, object)),
             };
             Ok(Intent {
                 direction,

@@ -8,7 +8,7 @@ use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconci
 use crate::aws::{database, dns, AwsError};
 use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Signal, Subject};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
-use crate::event::{is_scheduled, json_kind, Inbound};
+use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
 use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
@@ -85,13 +85,11 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                 "dbIdentifier must be a string, not a {}",
                 json_kind(other)
             )),
-            None => {
-                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                Err(format!(
-                    "not an event {FUNCTION} handles: a direct invoke needs {{\"dbIdentifier\": \"...\"}} (keys given: [{}])",
-                    keys.join(", ")
-                ))
-            }
+            None => Err(direct_usage(
+                FUNCTION,
+                "{\"dbIdentifier\": \"...\"}",
+                object,
+            )),
         },
     }
 }

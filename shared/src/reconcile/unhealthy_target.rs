@@ -12,7 +12,7 @@ use crate::decide::unhealthy_target::{
     decide, AsgMembership, Policy, TargetGroupState, TargetState,
 };
 use crate::event::alarm::AlarmChange;
-use crate::event::{is_scheduled, json_kind, partition_of, Arn, Inbound};
+use crate::event::{direct_usage, is_scheduled, json_kind, partition_of, Arn, Inbound};
 use crate::execute::ReportContext;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
@@ -59,13 +59,11 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                 "targetGroupArn must be a string, not a {}",
                 json_kind(other)
             )),
-            None => {
-                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                Err(format!(
-                    "not an event {FUNCTION} handles: a direct invoke needs {{\"targetGroupArn\": \"arn:...:targetgroup/...\"}} (keys given: [{}])",
-                    keys.join(", ")
-                ))
-            }
+            None => Err(direct_usage(
+                FUNCTION,
+                "{\"targetGroupArn\": \"arn:...:targetgroup/...\"}",
+                object,
+            )),
         },
     }
 }
