@@ -1,5 +1,9 @@
 //! Lambda `az-impairment`: wiring only; the logic is in `ballast::reconcile::az_impairment`.
 
+// The handler future nests the SDK's deep async state machines; computing its
+// layout in release builds needs more than the default 128 query depth.
+#![recursion_limit = "256"]
+
 use ballast::reconcile::az_impairment::{handle, FUNCTION};
 
 #[tokio::main]

@@ -1,5 +1,9 @@
 //! Lambda `rds-failover`: wiring only; the logic is in `ballast::reconcile::rds_failover`.
 
+// The handler future nests the SDK's deep async state machines; computing its
+// layout in release builds needs more than the default 128 query depth.
+#![recursion_limit = "256"]
+
 use ballast::reconcile::rds_failover::{handle, FUNCTION};
 
 #[tokio::main]

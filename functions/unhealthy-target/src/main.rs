@@ -1,5 +1,9 @@
 //! Lambda `unhealthy-target`: wiring only; the logic is in `ballast::reconcile::unhealthy_target`.
 
+// The handler future nests the SDK's deep async state machines; computing its
+// layout in release builds needs more than the default 128 query depth.
+#![recursion_limit = "256"]
+
 use ballast::reconcile::unhealthy_target::{handle, FUNCTION};
 
 #[tokio::main]
