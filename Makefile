@@ -1,12 +1,14 @@
 # Ballast — the two everyday commands:
 #   make demo   run the failure stories against a local AWS emulator (no AWS account)
-#   make test   fmt check, clippy -D warnings, release build, the whole test suite
-# Everything they need (moto, pinned) is installed into .venv on first use.
+#   make test   fmt check, clippy -D warnings, template checks, release build,
+#               the whole test suite, and `sam build` of the control plane (arm64)
+# Everything they need (moto, cfn-lint, SAM CLI, cargo-lambda, Zig; pinned) is
+# installed into .venv on first use.
 
 FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
-.PHONY: test demo venv release fmt lint size clean
+.PHONY: test demo venv release fmt lint template sam-build size clean
 
 venv:
 	@bash scripts/venv.sh
@@ -20,8 +22,17 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test: venv fmt lint release
+# cfn-lint on both templates and `sam validate --lint`.
+template: venv
+	@bash scripts/template-check.sh
+
+# `sam build` of template.yaml: an arm64 bootstrap per function, timed.
+sam-build: venv
+	@bash scripts/sam-build.sh
+
+test: venv fmt lint template release
 	$(CARGO) nextest run --workspace --locked
+	@bash scripts/sam-build.sh
 
 demo: venv release
 	$(CARGO) run --quiet --locked -p ballast-tests --bin demo
@@ -32,3 +43,4 @@ size: release
 
 clean:
 	$(CARGO) clean
+	rm -rf .aws-sam

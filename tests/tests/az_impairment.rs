@@ -108,7 +108,7 @@ async fn arc_autoshift_maps_the_az_id_to_the_zone() {
 #[tokio::test]
 async fn per_az_alarm_evacuates_on_alarm_and_restores_on_ok() {
     let w = World::start(FUNCTION, false).await;
-    let alarm = sample_event("unhealthy-target-alarm-az.json");
+    let alarm = sample_event("az-impairment-alarm.json");
     assert_eq!(w.run(alarm.clone()).await.outcome, Outcome::Remediated);
     assert_evacuated(&w).await;
     let mut ok = alarm;

@@ -97,7 +97,8 @@ async fn replica_is_promoted_when_primary_fails() {
     let dns_tag = dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
     dbs.stop(PRIMARY).await;
 
-    let report = w.run(sample_event("rds-instance-failure.json")).await;
+    // RDS-EVENT-0087 "DB instance stopped" is what RDS sends for this fault.
+    let report = w.run(sample_event("rds-instance-stopped.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.severity, Severity::Critical);
     let kinds: Vec<(&str, ActionStatus)> = report
@@ -153,9 +154,11 @@ async fn replica_is_promoted_when_primary_fails() {
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].attributes["severity"], "critical");
 
-    // The same event again, and a sweep: nothing left to do.
-    let again = w.run(sample_event("rds-instance-failure.json")).await;
-    assert_eq!(again.outcome, Outcome::Noop, "{again:#?}");
+    // The same event again, a late failure event, and a sweep: nothing left to do.
+    for late in ["rds-instance-stopped.json", "rds-instance-failure.json"] {
+        let again = w.run(sample_event(late)).await;
+        assert_eq!(again.outcome, Outcome::Noop, "{late}: {again:#?}");
+    }
     let sweep = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(sweep.outcome, Outcome::Noop, "{sweep:#?}");
     assert!(w.stack.reports().await.is_empty());

@@ -1,0 +1,344 @@
+//! `template.yaml` against the code and the sample events: every EventBridge
+//! rule routes the events in `events/` to the function meant for them and
+//! nowhere else (matched with quamina, an implementation of EventBridge's
+//! pattern language — moto does not serve `TestEventPattern`), and the
+//! functions get the contract's binaries and variables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ballast::config;
+use ballast_tests::{sample_event, workspace_root};
+use serde_json::{json, Value};
+use serde_yaml::Value as Yaml;
+
+/// template.yaml as JSON, with `!Ref <parameter>` replaced by the
+/// parameter's default (other intrinsics are kept as `{"!Tag": value}`).
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml"))
+        .expect("template.yaml is readable");
+    let yaml: Yaml = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let raw = to_json(&yaml, &BTreeMap::new());
+    let defaults: BTreeMap<String, Value> = raw["Parameters"]
+        .as_object()
+        .expect("the template has parameters")
+        .iter()
+        .map(|(name, p)| (name.clone(), p["Default"].clone()))
+        .collect();
+    to_json(&yaml, &defaults)
+}
+
+fn to_json(y: &Yaml, defaults: &BTreeMap<String, Value>) -> Value {
+    match y {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => json!(b),
+        Yaml::Number(n) => serde_json::to_value(n).expect("a number"),
+        Yaml::String(s) => json!(s),
+        Yaml::Sequence(items) => items.iter().map(|i| to_json(i, defaults)).collect(),
+        Yaml::Mapping(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{k:?}"));
+                    (key, to_json(v, defaults))
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let inner = to_json(&t.value, defaults);
+            match (tag.as_str(), inner.as_str().and_then(|r| defaults.get(r))) {
+                ("!Ref", Some(default)) => default.clone(),
+                _ => json!({ tag: inner }),
+            }
+        }
+    }
+}
+
+fn functions(t: &Value) -> BTreeMap<String, Value> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect()
+}
+
+/// `Function/Event` → the EventBridge pattern of that rule.
+fn rule_patterns(t: &Value) -> BTreeMap<String, Value> {
+    let mut rules = BTreeMap::new();
+    for (id, f) in functions(t) {
+        for (name, event) in f["Properties"]["Events"].as_object().unwrap() {
+            if event["Type"] == "EventBridgeRule" {
+                rules.insert(
+                    format!("{id}/{name}"),
+                    event["Properties"]["Pattern"].clone(),
+                );
+            }
+        }
+    }
+    rules
+}
+
+/// Which rules match `event`, by quamina.
+fn matching_rules(rules: &BTreeMap<String, Value>, event: &Value) -> BTreeSet<String> {
+    let mut q = quamina::Quamina::<String>::new();
+    for (name, pattern) in rules {
+        q.add_pattern(name.clone(), &pattern.to_string())
+            .unwrap_or_else(|e| panic!("the pattern of {name} is not valid: {e:?}"));
+    }
+    q.matches_for_event(event.to_string().as_bytes())
+        .expect("the event is JSON")
+        .into_iter()
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every sample event, and the rules that must deliver it (none: the event
+/// is a direct invoke, a schedule, or something Ballast must never see).
+const ROUTES: &[(&str, &[&str])] = &[
+    (
+        "unhealthy-target-alarm.json",
+        &["UnhealthyTarget/UnHealthyHostCountAlarm"],
+    ),
+    (
+        "unhealthy-target-alarm-az.json",
+        &["UnhealthyTarget/UnHealthyHostCountAlarm"],
+    ),
+    ("unhealthy-target-direct.json", &[]),
+    (
+        "rds-cluster-failover-completed.json",
+        &["RdsFailover/DatabaseFailover"],
+    ),
+    (
+        "rds-instance-multi-az-failover.json",
+        &["RdsFailover/DatabaseFailover"],
+    ),
+    (
+        "rds-instance-failure.json",
+        &["RdsFailover/DatabaseFailover"],
+    ),
+    (
+        "rds-instance-stopped.json",
+        &["RdsFailover/DatabaseLifecycle"],
+    ),
+    ("rds-instance-backup.json", &[]),
+    ("rds-failover-direct.json", &[]),
+    ("health-ec2-issue-open.json", &["AzImpairment/HealthIssue"]),
+    (
+        "health-ec2-issue-closed.json",
+        &["AzImpairment/HealthIssue"],
+    ),
+    (
+        "arc-autoshift-in-progress.json",
+        &["AzImpairment/Autoshift"],
+    ),
+    ("arc-autoshift-completed.json", &["AzImpairment/Autoshift"]),
+    ("az-impairment-alarm.json", &["AzImpairment/ZonalAlarm"]),
+    ("az-impairment-evacuate.json", &[]),
+    ("az-impairment-restore.json", &[]),
+    ("scheduled-sweep.json", &[]),
+    ("s3-object-created.json", &[]),
+];
+
+#[test]
+fn every_sample_event_reaches_exactly_the_rules_meant_for_it() {
+    let rules = rule_patterns(&template());
+    for (file, expected) in ROUTES {
+        assert_eq!(
+            matching_rules(&rules, &sample_event(file)),
+            set(expected),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn every_sample_event_has_a_route_and_every_rule_a_sample() {
+    let listed: BTreeSet<String> = ROUTES.iter().map(|(f, _)| f.to_string()).collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(workspace_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert_eq!(
+        listed, on_disk,
+        "ROUTES must classify every file in events/"
+    );
+    let routed: BTreeSet<String> = ROUTES
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|s| s.to_string()))
+        .collect();
+    let rules: BTreeSet<String> = rule_patterns(&template()).into_keys().collect();
+    assert_eq!(routed, rules, "every rule is proven by a sample event");
+}
+
+/// Variations of the samples that must not invoke anything, or must reach
+/// another rule: the patterns are precise, not just permissive.
+#[test]
+fn rules_reject_near_misses() {
+    let rules = rule_patterns(&template());
+    let with = |file: &str, edit: &dyn Fn(&mut Value)| {
+        let mut e = sample_event(file);
+        edit(&mut e);
+        matching_rules(&rules, &e)
+    };
+    // An UnHealthyHostCount alarm going back to OK is not a reason to act.
+    assert_eq!(
+        with("unhealthy-target-alarm.json", &|e| e["detail"]["state"]
+            ["value"] =
+            json!("OK")),
+        set(&[])
+    );
+    // Another metric of the load balancer is not unhealthy-target's business.
+    assert_eq!(
+        with("unhealthy-target-alarm.json", &|e| {
+            e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+                json!("TargetResponseTime")
+        }),
+        set(&[])
+    );
+    // A zonal alarm that recovers restores the AZ.
+    assert_eq!(
+        with("az-impairment-alarm.json", &|e| e["detail"]["state"]
+            ["value"] = json!("OK")),
+        set(&["AzImpairment/ZonalAlarm"])
+    );
+    // A per-AZ alarm without the zonal prefix never moves capacity; one with
+    // the prefix but no AvailabilityZone dimension says nothing about a zone.
+    assert_eq!(
+        with("az-impairment-alarm.json", &|e| e["detail"]["alarmName"] =
+            json!("web-canary-us-east-1a")),
+        set(&[])
+    );
+    assert_eq!(
+        with("az-impairment-alarm.json", &|e| {
+            e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+                json!({"CanaryName": "web"})
+        }),
+        set(&[])
+    );
+    // Health issues of other services, and scheduled changes, move nothing.
+    assert_eq!(
+        with("health-ec2-issue-open.json", &|e| e["detail"]["service"] =
+            json!("RDS")),
+        set(&[])
+    );
+    assert_eq!(
+        with("health-ec2-issue-open.json", &|e| {
+            e["detail"]["eventTypeCategory"] = json!("scheduledChange")
+        }),
+        set(&[])
+    );
+    // RDS notifications rds-failover does not act on stay out; the lifecycle
+    // events it does act on come through their own rule.
+    assert_eq!(
+        with("rds-instance-backup.json", &|e| {
+            e["detail"]["EventCategories"] = json!(["notification"]);
+            e["detail"]["EventID"] = json!("RDS-EVENT-0088")
+        }),
+        set(&[])
+    );
+    assert_eq!(
+        with("rds-instance-backup.json", &|e| {
+            e["detail"]["EventCategories"] = json!(["notification"]);
+            e["detail"]["EventID"] = json!("RDS-EVENT-0087")
+        }),
+        set(&["RdsFailover/DatabaseLifecycle"])
+    );
+    assert_eq!(
+        with("rds-instance-backup.json", &|e| {
+            e["detail"]["EventCategories"] = json!(["read replica"]);
+            e["detail"]["EventID"] = json!("RDS-EVENT-0045")
+        }),
+        set(&["RdsFailover/DatabaseLifecycle"])
+    );
+}
+
+#[test]
+fn functions_are_the_contracts_binaries_with_its_variables() {
+    let t = template();
+    let binaries: BTreeSet<String> = functions(&t)
+        .values()
+        .map(|f| {
+            assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+            f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("each function names its binary")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        binaries,
+        set(&["unhealthy-target", "rds-failover", "az-impairment"])
+    );
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], json!(["arm64"]));
+    assert_eq!(globals["Handler"], "bootstrap");
+    let variables: BTreeSet<String> = globals["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        variables,
+        set(&[
+            config::TOPIC_ARN,
+            config::DRY_RUN,
+            config::MAX_UNHEALTHY_PERCENT,
+            config::MAX_EVACUATED_AZS,
+            config::DNS_TTL,
+        ])
+    );
+    // The template's defaults are the contract's defaults.
+    let lookup = |name: &str| {
+        globals["Environment"]["Variables"][name]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| {
+                globals["Environment"]["Variables"][name]
+                    .as_u64()
+                    .map(|n| n.to_string())
+            })
+            .or_else(|| {
+                (name == config::TOPIC_ARN)
+                    .then(|| "arn:aws:sns:us-east-1:123456789012:ballast-reports".to_string())
+            })
+    };
+    let parsed =
+        config::Config::from_lookup(lookup).expect("the defaults are a valid configuration");
+    let contract = config::Config::from_lookup(|name| {
+        (name == config::TOPIC_ARN)
+            .then(|| "arn:aws:sns:us-east-1:123456789012:ballast-reports".to_string())
+    })
+    .unwrap();
+    assert_eq!(parsed, contract);
+}
+
+#[test]
+fn the_reconcilers_sweep_on_a_schedule_and_every_rule_has_a_dead_letter_queue() {
+    let t = template();
+    for (id, f) in functions(&t) {
+        let events = f["Properties"]["Events"].as_object().unwrap();
+        let schedules = events.values().filter(|e| e["Type"] == "Schedule").count();
+        let expected = if id == "AzImpairment" { 0 } else { 1 };
+        assert_eq!(schedules, expected, "{id}: scheduled sweeps");
+        for (name, e) in events {
+            assert!(
+                e["Properties"]["DeadLetterConfig"]["Arn"].is_object(),
+                "{id}/{name} has no dead-letter queue"
+            );
+            assert!(
+                e["Properties"]["RetryPolicy"]["MaximumRetryAttempts"].is_number(),
+                "{id}/{name} has no retry policy"
+            );
+        }
+    }
+}
