@@ -8,7 +8,7 @@
 FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
-.PHONY: test demo venv release fmt lint template sam-build size clean
+.PHONY: test demo bench venv release fmt lint template sam-build size clean
 
 venv:
 	@bash scripts/venv.sh
@@ -36,6 +36,11 @@ test: venv fmt lint template release
 
 demo: venv release
 	$(CARGO) run --quiet --locked -p ballast-tests --bin demo
+
+# Cold start, memory, size and an event storm, beside a Python boto3
+# baseline; prints figures (BENCHMARKS.md). BALLAST_BENCH_RUNS=10 by default.
+bench: venv release
+	$(CARGO) run --quiet --locked -p ballast-tests --bin bench
 
 # Size of each release binary and of its Lambda zip (bootstrap, zip -9).
 size: release

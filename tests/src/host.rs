@@ -132,7 +132,24 @@ impl RuntimeHost {
         function_name: &str,
         env: &[(String, String)],
     ) -> FunctionProcess {
+        self.spawn_program(binary, &[], None, function_name, env)
+    }
+
+    /// Like [`RuntimeHost::spawn`], for a program that needs arguments and a
+    /// working directory (the Python baseline under `awslambdaric`).
+    pub fn spawn_program(
+        &self,
+        binary: &Path,
+        args: &[&str],
+        cwd: Option<&Path>,
+        function_name: &str,
+        env: &[(String, String)],
+    ) -> FunctionProcess {
         let mut cmd = tokio::process::Command::new(binary);
+        cmd.args(args);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
@@ -200,6 +217,16 @@ pub struct FunctionProcess {
 }
 
 impl FunctionProcess {
+    /// The process's peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Every line the function wrote to stdout or stderr so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()

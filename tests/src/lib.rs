@@ -6,6 +6,7 @@
 pub mod databases;
 pub mod host;
 pub mod moto;
+pub mod proxy;
 pub mod stack;
 
 use std::path::PathBuf;

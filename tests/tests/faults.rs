@@ -1,0 +1,205 @@
+//! Converging under AWS faults: every function's story with 30 % of its AWS
+//! calls faulted by the proxy (throttling and 5xx in each protocol's own
+//! format, slow answers, connections dropped after the call was applied).
+//! Each invocation either answers with a report — a `failed` one says which
+//! actions were done — or returns a Lambda error (Lambda retries it, then the
+//! DLQ holds it). Re-invoking, as Lambda and the sweeps do, converges to the
+//! fault-free end state, after which the same event is a `noop`.
+
+use ballast::aws::Aws;
+use ballast::report::{ActionStatus, Outcome};
+use ballast::Report;
+use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
+use ballast_tests::proxy::Proxy;
+use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
+use ballast_tests::{sample_event, World};
+use serde_json::Value;
+
+/// The share of AWS calls faulted.
+const FAULT_RATE: f64 = 0.3;
+/// Seeds of the fault sequence: each a different interleaving.
+const SEEDS: [u64; 4] = [1, 2, 3, 4];
+/// Invocations before we call it a failure to converge (Lambda's own retries
+/// plus a few sweeps).
+const ATTEMPTS: usize = 12;
+
+/// A world whose handler talks to moto through a faulting proxy (the test's
+/// own setup and checks talk to moto directly).
+async fn faulted_world(function: &'static str, seed: u64) -> (World, Proxy) {
+    let mut w = World::start(function, false).await;
+    let proxy = Proxy::start(&w.moto.endpoint(), FAULT_RATE, seed).await;
+    w.ballast.aws = Aws::new(&proxy.sdk_config(&w.moto));
+    (w, proxy)
+}
+
+/// Invokes until an answer is a report that is not `failed`; checks every
+/// answer on the way; returns the converging report and how many answers
+/// were Lambda errors or `failed` reports.
+async fn until_converged(w: &World, event: &Value, what: &str) -> (Report, usize) {
+    let mut unsettled = 0;
+    for _ in 0..ATTEMPTS {
+        match w.invoke(event.clone()).await {
+            Ok(report) if report.outcome == Outcome::Failed => {
+                unsettled += 1;
+                let reason = report.reason.as_deref().unwrap_or_default();
+                assert!(!reason.is_empty(), "{what}: a failed report says why");
+                // Whatever was planned is accounted for, action by action.
+                for a in &report.actions {
+                    if a.status == ActionStatus::Failed {
+                        assert!(!a.detail.is_empty(), "{what}: {a:?}");
+                    }
+                }
+            }
+            Ok(report) => return (report, unsettled),
+            Err(e) => {
+                unsettled += 1;
+                let text = e.to_string();
+                assert!(text.contains(w.function), "{what}: {text}");
+            }
+        }
+    }
+    panic!("{what}: no convergence in {ATTEMPTS} invocations at {FAULT_RATE} faults");
+}
+
+#[tokio::test]
+async fn unhealthy_target_converges_under_faults() {
+    let mut faults = 0;
+    for seed in SEEDS {
+        let (w, proxy) = faulted_world(ballast::reconcile::unhealthy_target::FUNCTION, seed).await;
+        let web = w.stack.instances(MANAGED_ASG).await;
+        w.stack.stop(&web[..1]).await;
+        let before_unmanaged = w.stack.all_asg_health().await;
+        let event = w.stack.alarm_event("unhealthy-target-alarm.json");
+
+        let (report, _) = until_converged(&w, &event, &format!("seed {seed}")).await;
+        assert!(
+            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
+            "seed {seed}: {report:#?}"
+        );
+        // The fault-free end state: the stopped instance handed to its ASG,
+        // the running one and the unmanaged group untouched.
+        assert_eq!(
+            w.stack.asg_health(&web[0]).await,
+            "Unhealthy",
+            "seed {seed}"
+        );
+        assert_eq!(w.stack.asg_health(&web[1]).await, "Healthy", "seed {seed}");
+        for id in w.stack.instances(UNMANAGED_ASG).await {
+            assert_eq!(w.stack.asg_health(&id).await, before_unmanaged[&id]);
+        }
+        proxy.set_fault_rate(0.0);
+        assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
+        faults += proxy.total_faults();
+    }
+    println!(
+        "unhealthy-target: {faults} faulted AWS calls over {} runs",
+        SEEDS.len()
+    );
+    assert!(
+        faults > 0,
+        "the proxy faulted nothing: the test proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn replica_promotion_converges_under_faults() {
+    let mut faults = 0;
+    for seed in SEEDS {
+        let (w, proxy) = faulted_world(ballast::reconcile::rds_failover::FUNCTION, seed).await;
+        let dbs = Databases::seed(&w.moto.sdk_config()).await;
+        let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
+        let dns_tag = dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
+        dbs.stop(PRIMARY).await;
+        let event = sample_event("rds-instance-failure.json");
+
+        let (report, _) = until_converged(&w, &event, &format!("seed {seed}")).await;
+        assert!(
+            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
+            "seed {seed}: {report:#?}"
+        );
+        // Promotion is not idempotent in AWS; a retried or repeated call must
+        // still leave one promoted replica with the record and tag on it.
+        assert_eq!(
+            dbs.record(PRIMARY).await.as_deref(),
+            Some(replica_endpoint.as_str()),
+            "seed {seed}: record flipped"
+        );
+        assert_eq!(
+            dbs.tags(REPLICA).await.get("ballast:dns-record"),
+            Some(&dns_tag),
+            "seed {seed}: tag moved"
+        );
+        let primary = dbs.tags(PRIMARY).await;
+        assert!(
+            !primary.contains_key("ballast:dns-record")
+                && !primary.contains_key("ballast:standby-replica"),
+            "seed {seed}: {primary:?}"
+        );
+        proxy.set_fault_rate(0.0);
+        assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
+        faults += proxy.total_faults();
+    }
+    println!(
+        "rds-failover: {faults} faulted AWS calls over {} runs",
+        SEEDS.len()
+    );
+    assert!(
+        faults > 0,
+        "the proxy faulted nothing: the test proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn evacuation_and_restore_converge_under_faults() {
+    let mut faults = 0;
+    for seed in SEEDS {
+        let (w, proxy) = faulted_world(ballast::reconcile::az_impairment::FUNCTION, seed).await;
+        let original = w.stack.subnets_of(MANAGED_ASG).await;
+        let original_max = w.stack.group(MANAGED_ASG).await.max_size();
+        let unmanaged = w.stack.subnets_of(UNMANAGED_ASG).await;
+
+        let evacuate = sample_event("health-ec2-issue-open.json");
+        let (report, _) = until_converged(&w, &evacuate, &format!("seed {seed} evacuate")).await;
+        assert!(
+            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
+            "seed {seed}: {report:#?}"
+        );
+        assert_eq!(
+            w.stack.subnets_of(MANAGED_ASG).await,
+            [w.stack.subnet_in("us-east-1b")],
+            "seed {seed}: evacuated"
+        );
+        assert!(w
+            .stack
+            .tag_of(MANAGED_ASG, "ballast:evacuated")
+            .await
+            .is_some());
+
+        let restore = sample_event("health-ec2-issue-closed.json");
+        let (report, _) = until_converged(&w, &restore, &format!("seed {seed} restore")).await;
+        assert!(
+            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
+            "seed {seed}: {report:#?}"
+        );
+        assert_eq!(
+            w.stack.subnets_of(MANAGED_ASG).await,
+            original,
+            "seed {seed}"
+        );
+        assert_eq!(w.stack.group(MANAGED_ASG).await.max_size(), original_max);
+        assert_eq!(w.stack.tag_of(MANAGED_ASG, "ballast:evacuated").await, None);
+        assert_eq!(w.stack.subnets_of(UNMANAGED_ASG).await, unmanaged);
+
+        proxy.set_fault_rate(0.0);
+        assert_eq!(w.run(restore).await.outcome, Outcome::Noop, "seed {seed}");
+        faults += proxy.total_faults();
+    }
+    println!(
+        "az-impairment: {faults} faulted AWS calls over {} runs",
+        SEEDS.len()
+    );
+    assert!(
+        faults > 0,
+        "the proxy faulted nothing: the test proves nothing"
+    );
+}
