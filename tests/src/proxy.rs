@@ -51,6 +51,8 @@ struct State {
     rate_ppm: AtomicU64,
     rng: Mutex<fastrand::Rng>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Time spent upstream (in the emulator), by operation.
+    upstream_time: Mutex<BTreeMap<String, Duration>>,
     faults: Mutex<BTreeMap<(String, Fault), u64>>,
 }
 
@@ -75,6 +77,7 @@ impl Proxy {
             rate_ppm: AtomicU64::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             calls: Mutex::new(BTreeMap::new()),
+            upstream_time: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(BTreeMap::new()),
         });
         let proxy_state = state.clone();
@@ -121,6 +124,11 @@ impl Proxy {
 
     pub fn calls_of(&self, operation: &str) -> u64 {
         self.calls().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Time the emulator took to answer, by operation.
+    pub fn upstream_time(&self) -> BTreeMap<String, Duration> {
+        self.state.upstream_time.lock().unwrap().clone()
     }
 
     pub fn total_calls(&self) -> u64 {
@@ -348,6 +356,7 @@ async fn handle(
     let upstream = upstream
         .body(Full::new(body))
         .expect("a valid upstream request");
+    let sent = std::time::Instant::now();
     let answer = match state.client.request(upstream).await {
         Ok(resp) => {
             let (parts, body) = resp.into_parts();
@@ -365,6 +374,12 @@ async fn handle(
             &e.to_string(),
         ),
     };
+    *state
+        .upstream_time
+        .lock()
+        .unwrap()
+        .entry(operation.clone())
+        .or_default() += sent.elapsed();
     if fault == Some(Fault::Dropped) {
         return Err(DropConnection);
     }

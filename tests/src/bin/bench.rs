@@ -24,6 +24,33 @@ use serde_json::{json, Value};
 
 const WARM: usize = 5;
 
+/// AWS calls seen by the proxy, and the emulator's time answering them
+/// (the harness's own resets go to moto directly and are not counted).
+#[derive(Default, Clone, Copy)]
+struct Calls {
+    count: u64,
+    upstream: Duration,
+}
+
+impl Calls {
+    fn of(proxy: &Proxy) -> Calls {
+        Calls {
+            count: proxy.total_calls(),
+            upstream: proxy.upstream_time().values().sum(),
+        }
+    }
+    fn since(&self, before: &Calls) -> Calls {
+        Calls {
+            count: self.count - before.count,
+            upstream: self.upstream.saturating_sub(before.upstream),
+        }
+    }
+    fn add(&mut self, other: &Calls) {
+        self.count += other.count;
+        self.upstream += other.upstream;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     init: Duration,
@@ -227,7 +254,11 @@ async fn bench_unhealthy_target(runs: usize) -> (Row, Row) {
     let stack = Stack::seed(&moto.sdk_config()).await;
     let stopped = stack.instances(MANAGED_ASG).await[0].clone();
     stack.stop(std::slice::from_ref(&stopped)).await;
-    let env = env_for(&moto, &stack.topic_arn);
+    // Both programs reach moto through the counting proxy (no faults), so
+    // the calls each makes are counted and the emulator's share is known.
+    let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
+    let mut env = proxy.env(&moto);
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
     let event = stack.alarm_event("unhealthy-target-alarm.json");
     let prepare = |_: usize| {
         let asg = stack.autoscaling.clone();
@@ -243,7 +274,9 @@ async fn bench_unhealthy_target(runs: usize) -> (Row, Row) {
     };
     let (mut rust, mut python) = (vec![], vec![]);
     // Interleaved A B A B: both see the same emulator at the same age.
+    let (mut rust_calls, mut python_calls) = (Calls::default(), Calls::default());
     for _ in 0..runs {
+        let before = Calls::of(&proxy);
         rust.push(
             one_process(
                 Program::Rust("unhealthy-target"),
@@ -253,6 +286,8 @@ async fn bench_unhealthy_target(runs: usize) -> (Row, Row) {
             )
             .await,
         );
+        rust_calls.add(&Calls::of(&proxy).since(&before));
+        let before = Calls::of(&proxy);
         python.push(
             one_process(
                 Program::Python,
@@ -262,7 +297,16 @@ async fn bench_unhealthy_target(runs: usize) -> (Row, Row) {
             )
             .await,
         );
+        python_calls.add(&Calls::of(&proxy).since(&before));
     }
+    let per = (runs * (1 + WARM)) as f64;
+    println!(
+        "AWS calls per invocation (through the counting proxy): unhealthy-target {:.1} ({:.1} ms in moto), python {:.1} ({:.1} ms in moto)",
+        rust_calls.count as f64 / per,
+        ms(rust_calls.upstream) / per,
+        python_calls.count as f64 / per,
+        ms(python_calls.upstream) / per,
+    );
     (
         summarise("unhealthy-target".into(), &rust),
         summarise("python boto3 baseline".into(), &python),
