@@ -1,6 +1,6 @@
 # Ballast — the two everyday commands:
 #   make demo   run the failure stories against a local AWS emulator (no AWS account)
-#   make test   fmt check, clippy -D warnings, template checks, release build,
+#   make test   fmt check, clippy -D warnings, template and security checks, release build,
 #               the whole test suite, and `sam build` of the control plane (arm64)
 # Everything they need (moto, cfn-lint, SAM CLI, cargo-lambda, Zig; pinned) is
 # installed into .venv on first use.
@@ -8,7 +8,7 @@
 FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
-.PHONY: test demo bench venv release fmt lint template sam-build size clean
+.PHONY: test demo bench fuzz venv release fmt lint template security sam-build size clean
 
 venv:
 	@bash scripts/venv.sh
@@ -26,11 +26,15 @@ lint:
 template: venv
 	@bash scripts/template-check.sh
 
+# checkov on template.yaml (its own venv: .venv-checkov).
+security:
+	@bash scripts/security-check.sh
+
 # `sam build` of template.yaml: an arm64 bootstrap per function, timed.
 sam-build: venv
 	@bash scripts/sam-build.sh
 
-test: venv fmt lint template release
+test: venv fmt lint template security release
 	$(CARGO) nextest run --workspace --locked
 	@bash scripts/sam-build.sh
 
@@ -42,10 +46,15 @@ demo: venv release
 bench: venv release
 	$(CARGO) run --quiet --locked -p ballast-tests --bin bench
 
+# Coverage-guided fuzzing of the event parsers and dispatch (nightly,
+# cargo-fuzz; installed on first use). FUZZ_SECONDS=300 by default.
+fuzz:
+	@bash scripts/fuzz.sh
+
 # Size of each release binary and of its Lambda zip (bootstrap, zip -9).
 size: release
 	@bash scripts/size.sh $(FUNCTIONS)
 
 clean:
 	$(CARGO) clean
-	rm -rf .aws-sam
+	rm -rf .aws-sam .venv-checkov

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Creates the project's .venv with the pinned tools of scripts/requirements.txt
-# on first use (or when the pins change). Safe to run every time.
+# Creates a virtualenv with pinned tools on first use (or when the pins
+# change). Safe to run every time.
+#   scripts/venv.sh                 .venv from scripts/requirements.txt
+#   scripts/venv.sh DIR REQUIREMENTS  another one (checkov's pins conflict
+#                                     with SAM CLI's, so it has its own)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
-req="$root/scripts/requirements.txt"
+venv="${1:-$root/.venv}"
+req="${2:-$root/scripts/requirements.txt}"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -25,7 +25,14 @@ pub struct Config {
     pub max_evacuated_azs: u32,
     /// TTL in seconds of the CNAMEs Ballast upserts.
     pub dns_ttl: i64,
+    /// How long a claim settles before it is read back (`reconcile::claim`);
+    /// not configurable from the environment: tests shorten it.
+    pub claim_settle: std::time::Duration,
 }
+
+/// Longer than the gap between two racing invocations' claim writes, short
+/// against a failover or an evacuation.
+pub const DEFAULT_CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -122,6 +129,7 @@ impl Config {
             max_unhealthy_percent,
             max_evacuated_azs,
             dns_ttl,
+            claim_settle: DEFAULT_CLAIM_SETTLE,
         })
     }
 }
@@ -172,6 +180,7 @@ mod tests {
                 max_unhealthy_percent: 50,
                 max_evacuated_azs: 1,
                 dns_ttl: DEFAULT_DNS_TTL,
+                claim_settle: DEFAULT_CLAIM_SETTLE,
             }
         );
     }

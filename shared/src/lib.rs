@@ -28,6 +28,9 @@ pub mod tags {
     pub const STANDBY_REPLICA: &str = "ballast:standby-replica";
     /// Written by Ballast on an evacuated Auto Scaling group.
     pub const EVACUATED: &str = "ballast:evacuated";
+    /// Written by Ballast for the few seconds it changes a resource, so that
+    /// racing invocations do not both act (`reconcile::claim`).
+    pub const CLAIM: &str = "ballast:claim";
 
     /// The contract says `ballast:managed` = `true`; a capitalised `True`
     /// typed into the console means the same thing.

@@ -51,6 +51,8 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             max_unhealthy_percent: 50,
             max_evacuated_azs: 1,
             dns_ttl: ballast::config::DEFAULT_DNS_TTL,
+            // In-process racers claim within milliseconds of each other.
+            claim_settle: std::time::Duration::from_millis(250),
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }
@@ -83,8 +85,17 @@ impl World {
         &self,
         payload: serde_json::Value,
     ) -> Result<ballast::Report, ballast::reconcile::HandlerError> {
+        self.invoke_with(payload, ballast::Invocation::new("test-request"))
+            .await
+    }
+
+    /// Invokes the handler with the given invocation context (a deadline).
+    pub async fn invoke_with(
+        &self,
+        payload: serde_json::Value,
+        invocation: ballast::Invocation,
+    ) -> Result<ballast::Report, ballast::reconcile::HandlerError> {
         use ballast::reconcile::{az_impairment, rds_failover, unhealthy_target};
-        let invocation = ballast::Invocation::new("test-request");
         match self.function {
             unhealthy_target::FUNCTION => {
                 unhealthy_target::handle(&self.ballast, payload, invocation).await

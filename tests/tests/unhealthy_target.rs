@@ -286,3 +286,40 @@ async fn a_report_that_cannot_be_published_is_a_lambda_error() {
         "the error carries the report: {text}"
     );
 }
+
+#[tokio::test]
+async fn no_action_starts_when_the_lambda_deadline_is_near() {
+    let w = World::start(FUNCTION, false).await;
+    let web = w.stack.instances(MANAGED_ASG).await;
+    w.stack.stop(&web[..1]).await;
+    let event = w.stack.alarm_event("unhealthy-target-alarm.json");
+
+    // Lambda's deadline is already (almost) here: observe and decide, but
+    // start nothing, say so, and let Lambda retry.
+    let mut late = Invocation::new("late-request");
+    late.deadline = Some(std::time::Instant::now());
+    match w.invoke_with(event.clone(), late).await {
+        Err(HandlerError::Transient { summary, .. }) => {
+            assert!(summary.contains("i-"), "{summary}")
+        }
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    assert_eq!(
+        w.stack.asg_health(&web[0]).await,
+        "Healthy",
+        "nothing was started"
+    );
+    let deliveries = w.stack.reports().await;
+    assert_eq!(deliveries.len(), 1, "the remaining work is reported");
+    let action = &deliveries[0].report.actions[0];
+    assert_eq!(action.status, ActionStatus::Skipped);
+    assert!(
+        action.detail.contains("deadline is near"),
+        "{}",
+        action.detail
+    );
+
+    // The retry, with time to spare, finishes the job.
+    assert_eq!(w.run(event).await.outcome, Outcome::Remediated);
+    assert_eq!(w.stack.asg_health(&web[0]).await, "Unhealthy");
+}

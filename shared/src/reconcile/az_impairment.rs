@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
+use super::{
+    carry_out_claimed, claim, merge_sweep, not_observed, respond, HandlerError, Reconciled,
+};
 use crate::aws::{fleet, network, AwsError};
 use crate::decide::az_impairment::{decide, Evacuation, FleetState, GroupState, Policy};
 use crate::event::alarm::AlarmChange;
@@ -194,15 +196,17 @@ async fn reconcile(
         Ok(fleet) => fleet,
         Err(e) => return not_observed(ctx, vec![], e),
     };
-    let plan = decide(
-        &fleet,
-        direction,
-        az,
-        &Policy {
-            max_evacuated_azs: ballast.config.max_evacuated_azs,
-        },
-    );
-    carry_out(ballast, ctx, plan, invocation).await
+    let policy = Policy {
+        max_evacuated_azs: ballast.config.max_evacuated_azs,
+    };
+    let plan = decide(&fleet, direction, az, &policy);
+    // The evacuated-AZ limit is fleet-wide: an evacuation or a restore
+    // claims every managed group, so that two never decide side by side.
+    let scope = claim::Scope::Groups(fleet.groups.iter().map(|g| g.name.clone()).collect());
+    carry_out_claimed(ballast, ctx, plan, Some(scope), invocation, || async {
+        Ok(decide(&observe(ballast).await?, direction, az, &policy))
+    })
+    .await
 }
 
 /// Every managed group, and the AZ of every subnet they use or recorded.

@@ -2,6 +2,7 @@
 //! report. An event says where to look; the live state says what to do.
 
 pub mod az_impairment;
+pub mod claim;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
@@ -175,8 +176,72 @@ pub async fn carry_out(
     )
 }
 
+/// Carries out `plan` under a claim on `scope` (see [`claim`]) when it acts
+/// and this is not a dry run: once the claim is won, `redecide` observes and
+/// decides again, and that plan is carried out. A lost claim changes nothing,
+/// is not published, and makes Lambda retry.
+pub async fn carry_out_claimed<F, Fut>(
+    ballast: &Ballast,
+    ctx: &ReportContext,
+    plan: Plan,
+    scope: Option<claim::Scope>,
+    invocation: &Invocation,
+    redecide: F,
+) -> Reconciled
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Plan, AwsError>>,
+{
+    let acts = plan.verdict == crate::decide::Verdict::Act && !ballast.config.dry_run;
+    let Some(scope) = scope.filter(|_| acts) else {
+        return carry_out(ballast, ctx, plan, invocation).await;
+    };
+    let token = claim::token(&invocation.request_id);
+    let claimed = claim::acquire(&ballast.aws, scope, token, ballast.config.claim_settle).await;
+    let won = match claimed {
+        Ok(claim::Claimed::Won(won)) => won,
+        Ok(claim::Claimed::Lost { resource, holder }) => {
+            let error = claim::lost_error(&resource, &holder);
+            let standing_down = Plan {
+                reason: Some(error.message.clone()),
+                ..Plan::noop(
+                    format!(
+                        "Another invocation is changing {resource}: standing down, to be retried."
+                    ),
+                    plan.resources,
+                )
+            };
+            return (ctx.conclude(standing_down, vec![], false), Some(error));
+        }
+        Err(e) => return not_observed(ctx, plan.resources, e),
+    };
+    let resources = plan.resources;
+    let result = match redecide().await {
+        Ok(plan) => carry_out(ballast, ctx, plan, invocation).await,
+        Err(e) => not_observed(ctx, resources, e),
+    };
+    won.release(&ballast.aws).await;
+    result
+}
+
 /// Reading the live state failed: nothing was changed; retry if transient.
 pub fn not_observed(ctx: &ReportContext, resources: Vec<String>, error: AwsError) -> Reconciled {
     let report = ctx.failed(resources, &error);
     (report, error.retryable.then_some(error))
+}
+
+/// Each function's reading of a raw payload, as Lambda hands it over: JSON
+/// parsing, classification, the report's trigger, and every function's
+/// intent (or the reason it ignores the payload). No AWS call. This is the
+/// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
+/// the property is that it answers for any bytes, never panicking.
+pub fn read_payload(bytes: &[u8]) -> Result<[Result<String, String>; 3], String> {
+    let payload: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let inbound = Inbound::classify(&payload);
+    let _ = inbound.trigger("fuzz");
+    Ok([
+        unhealthy_target::intent_of(&inbound).map(|i| format!("{i:?}")),
+        rds_failover::intent_of(&inbound).map(|i| format!("{i:?}")),
+        az_impairment::intent_of(&inbound).map(|i| format!("{i:?}")),
+    ])
 }

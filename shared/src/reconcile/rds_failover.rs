@@ -4,9 +4,12 @@
 
 use serde_json::Value;
 
-use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
+use super::{
+    carry_out_claimed, claim, merge_sweep, not_observed, respond, HandlerError, Reconciled,
+};
 use crate::aws::{database, dns, AwsError};
 use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Signal, Subject};
+use crate::decide::Step;
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
 use crate::execute::ReportContext;
@@ -152,14 +155,33 @@ async fn reconcile(
         }
         Err(e) => return not_observed(ctx, vec![target_name(target).to_string()], e),
     };
-    let plan = decide(
-        &subject,
-        signal,
-        &Policy {
-            dns_ttl: ballast.config.dns_ttl,
-        },
-    );
-    carry_out(ballast, ctx, plan, invocation).await
+    let policy = Policy {
+        dns_ttl: ballast.config.dns_ttl,
+    };
+    let plan = decide(&subject, signal, &policy);
+    // A promotion is claimed on the failed primary: two invocations must not
+    // both promote (AWS refuses the second, or, later, promotes twice).
+    let promotes = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::PromoteReplica { .. }));
+    let scope = match (&subject, promotes) {
+        (Subject::Instance { primary, .. }, true) => Some(claim::Scope::Db {
+            id: primary.id.clone(),
+            arn: primary.arn.clone(),
+        }),
+        _ => None,
+    };
+    carry_out_claimed(ballast, ctx, plan, scope, invocation, || async {
+        match observe(ballast, target).await? {
+            Some(subject) => Ok(decide(&subject, signal, &policy)),
+            None => Ok(crate::decide::Plan::ignored(
+                format!("DB resource {} no longer exists", target_name(target)),
+                vec![],
+            )),
+        }
+    })
+    .await
 }
 
 /// Reads the live state around the target: a cluster with its writer, or an
