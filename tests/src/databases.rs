@@ -221,6 +221,31 @@ impl Databases {
     }
 
     /// The CNAME's value, as Route 53 serves it.
+    /// The state a promotion of the standby replica leaves: the primary's
+    /// record on the replica's endpoint, `dns_tag` moved to the replica, and
+    /// the primary without Ballast's tags.
+    pub async fn assert_promoted(&self, replica_endpoint: &str, dns_tag: &str, context: &str) {
+        assert_eq!(
+            self.record(PRIMARY).await.as_deref(),
+            Some(replica_endpoint),
+            "{context}: record flipped"
+        );
+        assert_eq!(
+            self.tags(REPLICA)
+                .await
+                .get("ballast:dns-record")
+                .map(String::as_str),
+            Some(dns_tag),
+            "{context}: tag moved"
+        );
+        let primary = self.tags(PRIMARY).await;
+        assert!(
+            !primary.contains_key("ballast:dns-record")
+                && !primary.contains_key("ballast:standby-replica"),
+            "{context}: the primary keeps {primary:?}"
+        );
+    }
+
     pub async fn record(&self, db: &str) -> Option<String> {
         let name = record_for(db);
         self.route53

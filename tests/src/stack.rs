@@ -61,17 +61,7 @@ impl Stack {
             .expect("vpc id");
         let mut subnets = vec![];
         for (i, az) in AZS.iter().enumerate() {
-            let id = ec2
-                .create_subnet()
-                .vpc_id(&vpc_id)
-                .availability_zone(*az)
-                .cidr_block(format!("10.0.{}.0/24", i + 1))
-                .send()
-                .await
-                .expect("CreateSubnet")
-                .subnet
-                .and_then(|s| s.subnet_id)
-                .expect("subnet id");
+            let id = create_subnet(&ec2, &vpc_id, az, i + 1).await;
             subnets.push((id, az.to_string()));
         }
         let subnet_ids: Vec<String> = subnets.iter().map(|(id, _)| id.clone()).collect();
@@ -252,6 +242,11 @@ impl Stack {
             .await
             .expect("Subscribe");
         (topic_arn, queue_url)
+    }
+
+    /// Another subnet of the stack's VPC, `10.0.<n>.0/24` in `az`.
+    pub async fn add_subnet(&self, az: &str, n: usize) -> String {
+        create_subnet(&self.ec2, &self.vpc_id, az, n).await
     }
 
     pub async fn group(&self, asg: &str) -> aws_sdk_autoscaling::types::AutoScalingGroup {
@@ -455,6 +450,19 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+async fn create_subnet(ec2: &aws_sdk_ec2::Client, vpc_id: &str, az: &str, n: usize) -> String {
+    ec2.create_subnet()
+        .vpc_id(vpc_id)
+        .availability_zone(az)
+        .cidr_block(format!("10.0.{n}.0/24"))
+        .send()
+        .await
+        .expect("CreateSubnet")
+        .subnet
+        .and_then(|s| s.subnet_id)
+        .expect("subnet id")
 }
 
 fn suffix(arn: &str, marker: &str) -> String {

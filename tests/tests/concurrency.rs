@@ -104,19 +104,7 @@ async fn racing_signals_for_one_zone_evacuate_it_once() {
 async fn racing_signals_for_two_zones_never_exceed_the_evacuated_limit() {
     // Three AZs, so that each evacuation alone would leave the group two.
     let (w, _proxy) = counted_world(az_impairment::FUNCTION).await;
-    let third = w
-        .stack
-        .ec2
-        .create_subnet()
-        .vpc_id(&w.stack.vpc_id)
-        .availability_zone("us-east-1c")
-        .cidr_block("10.0.3.0/24")
-        .send()
-        .await
-        .expect("CreateSubnet")
-        .subnet
-        .and_then(|s| s.subnet_id)
-        .expect("subnet id");
+    let third = w.stack.add_subnet("us-east-1c", 3).await;
     let mut subnets = w.stack.subnets_of(MANAGED_ASG).await;
     subnets.push(third);
     w.stack

@@ -119,22 +119,8 @@ async fn replica_promotion_converges_under_faults() {
         );
         // Promotion is not idempotent in AWS; a retried or repeated call must
         // still leave one promoted replica with the record and tag on it.
-        assert_eq!(
-            dbs.record(PRIMARY).await.as_deref(),
-            Some(replica_endpoint.as_str()),
-            "seed {seed}: record flipped"
-        );
-        assert_eq!(
-            dbs.tags(REPLICA).await.get("ballast:dns-record"),
-            Some(&dns_tag),
-            "seed {seed}: tag moved"
-        );
-        let primary = dbs.tags(PRIMARY).await;
-        assert!(
-            !primary.contains_key("ballast:dns-record")
-                && !primary.contains_key("ballast:standby-replica"),
-            "seed {seed}: {primary:?}"
-        );
+        dbs.assert_promoted(&replica_endpoint, &dns_tag, &format!("seed {seed}"))
+            .await;
         proxy.set_fault_rate(0.0);
         assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
         faults += proxy.total_faults();

@@ -135,21 +135,8 @@ async fn replica_is_promoted_when_primary_fails() {
         .send()
         .await
         .expect("StartDBInstance");
-    assert_eq!(
-        dbs.record(PRIMARY).await.as_deref(),
-        Some(replica_endpoint.as_str()),
-        "record flipped"
-    );
-    assert_eq!(
-        dbs.tags(REPLICA).await.get("ballast:dns-record"),
-        Some(&dns_tag),
-        "tag moved"
-    );
-    let primary_tags = dbs.tags(PRIMARY).await;
-    assert!(
-        !primary_tags.contains_key("ballast:dns-record")
-            && !primary_tags.contains_key("ballast:standby-replica")
-    );
+    dbs.assert_promoted(&replica_endpoint, &dns_tag, "promotion")
+        .await;
     let deliveries = w.stack.reports().await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].attributes["severity"], "critical");
