@@ -10,6 +10,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
+/// The secret access key the function processes get: distinctive, so that
+/// a test can prove it never reaches a log line or a report.
+pub const SECRET_ACCESS_KEY: &str = "ballast-test-secret-do-not-log-0123456789";
 
 pub struct Moto {
     child: Child,
@@ -88,7 +91,7 @@ impl Moto {
             ("AWS_REGION", REGION.to_string()),
             ("AWS_DEFAULT_REGION", REGION.to_string()),
             ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_string()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
         ]
         .into_iter()

@@ -75,6 +75,18 @@ async fn release_binary_handles_the_sample_events() {
         "AWS_LAMBDA_LOG_FORMAT=JSON gives JSON lines: {logs:#?}"
     );
     assert!(host.init_error().is_none());
+    // Credentials never reach a log line or a report.
+    let secret = ballast_tests::moto::SECRET_ACCESS_KEY;
+    assert!(
+        logs.iter().all(|l| !l.contains(secret)),
+        "a log line holds the secret key"
+    );
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| !d.raw.to_string().contains(secret)),
+        "a report holds the secret key"
+    );
 }
 
 #[tokio::test]

@@ -123,3 +123,67 @@ impl AwsError {
         self.code.as_deref() == Some(code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_autoscaling::operation::set_instance_health::SetInstanceHealthError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service(status: u16, code: &str) -> AwsError {
+        let err = SetInstanceHealthError::generic(
+            ErrorMetadata::builder().code(code).message("m").build(),
+        );
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        AwsError::from_sdk(
+            "SetInstanceHealth",
+            "i-1",
+            SdkError::service_error(err, raw),
+        )
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_validation_and_access_are_not() {
+        for (status, code) in [
+            (400, "Throttling"),
+            (400, "ThrottlingException"),
+            (503, "RequestLimitExceeded"),
+            (429, "TooManyRequestsException"),
+            (500, "InternalFailure"),
+            (503, "ServiceUnavailable"),
+        ] {
+            assert!(service(status, code).retryable, "{status} {code}");
+        }
+        for (status, code) in [
+            (400, "ValidationError"),
+            (403, "AccessDenied"),
+            (403, "AccessDeniedException"),
+            (400, "InvalidDBInstanceState"),
+            (404, "DBInstanceNotFound"),
+        ] {
+            assert!(!service(status, code).retryable, "{status} {code}");
+        }
+        let e = service(400, "Throttling");
+        assert_eq!(e.code.as_deref(), Some("Throttling"));
+        assert_eq!(
+            e.to_string(),
+            "SetInstanceHealth on i-1 failed: Throttling: m"
+        );
+    }
+
+    #[test]
+    fn time_outs_and_broken_connections_are_retried() {
+        let timeout: SdkError<SetInstanceHealthError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        assert!(AwsError::from_sdk("SetInstanceHealth", "i-1", timeout).retryable);
+        let io: SdkError<SetInstanceHealthError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io("connection reset".into()));
+        assert!(AwsError::from_sdk("SetInstanceHealth", "i-1", io).retryable);
+        let build: SdkError<SetInstanceHealthError, HttpResponse> =
+            SdkError::construction_failure("missing field");
+        assert!(!AwsError::from_sdk("SetInstanceHealth", "i-1", build).retryable);
+    }
+}
