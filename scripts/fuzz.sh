@@ -18,7 +18,8 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 if ! cargo +nightly fuzz --version 2>/dev/null | grep -q '0.13.1'; then
   echo "==> cargo install cargo-fuzz 0.13.1" >&2
-  cargo +nightly install cargo-fuzz --version 0.13.1 --locked
+  # Built with stable: its locked dependencies predate what nightly accepts.
+  cargo +stable install cargo-fuzz --version 0.13.1 --locked
 fi
 mkdir -p corpus/payload
 cp "$root"/events/*.json corpus/payload/
