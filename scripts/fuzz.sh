@@ -24,8 +24,14 @@ fi
 mkdir -p corpus/payload
 cp "$root"/events/*.json corpus/payload/
 cp "$root"/fuzz/regressions/* corpus/payload/ 2>/dev/null || true
-echo "==> fuzzing read_payload for ${seconds}s"
+echo "==> fuzzing read_payload for ${seconds}s (log: fuzz/fuzz.log)"
+rc=0
 cargo +nightly fuzz run payload corpus/payload -- \
-  -max_total_time="$seconds" -dict="$root/fuzz/json.dict" -print_final_stats=1 2>&1 \
-  | grep -E "^(#[0-9]+\s+(DONE|INITED)|stat::|==|SUMMARY|Done|.*panicked)" || true
-test -z "$(ls -A artifacts/payload 2>/dev/null)" || { echo "crash inputs in fuzz/artifacts/payload" >&2; exit 1; }
+  -max_total_time="$seconds" -dict="$root/fuzz/json.dict" -print_final_stats=1 \
+  > fuzz.log 2>&1 || rc=$?
+grep -E "^#[0-9]+ +(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^==[0-9]+==|panicked|^SUMMARY" fuzz.log || true
+if [ "$rc" -ne 0 ] || [ -n "$(ls -A artifacts/payload 2>/dev/null)" ]; then
+  tail -40 fuzz.log >&2
+  echo "fuzzing failed (exit $rc); crash inputs, if any, are in fuzz/artifacts/payload" >&2
+  exit 1
+fi

@@ -28,6 +28,12 @@ impl ZoneRef {
     /// `us-gov-west-1a`) or an AZ ID (`use1-az2`, `euw1-az3`).
     pub fn parse(s: &str) -> Option<ZoneRef> {
         let s = s.trim().to_ascii_lowercase();
+        // Every AZ name and ID is ASCII; checking first also keeps the
+        // byte-wise split below on a character boundary (found by fuzzing:
+        // `"availabilityZone": "\u1615"` panicked).
+        if !s.is_ascii() {
+            return None;
+        }
         if let Some((prefix, n)) = s.split_once("-az") {
             let ok = !prefix.is_empty()
                 && prefix.chars().all(|c| c.is_ascii_alphanumeric())
@@ -167,6 +173,18 @@ mod tests {
         match Inbound::classify(&e) {
             Inbound::EventBridge(env) => *env,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_ascii_zones_are_refused_not_panicked_on() {
+        for z in [
+            "\u{1615}",
+            "us-east-1\u{e9}",
+            "\u{e9}-az1",
+            "use1-az\u{661}",
+        ] {
+            assert_eq!(ZoneRef::parse(z), None, "{z:?}");
         }
     }
 
