@@ -29,7 +29,7 @@ rc=0
 cargo +nightly fuzz run payload corpus/payload -- \
   -max_total_time="$seconds" -dict="$root/fuzz/json.dict" -print_final_stats=1 \
   > fuzz.log 2>&1 || rc=$?
-grep -E "^#[0-9]+ +(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^==[0-9]+==|panicked|^SUMMARY" fuzz.log || true
+grep -aE "^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^==[0-9]+==|panicked|^SUMMARY" fuzz.log || true
 if [ "$rc" -ne 0 ] || [ -n "$(ls -A artifacts/payload 2>/dev/null)" ]; then
   tail -40 fuzz.log >&2
   echo "fuzzing failed (exit $rc); crash inputs, if any, are in fuzz/artifacts/payload" >&2
