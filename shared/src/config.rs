@@ -26,7 +26,7 @@ pub struct Config {
     /// TTL in seconds of the CNAMEs Ballast upserts.
     pub dns_ttl: i64,
     /// How long a claim settles before it is read back (`reconcile::claim`);
-    /// not configurable from the environment: tests shorten it.
+    /// not configurable from the environment.
     pub claim_settle: std::time::Duration,
 }
 

@@ -51,8 +51,9 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             max_unhealthy_percent: 50,
             max_evacuated_azs: 1,
             dns_ttl: ballast::config::DEFAULT_DNS_TTL,
-            // In-process racers claim within milliseconds of each other.
-            claim_settle: std::time::Duration::from_millis(250),
+            // The production settle: racing tests must hold on a loaded CI
+            // machine too.
+            claim_settle: ballast::config::DEFAULT_CLAIM_SETTLE,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }
