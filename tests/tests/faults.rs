@@ -8,7 +8,6 @@
 
 use ballast::aws::Aws;
 use ballast::report::{ActionStatus, Outcome};
-use ballast::Report;
 use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
 use ballast_tests::proxy::Proxy;
 use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
@@ -32,15 +31,12 @@ async fn faulted_world(function: &'static str, seed: u64) -> (World, Proxy) {
     (w, proxy)
 }
 
-/// Invokes until an answer is a report that is not `failed`; checks every
-/// answer on the way; returns the converging report and how many answers
-/// were Lambda errors or `failed` reports.
-async fn until_converged(w: &World, event: &Value, what: &str) -> (Report, usize) {
-    let mut unsettled = 0;
+/// Invokes until an answer is a report that is not `failed`, checking every
+/// answer on the way; the converging report must be `remediated` or `noop`.
+async fn until_converged(w: &World, event: &Value, what: &str) {
     for _ in 0..ATTEMPTS {
         match w.invoke(event.clone()).await {
             Ok(report) if report.outcome == Outcome::Failed => {
-                unsettled += 1;
                 let reason = report.reason.as_deref().unwrap_or_default();
                 assert!(!reason.is_empty(), "{what}: a failed report says why");
                 // Whatever was planned is accounted for, action by action.
@@ -50,15 +46,41 @@ async fn until_converged(w: &World, event: &Value, what: &str) -> (Report, usize
                     }
                 }
             }
-            Ok(report) => return (report, unsettled),
+            Ok(report) => {
+                assert!(
+                    matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
+                    "{what}: {report:#?}"
+                );
+                return;
+            }
             Err(e) => {
-                unsettled += 1;
                 let text = e.to_string();
                 assert!(text.contains(w.function), "{what}: {text}");
             }
         }
     }
     panic!("{what}: no convergence in {ATTEMPTS} invocations at {FAULT_RATE} faults");
+}
+
+/// With the faults off, `event` finds nothing left to do; returns how many
+/// calls the proxy faulted in this world.
+async fn converged(w: &World, proxy: &Proxy, event: Value, seed: u64) -> u64 {
+    proxy.set_fault_rate(0.0);
+    assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
+    proxy.total_faults()
+}
+
+/// The faults a test saw over its seeds: printed for the record, and more
+/// than none, or the test proved nothing.
+fn report_faults(function: &str, faults: u64) {
+    println!(
+        "{function}: {faults} faulted AWS calls over {} runs",
+        SEEDS.len()
+    );
+    assert!(
+        faults > 0,
+        "the proxy faulted nothing: the test proves nothing"
+    );
 }
 
 #[tokio::test]
@@ -71,11 +93,7 @@ async fn unhealthy_target_converges_under_faults() {
         let before_unmanaged = w.stack.all_asg_health().await;
         let event = w.stack.alarm_event("unhealthy-target-alarm.json");
 
-        let (report, _) = until_converged(&w, &event, &format!("seed {seed}")).await;
-        assert!(
-            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
-            "seed {seed}: {report:#?}"
-        );
+        until_converged(&w, &event, &format!("seed {seed}")).await;
         // The fault-free end state: the stopped instance handed to its ASG,
         // the running one and the unmanaged group untouched.
         assert_eq!(
@@ -87,18 +105,9 @@ async fn unhealthy_target_converges_under_faults() {
         for id in w.stack.instances(UNMANAGED_ASG).await {
             assert_eq!(w.stack.asg_health(&id).await, before_unmanaged[&id]);
         }
-        proxy.set_fault_rate(0.0);
-        assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
-        faults += proxy.total_faults();
+        faults += converged(&w, &proxy, event, seed).await;
     }
-    println!(
-        "unhealthy-target: {faults} faulted AWS calls over {} runs",
-        SEEDS.len()
-    );
-    assert!(
-        faults > 0,
-        "the proxy faulted nothing: the test proves nothing"
-    );
+    report_faults("unhealthy-target", faults);
 }
 
 #[tokio::test]
@@ -112,27 +121,14 @@ async fn replica_promotion_converges_under_faults() {
         dbs.stop(PRIMARY).await;
         let event = sample_event("rds-instance-failure.json");
 
-        let (report, _) = until_converged(&w, &event, &format!("seed {seed}")).await;
-        assert!(
-            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
-            "seed {seed}: {report:#?}"
-        );
+        until_converged(&w, &event, &format!("seed {seed}")).await;
         // Promotion is not idempotent in AWS; a retried or repeated call must
         // still leave one promoted replica with the record and tag on it.
         dbs.assert_promoted(&replica_endpoint, &dns_tag, &format!("seed {seed}"))
             .await;
-        proxy.set_fault_rate(0.0);
-        assert_eq!(w.run(event).await.outcome, Outcome::Noop, "seed {seed}");
-        faults += proxy.total_faults();
+        faults += converged(&w, &proxy, event, seed).await;
     }
-    println!(
-        "rds-failover: {faults} faulted AWS calls over {} runs",
-        SEEDS.len()
-    );
-    assert!(
-        faults > 0,
-        "the proxy faulted nothing: the test proves nothing"
-    );
+    report_faults("rds-failover", faults);
 }
 
 #[tokio::test]
@@ -145,11 +141,7 @@ async fn evacuation_and_restore_converge_under_faults() {
         let unmanaged = w.stack.subnets_of(UNMANAGED_ASG).await;
 
         let evacuate = sample_event("health-ec2-issue-open.json");
-        let (report, _) = until_converged(&w, &evacuate, &format!("seed {seed} evacuate")).await;
-        assert!(
-            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
-            "seed {seed}: {report:#?}"
-        );
+        until_converged(&w, &evacuate, &format!("seed {seed} evacuate")).await;
         assert_eq!(
             w.stack.subnets_of(MANAGED_ASG).await,
             [w.stack.subnet_in("us-east-1b")],
@@ -162,11 +154,7 @@ async fn evacuation_and_restore_converge_under_faults() {
             .is_some());
 
         let restore = sample_event("health-ec2-issue-closed.json");
-        let (report, _) = until_converged(&w, &restore, &format!("seed {seed} restore")).await;
-        assert!(
-            matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
-            "seed {seed}: {report:#?}"
-        );
+        until_converged(&w, &restore, &format!("seed {seed} restore")).await;
         assert_eq!(
             w.stack.subnets_of(MANAGED_ASG).await,
             original,
@@ -176,16 +164,7 @@ async fn evacuation_and_restore_converge_under_faults() {
         assert_eq!(w.stack.tag_of(MANAGED_ASG, "ballast:evacuated").await, None);
         assert_eq!(w.stack.subnets_of(UNMANAGED_ASG).await, unmanaged);
 
-        proxy.set_fault_rate(0.0);
-        assert_eq!(w.run(restore).await.outcome, Outcome::Noop, "seed {seed}");
-        faults += proxy.total_faults();
+        faults += converged(&w, &proxy, restore, seed).await;
     }
-    println!(
-        "az-impairment: {faults} faulted AWS calls over {} runs",
-        SEEDS.len()
-    );
-    assert!(
-        faults > 0,
-        "the proxy faulted nothing: the test proves nothing"
-    );
+    report_faults("az-impairment", faults);
 }

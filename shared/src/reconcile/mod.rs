@@ -196,6 +196,7 @@ where
     let Some(scope) = scope.filter(|_| acts) else {
         return carry_out(ballast, ctx, plan, invocation).await;
     };
+    let resources = plan.resources;
     let token = claim::token(&invocation.request_id);
     let claimed = claim::acquire(&ballast.aws, scope, token, ballast.config.claim_settle).await;
     let won = match claimed {
@@ -208,14 +209,13 @@ where
                     format!(
                         "Another invocation is changing {resource}: standing down, to be retried."
                     ),
-                    plan.resources,
+                    resources,
                 )
             };
             return (ctx.conclude(standing_down, vec![], false), Some(error));
         }
-        Err(e) => return not_observed(ctx, plan.resources, e),
+        Err(e) => return not_observed(ctx, resources, e),
     };
-    let resources = plan.resources;
     let result = match redecide().await {
         Ok(plan) => carry_out(ballast, ctx, plan, invocation).await,
         Err(e) => not_observed(ctx, resources, e),
