@@ -25,14 +25,19 @@ pub struct Config {
     pub max_evacuated_azs: u32,
     /// TTL in seconds of the CNAMEs Ballast upserts.
     pub dns_ttl: i64,
-    /// How long a claim settles before it is read back (`reconcile::claim`);
+    /// How long a lease settles before it is read back (`reconcile::lease`);
     /// not configurable from the environment.
-    pub claim_settle: std::time::Duration,
+    pub lease_settle: std::time::Duration,
+    /// How long a requested promotion may go unseen by RDS before it is
+    /// requested again (`decide::rds_failover::PROMOTION_SETTLE_SECS`); not
+    /// configurable from the environment.
+    pub promotion_settle_secs: i64,
 }
 
-/// Longer than the gap between two racing invocations' claim writes, short
-/// against a failover or an evacuation.
-pub const DEFAULT_CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longer than the gap between two racing invocations' lock writes (a
+/// contender slower than this gives way), short against a failover or an
+/// evacuation.
+pub const DEFAULT_LEASE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -129,7 +134,8 @@ impl Config {
             max_unhealthy_percent,
             max_evacuated_azs,
             dns_ttl,
-            claim_settle: DEFAULT_CLAIM_SETTLE,
+            lease_settle: DEFAULT_LEASE_SETTLE,
+            promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
         })
     }
 }
@@ -180,7 +186,8 @@ mod tests {
                 max_unhealthy_percent: 50,
                 max_evacuated_azs: 1,
                 dns_ttl: DEFAULT_DNS_TTL,
-                claim_settle: DEFAULT_CLAIM_SETTLE,
+                lease_settle: DEFAULT_LEASE_SETTLE,
+                promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
             }
         );
     }

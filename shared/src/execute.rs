@@ -2,6 +2,7 @@
 //! nothing), records each step's status, and turns plan + records into the
 //! [`Report`].
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::aws::{database, dns, fleet, Aws, AwsError};
@@ -26,9 +27,14 @@ pub struct Applied {
 /// `available` or for Route 53 to report `INSYNC`.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
-/// Applies `plan.steps` in order. In an independent plan a failed step does
-/// not stop the others (re-reading the world next time is the retry); in a
-/// sequential plan the steps after a failure are not started.
+/// Applies `plan.steps` as per-resource chains (see [`Step::chain`]): the
+/// steps of one chain run in order and a chain stops at its first failure
+/// (or at a step not started for the deadline), so that what a chain leaves
+/// behind is always a prefix of it — the decisions order each chain so that
+/// every prefix is safe (records before effects, effects before removing
+/// records). Chains of different resources are independent: one ASG's
+/// failure does not stop another's evacuation. A sequential plan is one
+/// chain. Every step is bounded by the deadline minus [`DEADLINE_MARGIN`].
 pub async fn execute(
     plan: &Plan,
     aws: &Aws,
@@ -36,14 +42,13 @@ pub async fn execute(
     deadline: Option<Instant>,
 ) -> Vec<Applied> {
     let mut applied: Vec<Applied> = Vec::with_capacity(plan.steps.len());
+    // Chains stopped, with why their remaining steps are not started.
+    let mut stopped: BTreeMap<&str, &str> = BTreeMap::new();
     for step in &plan.steps {
-        if plan.sequential
-            && applied
-                .iter()
-                .any(|a| a.record.status == ActionStatus::Failed)
-        {
+        let chain = if plan.sequential { "" } else { step.chain() };
+        if let Some(why) = stopped.get(chain) {
             applied.push(Applied {
-                record: step.record(ActionStatus::Skipped, "not started: an earlier step failed"),
+                record: step.record(ActionStatus::Skipped, *why),
                 error: None,
             });
             continue;
@@ -56,22 +61,27 @@ pub async fn execute(
             continue;
         }
         if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
+            stopped.insert(chain, FAILED_BEFORE);
             applied.push(Applied {
                 record: step.record(
                     ActionStatus::Skipped,
-                    "not started: the invocation deadline is near; the next event or sweep completes it",
+                    "not started: the invocation deadline is near; Lambda retries the invocation, which finishes it",
                 ),
-                error: Some(AwsError {
-                    operation: "deadline",
-                    resource: step.target().into(),
-                    code: None,
-                    message: "invocation deadline reached before this step".into(),
-                    retryable: true,
-                }),
+                error: Some(deadline_error(step, "invocation deadline reached before this step")),
             });
             continue;
         }
-        let result = apply(step, aws, wait_until(deadline)).await;
+        let result = match budget(deadline) {
+            Some(left) => tokio::time::timeout(left, apply(step, aws, wait_until(deadline)))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(deadline_error(
+                        step,
+                        "stopped: the step ran into the invocation deadline (its outcome is unknown; the retry re-reads it)",
+                    ))
+                }),
+            None => apply(step, aws, wait_until(deadline)).await,
+        };
         tracing::info!(
             kind = step.kind(),
             target = step.target(),
@@ -83,17 +93,49 @@ pub async fn execute(
                 record: step.record(ActionStatus::Done, detail),
                 error: None,
             },
-            Ok(StepResult::Deferred(detail)) => Applied {
-                record: step.record(ActionStatus::Skipped, detail),
-                error: None,
-            },
-            Err(err) => Applied {
-                record: step.record(ActionStatus::Failed, err.to_string()),
-                error: Some(err),
-            },
+            Ok(StepResult::Deferred(detail)) => {
+                // What follows a deferred step waits for it too.
+                stopped.insert(
+                    chain,
+                    "not started: waiting for an earlier step, left to the next event or sweep",
+                );
+                Applied {
+                    record: step.record(ActionStatus::Skipped, detail),
+                    error: None,
+                }
+            }
+            Err(err) => {
+                stopped.insert(chain, FAILED_BEFORE);
+                Applied {
+                    record: step.record(ActionStatus::Failed, err.to_string()),
+                    error: Some(err),
+                }
+            }
         });
     }
     applied
+}
+
+const FAILED_BEFORE: &str = "not started: an earlier step failed";
+
+/// How long a step may run: until the deadline minus the margin.
+fn budget(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .saturating_sub(DEADLINE_MARGIN)
+    })
+}
+
+/// A step not started, or cut short, by the invocation deadline: retryable,
+/// so that Lambda delivers the event again and the next invocation finishes.
+fn deadline_error(step: &Step, message: &str) -> AwsError {
+    AwsError {
+        operation: "deadline",
+        resource: step.target().into(),
+        code: Some("DeadlineNear".into()),
+        message: message.into(),
+        retryable: true,
+    }
 }
 
 /// How long a step may wait: [`MAX_WAIT`], or less when the deadline is near.

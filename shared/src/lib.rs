@@ -26,11 +26,14 @@ pub mod tags {
     pub const DNS_RECORD: &str = "ballast:dns-record";
     /// `<replica DB instance id>` on a primary DB instance.
     pub const STANDBY_REPLICA: &str = "ballast:standby-replica";
+    /// Written by Ballast on a standby replica before it is promoted, and
+    /// kept: `from=<primary> state=requested|promoted at=<epoch seconds>`.
+    pub const PROMOTION: &str = "ballast:promotion";
     /// Written by Ballast on an evacuated Auto Scaling group.
     pub const EVACUATED: &str = "ballast:evacuated";
-    /// Written by Ballast for the few seconds it changes a resource, so that
-    /// racing invocations do not both act (`reconcile::claim`).
-    pub const CLAIM: &str = "ballast:claim";
+    /// The lease: `holder=<token> until=<epoch seconds>`, written by Ballast
+    /// while one invocation changes a resource (`reconcile::lease`).
+    pub const LOCK: &str = "ballast:lock";
 
     /// The contract says `ballast:managed` = `true`; a capitalised `True`
     /// typed into the console means the same thing.

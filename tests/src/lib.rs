@@ -53,7 +53,8 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             dns_ttl: ballast::config::DEFAULT_DNS_TTL,
             // The production settle: racing tests must hold on a loaded CI
             // machine too.
-            claim_settle: ballast::config::DEFAULT_CLAIM_SETTLE,
+            lease_settle: ballast::config::DEFAULT_LEASE_SETTLE,
+            promotion_settle_secs: ballast::decide::rds_failover::PROMOTION_SETTLE_SECS,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }
@@ -144,10 +145,71 @@ pub async fn start_function(
     topic_arn: &str,
     extra: &[(&str, &str)],
 ) -> (host::RuntimeHost, host::FunctionProcess) {
-    let host = host::RuntimeHost::start(function, std::time::Duration::from_secs(120)).await;
-    let mut env = moto.env();
+    spawn_function(
+        function,
+        moto.env(),
+        topic_arn,
+        extra,
+        std::time::Duration::from_secs(120),
+    )
+    .await
+}
+
+async fn spawn_function(
+    function: &str,
+    mut env: Vec<(String, String)>,
+    topic_arn: &str,
+    extra: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> (host::RuntimeHost, host::FunctionProcess) {
+    let host = host::RuntimeHost::start(function, timeout).await;
     env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let process = host.spawn(&release_binary(function), function, &env);
     (host, process)
+}
+
+/// A function's release binary as Lambda would run it — under a Runtime API
+/// host with the function `timeout` (each invocation's deadline) — whose
+/// AWS calls go through `proxy` to the emulator.
+pub struct Deployed {
+    pub host: host::RuntimeHost,
+    pub process: host::FunctionProcess,
+}
+
+impl Deployed {
+    pub async fn start(
+        function: &str,
+        moto: &moto::Moto,
+        proxy: &proxy::Proxy,
+        topic_arn: &str,
+        timeout: std::time::Duration,
+    ) -> Deployed {
+        let (host, process) =
+            spawn_function(function, proxy.env(moto), topic_arn, &[], timeout).await;
+        Deployed { host, process }
+    }
+
+    /// One invocation: the report, or the Lambda error (which Lambda retries
+    /// and, in the end, hands to the dead-letter queue).
+    pub async fn invoke(
+        &self,
+        event: serde_json::Value,
+    ) -> Result<ballast::Report, serde_json::Value> {
+        match self.host.invoke(event).await {
+            Ok(host::Answer::Response(v)) => {
+                Ok(serde_json::from_value(v).expect("the response is a report"))
+            }
+            Ok(host::Answer::Error(e)) => Err(e),
+            Err(e) => panic!("{e}; logs: {:#?}", self.process.logs()),
+        }
+    }
+
+    /// The report, or a panic with the function's logs.
+    pub async fn run(&self, event: serde_json::Value) -> ballast::Report {
+        match self.invoke(event).await {
+            Ok(report) => report,
+            Err(e) => panic!("function error: {e}; logs: {:#?}", self.process.logs()),
+        }
+    }
 }

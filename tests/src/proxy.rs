@@ -44,8 +44,32 @@ const FAULTS: [Fault; 5] = [
 /// How long a `Slow` call waits before it is forwarded.
 pub const SLOW: Duration = Duration::from_millis(800);
 
+/// A targeted fault: what happens to every call of one operation
+/// (optionally only those whose request mentions a text, such as a tag key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targeted {
+    /// Answered 403 `AccessDenied` (EC2: `UnauthorizedOperation`) and not
+    /// applied: not retryable, a step that fails for good.
+    Refuse,
+    /// Applied, then the connection is closed without an answer (every
+    /// retry of the SDK too): the change is made, its answer is lost.
+    DropAnswer,
+    /// Answered only after this long: a hung call.
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    operation: String,
+    mentioning: Option<String>,
+    fault: Targeted,
+}
+
 struct State {
     upstream: String,
+    rules: Mutex<Vec<Rule>>,
+    /// Calls a targeted rule applied to, by operation.
+    targeted: Mutex<BTreeMap<String, u64>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     /// Faulted share of calls, in millionths.
     rate_ppm: AtomicU64,
@@ -73,6 +97,8 @@ impl Proxy {
         let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
+            rules: Mutex::new(vec![]),
+            targeted: Mutex::new(BTreeMap::new()),
             client: Client::builder(TokioExecutor::new()).build_http(),
             rate_ppm: AtomicU64::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
@@ -114,6 +140,32 @@ impl Proxy {
     pub fn set_fault_rate(&self, rate: f64) {
         let ppm = (rate.clamp(0.0, 1.0) * 1_000_000.0).round() as u64;
         self.state.rate_ppm.store(ppm, Ordering::Relaxed);
+    }
+
+    /// From now on, every call of `operation` (whose request mentions
+    /// `mentioning`, when given: a tag key, a resource name) meets `fault`.
+    pub fn target(&self, operation: &str, mentioning: Option<&str>, fault: Targeted) {
+        self.state.rules.lock().unwrap().push(Rule {
+            operation: operation.into(),
+            mentioning: mentioning.map(str::to_string),
+            fault,
+        });
+    }
+
+    /// Removes every targeted fault.
+    pub fn clear_targets(&self) {
+        self.state.rules.lock().unwrap().clear();
+    }
+
+    /// Calls a targeted fault applied to, for `operation`.
+    pub fn targeted_calls(&self, operation: &str) -> u64 {
+        self.state
+            .targeted
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Calls seen, by operation (`SetInstanceHealth`, `Publish`, ...),
@@ -237,6 +289,36 @@ fn error_response(
         .expect("a valid response")
 }
 
+/// A request's path and body, percent-decoded: what a rule's `mentioning`
+/// is looked for in (query-protocol bodies encode `:` as `%3A`).
+fn request_text(path: &str, body: &[u8]) -> String {
+    let raw = format!("{path} {}", String::from_utf8_lossy(body));
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[derive(Debug)]
 struct DropConnection;
 
@@ -279,6 +361,49 @@ async fn handle(
         .unwrap()
         .entry(operation.clone())
         .or_default() += 1;
+
+    let text = request_text(
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        &body,
+    );
+    let rule = state
+        .rules
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r.operation == operation && r.mentioning.as_deref().is_none_or(|m| text.contains(m))
+        })
+        .map(|r| r.fault);
+    if rule.is_some() {
+        *state
+            .targeted
+            .lock()
+            .unwrap()
+            .entry(operation.clone())
+            .or_default() += 1;
+    }
+    match rule {
+        Some(Targeted::Refuse) => {
+            let code = if service == "ec2" {
+                "UnauthorizedOperation"
+            } else {
+                "AccessDenied"
+            };
+            return Ok(error_response(
+                &service,
+                StatusCode::FORBIDDEN,
+                code,
+                "User is not authorized to perform this operation (fault proxy)",
+            ));
+        }
+        Some(Targeted::Delay(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
 
     let fault = {
         let mut rng = state.rng.lock().unwrap();
@@ -380,7 +505,7 @@ async fn handle(
         .unwrap()
         .entry(operation.clone())
         .or_default() += sent.elapsed();
-    if fault == Some(Fault::Dropped) {
+    if fault == Some(Fault::Dropped) || rule == Some(Targeted::DropAnswer) {
         return Err(DropConnection);
     }
     Ok(answer)

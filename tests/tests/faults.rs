@@ -6,6 +6,7 @@
 //! DLQ holds it). Re-invoking, as Lambda and the sweeps do, converges to the
 //! fault-free end state, after which the same event is a `noop`.
 
+use aws_config::retry::RetryConfig;
 use ballast::aws::Aws;
 use ballast::report::{ActionStatus, Outcome};
 use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
@@ -13,6 +14,7 @@ use ballast_tests::proxy::Proxy;
 use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
 use ballast_tests::{sample_event, World};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 /// The share of AWS calls faulted.
 const FAULT_RATE: f64 = 0.3;
@@ -21,22 +23,67 @@ const SEEDS: [u64; 4] = [1, 2, 3, 4];
 /// Invocations before we call it a failure to converge (Lambda's own retries
 /// plus a few sweeps).
 const ATTEMPTS: usize = 12;
+/// Without the SDK's retries, about one call in four fails for good and an
+/// invocation makes a dozen: most stop before their steps, and it takes
+/// more redeliveries (Lambda's, EventBridge's retry policy, the sweeps).
+const ATTEMPTS_WITHOUT_SDK_RETRIES: usize = 80;
+/// Each invocation's Lambda deadline.
+const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A world whose handler talks to moto through a faulting proxy (the test's
-/// own setup and checks talk to moto directly).
-async fn faulted_world(function: &'static str, seed: u64) -> (World, Proxy) {
+/// own setup and checks talk to moto directly). Without the SDK's retries,
+/// a faulted call fails its step for good, and only redelivery repairs it.
+async fn faulted_world(function: &'static str, seed: u64, sdk_retries: bool) -> (World, Proxy) {
     let mut w = World::start(function, false).await;
     let proxy = Proxy::start(&w.moto.endpoint(), FAULT_RATE, seed).await;
-    w.ballast.aws = Aws::new(&proxy.sdk_config(&w.moto));
+    let mut conf = proxy.sdk_config(&w.moto).into_builder();
+    if !sdk_retries {
+        conf = conf.retry_config(RetryConfig::disabled());
+    }
+    w.ballast.aws = Aws::new(&conf.build());
+    // moto shows no sign of a promotion in progress (the replica stays
+    // `available` and keeps its source, where RDS shows `modifying`), so a
+    // promotion whose answer the proxy dropped would wait out the settle;
+    // here it is requested again at once (moto accepts; the decision's
+    // property tests cover RDS's behaviour).
+    w.ballast.config.promotion_settle_secs = 0;
     (w, proxy)
 }
 
 /// Invokes until an answer is a report that is not `failed`, checking every
 /// answer on the way; the converging report must be `remediated` or `noop`.
-async fn until_converged(w: &World, event: &Value, what: &str) {
-    for _ in 0..ATTEMPTS {
-        match w.invoke(event.clone()).await {
+/// Returns how many answers said a step had failed.
+async fn until_converged(w: &World, event: &Value, what: &str, sdk_retries: bool) -> u64 {
+    let limit = if sdk_retries {
+        ATTEMPTS
+    } else {
+        ATTEMPTS_WITHOUT_SDK_RETRIES
+    };
+    let mut failed_steps = 0;
+    let mut attempts = 0;
+    let mut stood_down = 0;
+    while attempts < limit {
+        // A Lambda deadline, as in production: a lock whose release failed
+        // expires shortly after it.
+        let mut invocation = ballast::Invocation::new("fault-request");
+        invocation.deadline = Some(Instant::now() + DEADLINE);
+        match w.invoke_with(event.clone(), invocation).await {
+            Err(e) if e.to_string().contains("stands down") => {
+                // Another invocation's lock (here: one whose release was
+                // faulted away) is live: it expires by itself (I5).
+                stood_down += 1;
+                assert!(stood_down <= 30, "{what}: a lock never expired: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
             Ok(report) if report.outcome == Outcome::Failed => {
+                attempts += 1;
+                failed_steps += u64::from(
+                    report
+                        .actions
+                        .iter()
+                        .any(|a| a.status == ActionStatus::Failed),
+                );
                 let reason = report.reason.as_deref().unwrap_or_default();
                 assert!(!reason.is_empty(), "{what}: a failed report says why");
                 // Whatever was planned is accounted for, action by action.
@@ -51,15 +98,17 @@ async fn until_converged(w: &World, event: &Value, what: &str) {
                     matches!(report.outcome, Outcome::Remediated | Outcome::Noop),
                     "{what}: {report:#?}"
                 );
-                return;
+                return failed_steps;
             }
             Err(e) => {
+                attempts += 1;
                 let text = e.to_string();
                 assert!(text.contains(w.function), "{what}: {text}");
+                failed_steps += u64::from(text.contains("actions did not complete"));
             }
         }
     }
-    panic!("{what}: no convergence in {ATTEMPTS} invocations at {FAULT_RATE} faults");
+    panic!("{what}: no convergence in {limit} invocations at {FAULT_RATE} faults");
 }
 
 /// With the faults off, `event` finds nothing left to do; returns how many
@@ -83,17 +132,49 @@ fn report_faults(function: &str, faults: u64) {
     );
 }
 
-#[tokio::test]
-async fn unhealthy_target_converges_under_faults() {
-    let mut faults = 0;
+/// What a story saw over its seeds: faulted calls, and answers in which a
+/// step failed (for good, past the SDK's retries).
+#[derive(Debug, Default)]
+struct Seen {
+    faults: u64,
+    failed_steps: u64,
+}
+
+impl Seen {
+    /// Printed for the record; more than no fault, or the test proved
+    /// nothing; without the SDK's retries, some step failed for good and
+    /// redelivery still converged.
+    fn check(&self, function: &str, sdk_retries: bool) {
+        report_faults(function, self.faults);
+        println!(
+            "{function} (SDK retries {sdk_retries}): {} answers with a failed step",
+            self.failed_steps
+        );
+        if !sdk_retries {
+            assert!(
+                self.failed_steps > 0,
+                "no step failed for good: the test proves nothing"
+            );
+        }
+    }
+}
+
+async fn unhealthy_target_story(sdk_retries: bool) -> Seen {
+    let mut seen = Seen::default();
     for seed in SEEDS {
-        let (w, proxy) = faulted_world(ballast::reconcile::unhealthy_target::FUNCTION, seed).await;
+        let (w, proxy) = faulted_world(
+            ballast::reconcile::unhealthy_target::FUNCTION,
+            seed,
+            sdk_retries,
+        )
+        .await;
         let web = w.stack.instances(MANAGED_ASG).await;
         w.stack.stop(&web[..1]).await;
         let before_unmanaged = w.stack.all_asg_health().await;
         let event = w.stack.alarm_event("unhealthy-target-alarm.json");
 
-        until_converged(&w, &event, &format!("seed {seed}")).await;
+        seen.failed_steps +=
+            until_converged(&w, &event, &format!("seed {seed}"), sdk_retries).await;
         // The fault-free end state: the stopped instance handed to its ASG,
         // the running one and the unmanaged group untouched.
         assert_eq!(
@@ -105,43 +186,53 @@ async fn unhealthy_target_converges_under_faults() {
         for id in w.stack.instances(UNMANAGED_ASG).await {
             assert_eq!(w.stack.asg_health(&id).await, before_unmanaged[&id]);
         }
-        faults += converged(&w, &proxy, event, seed).await;
+        seen.faults += converged(&w, &proxy, event, seed).await;
     }
-    report_faults("unhealthy-target", faults);
+    seen
 }
 
-#[tokio::test]
-async fn replica_promotion_converges_under_faults() {
-    let mut faults = 0;
+async fn replica_promotion_story(sdk_retries: bool) -> Seen {
+    let mut seen = Seen::default();
     for seed in SEEDS {
-        let (w, proxy) = faulted_world(ballast::reconcile::rds_failover::FUNCTION, seed).await;
+        let (w, proxy) = faulted_world(
+            ballast::reconcile::rds_failover::FUNCTION,
+            seed,
+            sdk_retries,
+        )
+        .await;
         let dbs = Databases::seed(&w.moto.sdk_config()).await;
         let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
         let dns_tag = dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
         dbs.stop(PRIMARY).await;
         let event = sample_event("rds-instance-failure.json");
 
-        until_converged(&w, &event, &format!("seed {seed}")).await;
+        seen.failed_steps +=
+            until_converged(&w, &event, &format!("seed {seed}"), sdk_retries).await;
         // Promotion is not idempotent in AWS; a retried or repeated call must
         // still leave one promoted replica with the record and tag on it.
         dbs.assert_promoted(&replica_endpoint, &dns_tag, &format!("seed {seed}"))
             .await;
-        faults += converged(&w, &proxy, event, seed).await;
+        seen.faults += converged(&w, &proxy, event, seed).await;
     }
-    report_faults("rds-failover", faults);
+    seen
 }
 
-#[tokio::test]
-async fn evacuation_and_restore_converge_under_faults() {
-    let mut faults = 0;
+async fn evacuation_story(sdk_retries: bool) -> Seen {
+    let mut seen = Seen::default();
     for seed in SEEDS {
-        let (w, proxy) = faulted_world(ballast::reconcile::az_impairment::FUNCTION, seed).await;
+        let (w, proxy) = faulted_world(
+            ballast::reconcile::az_impairment::FUNCTION,
+            seed,
+            sdk_retries,
+        )
+        .await;
         let original = w.stack.subnets_of(MANAGED_ASG).await;
         let original_max = w.stack.group(MANAGED_ASG).await.max_size();
         let unmanaged = w.stack.subnets_of(UNMANAGED_ASG).await;
 
         let evacuate = sample_event("health-ec2-issue-open.json");
-        until_converged(&w, &evacuate, &format!("seed {seed} evacuate")).await;
+        seen.failed_steps +=
+            until_converged(&w, &evacuate, &format!("seed {seed} evacuate"), sdk_retries).await;
         assert_eq!(
             w.stack.subnets_of(MANAGED_ASG).await,
             [w.stack.subnet_in("us-east-1b")],
@@ -154,7 +245,8 @@ async fn evacuation_and_restore_converge_under_faults() {
             .is_some());
 
         let restore = sample_event("health-ec2-issue-closed.json");
-        until_converged(&w, &restore, &format!("seed {seed} restore")).await;
+        seen.failed_steps +=
+            until_converged(&w, &restore, &format!("seed {seed} restore"), sdk_retries).await;
         assert_eq!(
             w.stack.subnets_of(MANAGED_ASG).await,
             original,
@@ -164,7 +256,45 @@ async fn evacuation_and_restore_converge_under_faults() {
         assert_eq!(w.stack.tag_of(MANAGED_ASG, "ballast:evacuated").await, None);
         assert_eq!(w.stack.subnets_of(UNMANAGED_ASG).await, unmanaged);
 
-        faults += converged(&w, &proxy, restore, seed).await;
+        seen.faults += converged(&w, &proxy, restore, seed).await;
     }
-    report_faults("az-impairment", faults);
+    seen
+}
+
+#[tokio::test]
+async fn unhealthy_target_converges_under_faults() {
+    unhealthy_target_story(true)
+        .await
+        .check("unhealthy-target", true);
+}
+
+#[tokio::test]
+async fn unhealthy_target_converges_under_faults_without_sdk_retries() {
+    unhealthy_target_story(false)
+        .await
+        .check("unhealthy-target", false);
+}
+
+#[tokio::test]
+async fn replica_promotion_converges_under_faults() {
+    replica_promotion_story(true)
+        .await
+        .check("rds-failover", true);
+}
+
+#[tokio::test]
+async fn replica_promotion_converges_under_faults_without_sdk_retries() {
+    replica_promotion_story(false)
+        .await
+        .check("rds-failover", false);
+}
+
+#[tokio::test]
+async fn evacuation_and_restore_converge_under_faults() {
+    evacuation_story(true).await.check("az-impairment", true);
+}
+
+#[tokio::test]
+async fn evacuation_and_restore_converge_under_faults_without_sdk_retries() {
+    evacuation_story(false).await.check("az-impairment", false);
 }

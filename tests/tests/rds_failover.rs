@@ -109,11 +109,14 @@ async fn replica_is_promoted_when_primary_fails() {
     assert_eq!(
         kinds,
         [
+            // The promotion recorded on the replica before it is made (I3).
+            ("tag", ActionStatus::Done),
             ("promote-replica", ActionStatus::Done),
             ("tag", ActionStatus::Done),
+            ("tag", ActionStatus::Done),
+            ("upsert-cname", ActionStatus::Done),
             ("untag", ActionStatus::Done),
-            ("untag", ActionStatus::Done),
-            ("upsert-cname", ActionStatus::Done)
+            ("untag", ActionStatus::Done)
         ]
     );
 
@@ -176,8 +179,10 @@ async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
     assert_eq!(report.outcome, Outcome::DryRun, "{report:#?}");
     assert!(
         report.summary.contains(&format!(
-            "would promote read replica {REPLICA} of {PRIMARY}"
-        )),
+            "would tag {REPLICA} ballast:promotion=from={PRIMARY} state=requested"
+        )) && report
+            .summary
+            .contains(&format!("; promote read replica {REPLICA} of {PRIMARY};")),
         "{}",
         report.summary
     );

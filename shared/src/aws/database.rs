@@ -124,11 +124,12 @@ pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), Aw
     let mut pages = client.describe_db_instances().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk("DescribeDBInstances", "*", e))?;
-        instances.extend(
-            page.db_instances().iter().map(instance_from).filter(|i| {
-                i.cluster.is_none() && i.source.is_none() && carries_ballast_tag(&i.tags)
-            }),
-        );
+        instances.extend(page.db_instances().iter().map(instance_from).filter(|i| {
+            // A replica Ballast promoted may still name its source.
+            i.cluster.is_none()
+                && (i.source.is_none() || i.tags.contains_key(tags::PROMOTION))
+                && carries_ballast_tag(&i.tags)
+        }));
     }
     Ok((clusters, instances))
 }

@@ -192,20 +192,34 @@ pub async fn tag_group(
     key: &str,
     value: &str,
 ) -> Result<(), AwsError> {
-    client
-        .create_or_update_tags()
-        .tags(
+    tag_groups(client, &[name.to_string()], key, value).await
+}
+
+/// The same tag on several groups, in one `CreateOrUpdateTags` call.
+pub async fn tag_groups(
+    client: &Client,
+    names: &[String],
+    key: &str,
+    value: &str,
+) -> Result<(), AwsError> {
+    let tags = names
+        .iter()
+        .map(|name| {
             Tag::builder()
                 .resource_id(name)
                 .resource_type("auto-scaling-group")
                 .key(key)
                 .value(value)
                 .propagate_at_launch(false)
-                .build(),
-        )
+                .build()
+        })
+        .collect();
+    client
+        .create_or_update_tags()
+        .set_tags(Some(tags))
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk("CreateOrUpdateTags", name, e))?;
+        .map_err(|e| AwsError::from_sdk("CreateOrUpdateTags", names.join(","), e))?;
     Ok(())
 }
 

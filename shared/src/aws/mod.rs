@@ -10,6 +10,9 @@ pub mod fleet;
 pub mod network;
 pub mod reports;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -37,7 +40,9 @@ impl Aws {
         Self::new(&conf)
     }
 
+    /// Clients for `conf`, every one with [`timeouts`] (I4).
     pub fn new(conf: &SdkConfig) -> Self {
+        let conf = &conf.to_builder().timeout_config(timeouts()).build();
         Aws {
             region: conf
                 .region()
@@ -51,6 +56,24 @@ impl Aws {
             ec2: aws_sdk_ec2::Client::new(conf),
         }
     }
+}
+
+/// How long one AWS call may take. The control-plane calls Ballast makes
+/// answer in well under a second when AWS is healthy; during the incidents
+/// Ballast exists for, a hung connection must not eat the invocation:
+/// - connect: 3 s — an endpoint that does not accept a connection by then is
+///   not going to;
+/// - one attempt: 10 s — ten times a slow answer, then the SDK retries on a
+///   fresh connection;
+/// - the whole operation, retries and back-off included: 30 s — half the
+///   shortest function timeout (60 s), so a second call and the report still
+///   fit. The executor also bounds every step by the Lambda deadline.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
 }
 
 /// An AWS call that failed, after the SDK's own retries.

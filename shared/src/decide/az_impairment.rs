@@ -341,6 +341,7 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
     let mut steps = vec![];
     let mut skipped = vec![];
     let mut conflicts = vec![];
+    let mut restored = 0;
     for (g, parsed) in evacuated {
         let e = match parsed {
             Ok(e) => e,
@@ -350,19 +351,45 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
                 continue;
             }
         };
+        // Subnets of zones that stay evacuated, and what the group holds
+        // once this zone is back.
+        let stays_out = |s: &String| {
+            fleet
+                .subnet_zone
+                .get(s)
+                .is_some_and(|z| z != az && e.azs.contains(z))
+        };
         let expected: BTreeSet<&String> = e
             .subnets
             .iter()
-            .filter(|s| !fleet.subnet_zone.get(*s).is_some_and(|z| e.azs.contains(z)))
+            .filter(|s| !stays_out(s) && !in_zone(fleet, s, az))
             .collect();
+        let back: Vec<String> = e
+            .subnets
+            .iter()
+            .filter(|s| !stays_out(s))
+            .cloned()
+            .collect();
+        let recorded: BTreeSet<&String> = e.subnets.iter().collect();
         let current: BTreeSet<&String> = g.subnets.iter().collect();
-        if expected != current {
+        // Anything between the evacuated state and the restored one is
+        // Ballast's own doing (a plan cut short, an answer lost): finish it.
+        // A subnet outside the record, or a kept one missing, is not.
+        let subnets_back = current == back.iter().collect::<BTreeSet<_>>();
+        let last = e.azs.len() == 1;
+        // With the subnets all back, the max size tells Ballast's restore
+        // (the original, or the desired capacity above it) from an
+        // operator's hand.
+        let ballast_max = [e.max_size, e.max_size.max(g.desired)];
+        let operator_max = last && subnets_back && !ballast_max.contains(&g.max_size);
+        if !(expected.is_subset(&current) && current.is_subset(&recorded)) || operator_max {
             let detail = format!(
-                "declined: its subnets changed since the evacuation (expected {}, found {}); not clobbering an \
-                 operator's change. Before the evacuation they were {} with max size {}: restore by hand and \
+                "declined: its subnets or max size changed since the evacuation (expected {}, found {} with max \
+                 size {}); not clobbering an operator's change. Before the evacuation they were {} with max size {}: restore by hand and \
                  remove the {} tag",
                 join(&expected),
                 join(&current),
+                g.max_size,
                 e.subnets.join(","),
                 e.max_size,
                 tags::EVACUATED
@@ -371,31 +398,25 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
             skipped.push(record(g, "restore", ActionStatus::Skipped, detail));
             continue;
         }
-        if e.azs.len() == 1 {
-            let max_size = (g.max_size != e.max_size).then(|| e.max_size.max(g.desired));
+        restored += 1;
+        let max_size = (last && g.max_size != e.max_size).then(|| e.max_size.max(g.desired));
+        // Subnets (and max size) first, the record after: a restore cut
+        // short leaves the record naming what is still missing.
+        if !subnets_back || max_size.is_some() {
             steps.push(Step::UpdateGroup {
                 asg: g.name.clone(),
-                subnets: e.subnets.clone(),
+                subnets: back,
                 max_size,
             });
+        }
+        if last {
             steps.push(Step::UntagGroup {
                 asg: g.name.clone(),
                 key: tags::EVACUATED.into(),
             });
         } else {
-            let back: Vec<String> = e
-                .subnets
-                .iter()
-                .filter(|s| current.contains(s) || in_zone(fleet, s, az))
-                .cloned()
-                .collect();
             let mut rest = e.clone();
             rest.azs.remove(az);
-            steps.push(Step::UpdateGroup {
-                asg: g.name.clone(),
-                subnets: back,
-                max_size: None,
-            });
             steps.push(Step::TagGroup {
                 asg: g.name.clone(),
                 key: tags::EVACUATED.into(),
@@ -416,8 +437,7 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
     Plan {
         verdict: Verdict::Act,
         situation: format!(
-            "{az} has recovered: restoring {} Auto Scaling group(s) to their subnets.",
-            steps.len() / 2
+            "{az} has recovered: restoring {restored} Auto Scaling group(s) to their subnets."
         ),
         reason: (!conflicts.is_empty()).then(|| conflicts.join("; ")),
         severity: if conflicts.is_empty() {
@@ -741,6 +761,227 @@ mod tests {
                 // Deciding again on the result changes nothing (convergence).
                 let again = decide(&state, dir, z, &policy);
                 prop_assert!(again.steps.is_empty(), "{:?}", again);
+            }
+        }
+    }
+
+    /// The chains of a plan, as the executor runs them: each group's steps
+    /// in order.
+    fn chains(plan: &Plan) -> Vec<Vec<Step>> {
+        let mut chains: Vec<Vec<Step>> = vec![];
+        for step in &plan.steps {
+            match chains.iter_mut().find(|c| c[0].chain() == step.chain()) {
+                Some(c) => c.push(step.clone()),
+                None => chains.push(vec![step.clone()]),
+            }
+        }
+        chains
+    }
+
+    /// Every state the executor can leave `plan` in: each chain cut after
+    /// any of its steps (a step refused for good, or the process killed),
+    /// independently of the others. A step applied with its answer lost
+    /// leaves the same state as the longer prefix.
+    fn prefixes(f: &FleetState, plan: &Plan) -> Vec<FleetState> {
+        let mut states = vec![f.clone()];
+        for chain in chains(plan) {
+            states = states
+                .iter()
+                .flat_map(|s| {
+                    (0..=chain.len()).map(|k| {
+                        let cut = Plan {
+                            steps: chain[..k].to_vec(),
+                            ..plan.clone()
+                        };
+                        apply(s, &cut)
+                    })
+                })
+                .collect();
+        }
+        states
+    }
+
+    /// Delivers `(direction, zone)` again and again, applying each plan
+    /// whole, until nothing is left to do.
+    fn converge(mut f: FleetState, dir: Direction, az: &str, policy: &Policy) -> FleetState {
+        for _ in 0..6 {
+            let plan = decide(&f, dir, az, policy);
+            if plan.steps.is_empty() {
+                return f;
+            }
+            f = apply(&f, &plan);
+        }
+        panic!("no convergence for {dir:?} {az}: {f:#?}");
+    }
+
+    /// I1 and I2: a group missing any subnet it had at the start carries a
+    /// readable record naming the missing ones; a group without a record has
+    /// all of them and its original max size.
+    fn check_invariants(original: &FleetState, f: &FleetState) -> Result<(), String> {
+        for (g0, g) in original.groups.iter().zip(&f.groups) {
+            let missing: Vec<&String> = g0
+                .subnets
+                .iter()
+                .filter(|s| !g.subnets.contains(s))
+                .collect();
+            match g.evacuated.as_deref().map(Evacuation::parse) {
+                None if !missing.is_empty() => {
+                    return Err(format!("I1: {} lacks {missing:?} with no record", g.name))
+                }
+                None if g.max_size != g0.max_size => {
+                    return Err(format!(
+                        "I2: {} has no record but max {}",
+                        g.name, g.max_size
+                    ))
+                }
+                None => {}
+                Some(Err(e)) => return Err(format!("{}: {e}", g.name)),
+                Some(Ok(e)) => {
+                    if let Some(s) = missing.iter().find(|s| !e.subnets.contains(s)) {
+                        return Err(format!("I1: {}'s record does not name {s}", g.name));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `ops` with the first plan of operation `faulty` cut to every
+    /// prefix the executor can leave behind; after each prefix, the
+    /// invariants hold, and redelivering converges to the fault-free state
+    /// of every later operation. Returns the number of prefixes tried.
+    fn every_prefix_converges(
+        f: &FleetState,
+        ops: &[(Direction, &str)],
+        faulty: usize,
+        policy: &Policy,
+    ) -> Result<usize, String> {
+        let mut clean = vec![f.clone()];
+        for (dir, az) in ops {
+            let next = converge(clean.last().unwrap().clone(), *dir, az, policy);
+            clean.push(next);
+        }
+        let (dir, az) = ops[faulty];
+        let before = &clean[faulty];
+        let plan = decide(before, dir, az, policy);
+        let cuts = prefixes(before, &plan);
+        for cut in &cuts {
+            check_invariants(f, cut)?;
+            let mut state = cut.clone();
+            for (i, (dir, az)) in ops.iter().enumerate().skip(faulty) {
+                // Redeliveries in between: each plan prefix-cut again once,
+                // at its first step, and the invariants hold there too.
+                let first = decide(&state, *dir, az, policy);
+                if let Some(step) = first.steps.first() {
+                    let one = apply(
+                        &state,
+                        &Plan {
+                            steps: vec![step.clone()],
+                            ..first.clone()
+                        },
+                    );
+                    check_invariants(f, &one)?;
+                    state = one;
+                }
+                state = converge(state, *dir, az, policy);
+                check_invariants(f, &state)?;
+                if state != clean[i + 1] {
+                    return Err(format!(
+                        "after {dir:?} {az} the state differs from the fault-free one: {state:#?} vs {:#?}",
+                        clean[i + 1]
+                    ));
+                }
+            }
+        }
+        Ok(cuts.len())
+    }
+
+    #[test]
+    fn every_prefix_of_every_plan_is_safe_and_converges() {
+        let two = Policy {
+            max_evacuated_azs: 2,
+        };
+        let fleets = [
+            fleet(vec![group("web", &["subnet-a", "subnet-b"])]),
+            fleet(vec![
+                group("web", &["subnet-a", "subnet-b", "subnet-c"]),
+                group("api", &["subnet-a", "subnet-a2", "subnet-b"]),
+                group("single", &["subnet-a"]),
+            ]),
+        ];
+        let sequences: [&[(Direction, &str)]; 4] = [
+            &[(Direction::Evacuate, A), (Direction::Restore, A)],
+            &[
+                (Direction::Evacuate, A),
+                (Direction::Evacuate, B),
+                (Direction::Restore, A),
+                (Direction::Restore, B),
+            ],
+            &[
+                (Direction::Evacuate, B),
+                (Direction::Evacuate, A),
+                (Direction::Restore, B),
+                (Direction::Restore, A),
+            ],
+            &[
+                (Direction::Evacuate, C),
+                (Direction::Restore, C),
+                (Direction::Evacuate, A),
+            ],
+        ];
+        let mut prefixes = 0;
+        for f in &fleets {
+            for ops in sequences {
+                for faulty in 0..ops.len() {
+                    for policy in [&ONE, &two] {
+                        prefixes += every_prefix_converges(f, ops, faulty, policy)
+                            .unwrap_or_else(|e| panic!("{ops:?} fault at {faulty}: {e}"));
+                    }
+                }
+            }
+        }
+        println!("az-impairment: {prefixes} plan prefixes, each converged");
+        assert!(prefixes > 100, "{prefixes}");
+    }
+
+    #[test]
+    fn a_restore_whose_answer_was_lost_is_finished_not_declined() {
+        let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
+        let evacuated = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
+        let plan = decide(&evacuated, Direction::Restore, A, &ONE);
+        // The subnet update applied, its answer lost: the record remains.
+        let half = apply(
+            &evacuated,
+            &Plan {
+                steps: plan.steps[..1].to_vec(),
+                ..plan
+            },
+        );
+        let again = decide(&half, Direction::Restore, A, &ONE);
+        assert_eq!(again.verdict, Verdict::Act, "{again:#?}");
+        assert_eq!(
+            again.steps,
+            [Step::UntagGroup {
+                asg: "web".into(),
+                key: tags::EVACUATED.into()
+            }]
+        );
+        assert_eq!(apply(&half, &again), f);
+    }
+
+    proptest! {
+        #[test]
+        fn random_fleets_every_prefix_converges(
+            f in arb_fleet(), zs in prop::collection::vec((arb_zone(), any::<bool>()), 1..5), max in 1u32..3, faulty in 0usize..5
+        ) {
+            let ops: Vec<(Direction, &str)> = zs
+                .iter()
+                .map(|(z, e)| (if *e { Direction::Evacuate } else { Direction::Restore }, *z))
+                .collect();
+            let policy = Policy { max_evacuated_azs: max };
+            let faulty = faulty.min(ops.len() - 1);
+            if let Err(e) = every_prefix_converges(&f, &ops, faulty, &policy) {
+                prop_assert!(false, "{:?} fault at {}: {}", ops, faulty, e);
             }
         }
     }

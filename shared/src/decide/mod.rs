@@ -92,6 +92,17 @@ impl Step {
         }
     }
 
+    /// The resource whose chain of steps this one belongs to: the executor
+    /// stops a chain at its first failure and runs the others on.
+    /// Marks are independent of each other; an ASG's record and subnet
+    /// changes are one chain.
+    pub fn chain(&self) -> &str {
+        match self {
+            Step::MarkUnhealthy { instance_id, .. } => instance_id,
+            other => other.asg().unwrap_or_else(|| other.target()),
+        }
+    }
+
     /// In the operator's words, for summaries ("mark i-0abc unhealthy in ASG web").
     pub fn describe(&self) -> String {
         match self {
@@ -170,7 +181,9 @@ pub struct Plan {
     /// Severity when the plan is carried out as decided.
     pub severity: Severity,
     pub resources: Vec<String>,
-    /// Each step needs the previous ones: stop at the first failure.
+    /// The whole plan is one chain: each step needs the previous ones, stop
+    /// at the first failure. Otherwise each resource's steps are a chain of
+    /// their own ([`Step::chain`]).
     pub sequential: bool,
 }
 

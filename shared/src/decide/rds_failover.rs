@@ -72,6 +72,71 @@ pub struct Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub dns_ttl: i64,
+    /// The time of the decision, in seconds since the epoch: a promotion
+    /// record's age is measured against it.
+    pub now: i64,
+    /// [`PROMOTION_SETTLE_SECS`] in production.
+    pub promotion_settle_secs: i64,
+}
+
+/// How long a requested promotion may go unseen before Ballast concludes it
+/// did not happen and requests it again. RDS shows a promotion within
+/// seconds (the replica turns `modifying`); five minutes of an `available`
+/// replica still naming its source means the request never took effect.
+pub const PROMOTION_SETTLE_SECS: i64 = 300;
+
+/// The record of a promotion, `ballast:promotion` on the replica: written
+/// **before** `PromoteReadReplica` (`requested`) and updated once RDS
+/// accepted it (`promoted`). Later deliveries read it to finish the
+/// promotion instead of promoting twice (RDS refuses a second promotion, and
+/// a promoting replica still names its source for minutes).
+///
+/// Encoded as `from=<primary id> state=requested|promoted at=<epoch seconds>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    pub from: String,
+    pub promoted: bool,
+    pub at: i64,
+}
+
+impl Promotion {
+    pub fn encode(&self) -> String {
+        format!(
+            "from={} state={} at={}",
+            self.from,
+            if self.promoted {
+                "promoted"
+            } else {
+                "requested"
+            },
+            self.at
+        )
+    }
+
+    pub fn parse(value: &str) -> Option<Promotion> {
+        let fields: BTreeMap<&str, &str> = value
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        Some(Promotion {
+            from: fields.get("from").filter(|f| !f.is_empty())?.to_string(),
+            promoted: match *fields.get("state")? {
+                "promoted" => true,
+                "requested" => false,
+                _ => return None,
+            },
+            at: fields.get("at")?.parse().ok()?,
+        })
+    }
+
+    /// The record on `instance`, if it names `primary`.
+    pub fn of(instance: &Instance, primary: &str) -> Option<Promotion> {
+        instance
+            .tags
+            .get(tags::PROMOTION)
+            .and_then(|v| Promotion::parse(v))
+            .filter(|p| p.from == primary)
+    }
 }
 
 /// `ballast:dns-record` = `<HostedZoneId>/<record name>` → (zone, name).
@@ -324,7 +389,13 @@ fn decide_instance(
         );
     }
     let dns = dns.and_then(Result::ok);
-    if let Some(source) = &primary.source {
+    // A replica Ballast promoted still names its source while RDS promotes
+    // it (minutes; moto for good): the record says it is a writer now.
+    let promoted_from = primary
+        .source
+        .as_deref()
+        .and_then(|source| Promotion::of(primary, source));
+    if let (Some(source), None) = (&primary.source, &promoted_from) {
         return declined(
             format!("{} is a read replica of {source}, not a writer.", primary.id),
             format!(
@@ -388,7 +459,45 @@ fn decide_instance(
             resources,
         );
     };
-    if replica.source.as_deref() != Some(primary.id.as_str()) {
+    let replicating = replica.source.as_deref() == Some(primary.id.as_str());
+    let record = Promotion::of(replica, &primary.id);
+    // A recorded promotion is finished, never requested again — unless RDS
+    // never showed it (the replica still an `available` replica of this
+    // primary) for longer than the settle.
+    let unseen = replicating && replica.status == "available";
+    match &record {
+        Some(r) if r.promoted || !unseen => {
+            return finish_promotion(
+                primary,
+                replica,
+                !r.promoted,
+                dns,
+                dns_current,
+                policy,
+                &failed,
+                resources,
+            )
+        }
+        Some(r) if policy.now - r.at < policy.promotion_settle_secs => {
+            return Plan {
+                situation: format!(
+                    "{failed} The promotion of {replica_id} was requested {}s ago and RDS does not show it yet: \
+                     waiting rather than promoting twice.",
+                    policy.now - r.at
+                ),
+                reason: Some(format!(
+                    "{} holds an unconfirmed promotion request; it is requested again only if RDS still shows no \
+                     promotion after {}s",
+                    tags::PROMOTION,
+                    policy.promotion_settle_secs
+                )),
+                severity: Severity::Warning,
+                ..Plan::noop("", resources)
+            };
+        }
+        _ => {}
+    }
+    if !replicating {
         return declined(
             failed,
             format!(
@@ -412,39 +521,33 @@ fn decide_instance(
         );
     }
 
-    let mut steps = vec![Step::PromoteReplica {
-        replica: replica.id.clone(),
-        primary: primary.id.clone(),
-    }];
-    let tag_value = primary.tags.get(tags::DNS_RECORD);
-    if let Some(value) = tag_value {
-        steps.push(Step::AddTag {
+    // The record first: whatever happens to the calls after it, later
+    // deliveries know a promotion was asked for and never ask twice.
+    let requested = Promotion {
+        from: primary.id.clone(),
+        promoted: false,
+        at: policy.now,
+    };
+    let mut steps = vec![
+        Step::AddTag {
             resource: replica.id.clone(),
             arn: replica.arn.clone(),
-            key: tags::DNS_RECORD.into(),
-            value: value.clone(),
-        });
-        steps.push(Step::RemoveTag {
-            resource: primary.id.clone(),
-            arn: primary.arn.clone(),
-            key: tags::DNS_RECORD.into(),
-        });
-    }
-    steps.push(Step::RemoveTag {
-        resource: primary.id.clone(),
-        arn: primary.arn.clone(),
-        key: tags::STANDBY_REPLICA.into(),
-    });
-    if let (Some((zone_id, name)), Some(endpoint)) = (dns, replica.endpoint.as_ref()) {
-        steps.push(Step::UpsertCname {
-            zone_id,
-            name,
-            value: endpoint.clone(),
-            ttl: policy.dns_ttl,
-            previous: dns_current.cloned(),
-            when_available: Some(replica.id.clone()),
-        });
-    }
+            key: tags::PROMOTION.into(),
+            value: requested.encode(),
+        },
+        Step::PromoteReplica {
+            replica: replica.id.clone(),
+            primary: primary.id.clone(),
+        },
+    ];
+    steps.extend(moving_steps(
+        primary,
+        replica,
+        true,
+        dns,
+        dns_current,
+        policy,
+    ));
     let mut resources = resources;
     resources.push(replica.arn.clone());
     Plan {
@@ -462,12 +565,107 @@ fn decide_instance(
     }
 }
 
+/// A promotion already under way (its record on the replica): confirm the
+/// record, move the tags, point the record at the replica — no second
+/// `PromoteReadReplica`.
+#[allow(clippy::too_many_arguments)]
+fn finish_promotion(
+    primary: &Instance,
+    replica: &Instance,
+    confirm: bool,
+    dns: Option<(String, String)>,
+    dns_current: Option<&String>,
+    policy: &Policy,
+    failed: &str,
+    resources: Vec<String>,
+) -> Plan {
+    let mut resources = resources;
+    resources.push(replica.arn.clone());
+    Plan {
+        verdict: Verdict::Act,
+        steps: moving_steps(primary, replica, confirm, dns, dns_current, policy),
+        situation: format!(
+            "{failed} Finishing the promotion of {} ({}) that Ballast started: moving the tags and the record, \
+             not promoting again.",
+            replica.id, replica.status
+        ),
+        severity: Severity::Critical,
+        sequential: true,
+        ..Plan::noop("", resources)
+    }
+}
+
+/// The steps after `PromoteReadReplica`: the record confirmed, the DNS tag
+/// added to the replica, the CNAME pointed at the replica once it is
+/// available, and only then the primary's tags removed.
+fn moving_steps(
+    primary: &Instance,
+    replica: &Instance,
+    confirm: bool,
+    dns: Option<(String, String)>,
+    dns_current: Option<&String>,
+    policy: &Policy,
+) -> Vec<Step> {
+    let mut steps = vec![];
+    if confirm {
+        steps.push(Step::AddTag {
+            resource: replica.id.clone(),
+            arn: replica.arn.clone(),
+            key: tags::PROMOTION.into(),
+            value: Promotion {
+                from: primary.id.clone(),
+                promoted: true,
+                at: policy.now,
+            }
+            .encode(),
+        });
+    }
+    let moved = primary.tags.get(tags::DNS_RECORD);
+    if let Some(value) = moved {
+        steps.push(Step::AddTag {
+            resource: replica.id.clone(),
+            arn: replica.arn.clone(),
+            key: tags::DNS_RECORD.into(),
+            value: value.clone(),
+        });
+    }
+    // The record pointed before the primary lets go of the replica: until
+    // it is, the primary's tags lead every delivery and sweep back here.
+    if let (Some((zone_id, name)), Some(endpoint)) = (dns, replica.endpoint.as_ref()) {
+        steps.push(Step::UpsertCname {
+            zone_id,
+            name,
+            value: endpoint.clone(),
+            ttl: policy.dns_ttl,
+            previous: dns_current.cloned(),
+            when_available: Some(replica.id.clone()),
+        });
+    }
+    if moved.is_some() {
+        steps.push(Step::RemoveTag {
+            resource: primary.id.clone(),
+            arn: primary.arn.clone(),
+            key: tags::DNS_RECORD.into(),
+        });
+    }
+    steps.push(Step::RemoveTag {
+        resource: primary.id.clone(),
+        arn: primary.arn.clone(),
+        key: tags::STANDBY_REPLICA.into(),
+    });
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: Policy = Policy { dns_ttl: 30 };
+    const POLICY: Policy = Policy {
+        dns_ttl: 30,
+        now: 1_000_000,
+        promotion_settle_secs: PROMOTION_SETTLE_SECS,
+    };
     const DNS: &str = "Z123/db.internal.example.com";
 
     fn instance(id: &str, status: &str) -> Instance {
@@ -673,10 +871,25 @@ mod tests {
         assert_eq!(plan.verdict, Verdict::Act);
         assert!(plan.sequential);
         assert_eq!(plan.severity, Severity::Critical);
+        // The record first, then the promotion, its confirmation, the tag
+        // added to the replica, the record pointed, the primary's tags removed.
         assert_eq!(
             kinds(&plan),
-            ["promote-replica", "tag", "untag", "untag", "upsert-cname"]
+            [
+                "tag",
+                "promote-replica",
+                "tag",
+                "tag",
+                "upsert-cname",
+                "untag",
+                "untag"
+            ]
         );
+        let Step::AddTag { key, value, .. } = &plan.steps[0] else {
+            panic!()
+        };
+        assert_eq!(key, tags::PROMOTION);
+        assert_eq!(value, "from=orders state=requested at=1000000");
         let Step::UpsertCname {
             value,
             when_available,
@@ -917,5 +1130,253 @@ mod tests {
                 prop_assert!(again.steps.is_empty(), "{:?}", again);
             }
         }
+    }
+
+    /// The world around one promotion, as RDS behaves: a promoted replica is
+    /// `modifying` and still names its source until the next look.
+    #[derive(Debug, Clone)]
+    struct Db {
+        primary: Instance,
+        replica: Instance,
+        dns: Option<String>,
+        promotions: usize,
+        now: i64,
+    }
+
+    impl Db {
+        fn failed() -> Db {
+            let Subject::Instance {
+                primary,
+                standby,
+                dns_current,
+            } = pair(
+                "storage-full",
+                Some(replica_of("orders-replica", "orders", "available")),
+                Some("orders.abc.us-east-1.rds.amazonaws.com"),
+            )
+            else {
+                unreachable!()
+            };
+            Db {
+                primary,
+                replica: standby.unwrap(),
+                dns: dns_current,
+                promotions: 0,
+                now: POLICY.now,
+            }
+        }
+
+        /// What a delivery about the primary sees; once the primary carries
+        /// no tag, the sweep's look at the tagged replica.
+        fn subjects(&self) -> Vec<Subject> {
+            let mut out = vec![];
+            if self.primary.tags.contains_key(tags::STANDBY_REPLICA)
+                || self.primary.tags.contains_key(tags::DNS_RECORD)
+            {
+                out.push(Subject::Instance {
+                    primary: self.primary.clone(),
+                    standby: Some(self.replica.clone()),
+                    dns_current: self.dns.clone(),
+                });
+            }
+            if self.replica.tags.contains_key(tags::DNS_RECORD) {
+                out.push(Subject::Instance {
+                    primary: self.replica.clone(),
+                    standby: None,
+                    dns_current: self.dns.clone(),
+                });
+            }
+            out
+        }
+
+        fn by_arn(&mut self, arn: &str) -> &mut Instance {
+            if self.primary.arn == arn {
+                &mut self.primary
+            } else {
+                &mut self.replica
+            }
+        }
+
+        /// Applies `step` as RDS and the executor would; `false` when the
+        /// step is deferred, which stops the chain.
+        fn apply(&mut self, step: &Step) -> bool {
+            match step {
+                Step::AddTag {
+                    arn, key, value, ..
+                } => {
+                    self.by_arn(arn).tags.insert(key.clone(), value.clone());
+                }
+                Step::RemoveTag { arn, key, .. } => {
+                    self.by_arn(arn).tags.remove(key);
+                }
+                Step::PromoteReplica { .. } => {
+                    self.promotions += 1;
+                    self.replica.status = "modifying".into();
+                }
+                Step::UpsertCname {
+                    value,
+                    when_available,
+                    ..
+                } => {
+                    let ready = when_available.is_none() || self.replica.status == "available";
+                    if !ready {
+                        return false;
+                    }
+                    self.dns = Some(value.clone());
+                }
+                other => unreachable!("{other:?}"),
+            }
+            true
+        }
+
+        fn apply_all(&mut self, steps: &[Step]) {
+            for step in steps {
+                if !self.apply(step) {
+                    return;
+                }
+            }
+        }
+
+        /// A minute passes: a promotion RDS accepted is finished.
+        fn tick(&mut self) {
+            self.now += 60;
+            if self.replica.status == "modifying" {
+                self.replica.status = "available".into();
+                self.replica.source = None;
+            }
+        }
+
+        /// Delivers again and sweeps, a minute apart, for twenty minutes
+        /// (a waiting decision has nothing to do until time passes).
+        fn converge(&mut self) {
+            for _ in 0..20 {
+                let policy = Policy {
+                    now: self.now,
+                    ..POLICY
+                };
+                let plans: Vec<Plan> = self
+                    .subjects()
+                    .iter()
+                    .map(|s| decide(s, &Signal::default(), &policy))
+                    .collect();
+                for plan in plans {
+                    self.apply_all(&plan.steps);
+                }
+                self.tick();
+            }
+        }
+
+        /// I3, and the end state of a finished promotion.
+        fn check_done(&self) -> Result<(), String> {
+            if self.promotions != 1 {
+                return Err(format!("I3: promoted {} times", self.promotions));
+            }
+            let record = Promotion::of(&self.replica, "orders").ok_or("no promotion record")?;
+            let moved = self.replica.tags.get(tags::DNS_RECORD).map(String::as_str) == Some(DNS)
+                && !self.primary.tags.contains_key(tags::DNS_RECORD)
+                && !self.primary.tags.contains_key(tags::STANDBY_REPLICA);
+            let pointed = self.dns.as_deref() == self.replica.endpoint.as_deref();
+            if record.promoted && moved && pointed {
+                Ok(())
+            } else {
+                Err(format!("promotion not finished: {self:#?}"))
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_promotion_finishes_it_with_one_promotion() {
+        let mut covered = 0;
+        let plan = decide(&Db::failed().subjects()[0], &failure(), &POLICY);
+        assert!(plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::PromoteReplica { .. })));
+        for k in 0..=plan.steps.len() {
+            // The first k steps applied: step k refused for good, or the
+            // process killed before it (with step k-1's answer lost, the
+            // state is the same). Each prefix is also tried with RDS having
+            // finished the promotion before the next delivery.
+            for settled in [false, true] {
+                let mut db = Db::failed();
+                db.apply_all(&plan.steps[..k]);
+                if settled {
+                    db.tick();
+                }
+                let promoted_yet = db.promotions;
+                db.converge();
+                db.check_done()
+                    .map_err(|e| format!("prefix {k} (settled {settled}): {e}"))
+                    .unwrap();
+                assert!(promoted_yet <= 1);
+                covered += 1;
+            }
+        }
+        println!("rds-failover: {covered} promotion prefixes, each finished with one promotion");
+    }
+
+    #[test]
+    fn a_promoted_replica_is_finished_not_promoted_again() {
+        let mut db = Db::failed();
+        let plan = decide(&db.subjects()[0], &failure(), &POLICY);
+        // The record and the promotion went through; moving the tags was refused.
+        db.apply_all(&plan.steps[..2]);
+        let again = decide(&db.subjects()[0], &failure(), &POLICY);
+        assert_eq!(again.verdict, Verdict::Act);
+        assert!(
+            again.situation.contains("Finishing the promotion"),
+            "{}",
+            again.situation
+        );
+        assert!(!again
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::PromoteReplica { .. })));
+        // moto keeps the source and `available` for good: the record still says so.
+        let mut moto = Db::failed();
+        moto.apply_all(&plan.steps[..3]);
+        moto.replica.status = "available".into();
+        let again = decide(&moto.subjects()[0], &failure(), &POLICY);
+        assert!(
+            !again
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::PromoteReplica { .. })),
+            "{again:#?}"
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_request_waits_then_is_requested_again() {
+        let mut db = Db::failed();
+        let plan = decide(&db.subjects()[0], &failure(), &POLICY);
+        db.apply_all(&plan.steps[..1]);
+        let soon = decide(
+            &db.subjects()[0],
+            &failure(),
+            &Policy {
+                now: POLICY.now + 60,
+                ..POLICY
+            },
+        );
+        assert_eq!(
+            (soon.verdict, soon.severity),
+            (Verdict::Noop, Severity::Warning)
+        );
+        assert!(
+            soon.situation
+                .contains("waiting rather than promoting twice"),
+            "{}",
+            soon.situation
+        );
+        let later = decide(
+            &db.subjects()[0],
+            &failure(),
+            &Policy {
+                now: POLICY.now + PROMOTION_SETTLE_SECS,
+                ..POLICY
+            },
+        );
+        assert_eq!(kinds(&later)[..2], ["tag", "promote-replica"]);
     }
 }

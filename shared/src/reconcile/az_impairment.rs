@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{
-    carry_out_claimed, claim, merge_sweep, not_observed, respond, HandlerError, Reconciled,
+    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
 };
 use crate::aws::{fleet, network, AwsError};
 use crate::decide::az_impairment::{decide, Evacuation, FleetState, GroupState, Policy};
@@ -132,7 +132,14 @@ async fn act(
     let names = match zone_names(ballast, &intent.zones).await {
         Ok(Ok(names)) => names,
         Ok(Err(reason)) => return (ctx.ignored(reason), None),
-        Err(e) => return not_observed(ctx, vec![], e),
+        Err(e) => {
+            let zones = intent
+                .zones
+                .iter()
+                .map(|z| z.as_str().to_string())
+                .collect();
+            return not_observed(ctx, zones, e);
+        }
     };
     let mut parts = vec![];
     let mut transient = None;
@@ -194,16 +201,16 @@ async fn reconcile(
 ) -> Reconciled {
     let fleet = match observe(ballast).await {
         Ok(fleet) => fleet,
-        Err(e) => return not_observed(ctx, vec![], e),
+        Err(e) => return not_observed(ctx, vec![az.to_string()], e),
     };
     let policy = Policy {
         max_evacuated_azs: ballast.config.max_evacuated_azs,
     };
     let plan = decide(&fleet, direction, az, &policy);
     // The evacuated-AZ limit is fleet-wide: an evacuation or a restore
-    // claims every managed group, so that two never decide side by side.
-    let scope = claim::Scope::Groups(fleet.groups.iter().map(|g| g.name.clone()).collect());
-    carry_out_claimed(ballast, ctx, plan, Some(scope), invocation, || async {
+    // leases every managed group, so that two never decide side by side.
+    let scope = lease::Scope::Groups(fleet.groups.iter().map(|g| g.name.clone()).collect());
+    carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
         Ok(decide(&observe(ballast).await?, direction, az, &policy))
     })
     .await

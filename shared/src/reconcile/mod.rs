@@ -2,13 +2,14 @@
 //! report. An event says where to look; the live state says what to do.
 
 pub mod az_impairment;
-pub mod claim;
+pub mod lease;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
 use thiserror::Error;
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -16,8 +17,8 @@ use crate::aws::{reports, AwsError};
 use crate::decide::Plan;
 use crate::event::short_name;
 use crate::event::Inbound;
-use crate::execute::execute;
 use crate::execute::ReportContext;
+use crate::execute::{execute, DEADLINE_MARGIN};
 use crate::report::{Outcome, Report, Severity};
 use crate::runtime::Ballast;
 use crate::runtime::Invocation;
@@ -40,17 +41,56 @@ pub enum HandlerError {
     },
 }
 
+/// Publishing a report is tried this many times (each with the SDK's own
+/// retries), with these pauses between tries, within the deadline margin.
+pub const PUBLISH_TRIES: usize = 3;
+const PUBLISH_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(2)];
+
+/// Publishes `report`, trying again (bounded, I6) when SNS refuses or fails:
+/// a report is the only trace of what Ballast did for its subscribers.
+pub async fn publish(
+    ballast: &Ballast,
+    report: &Report,
+    deadline: Option<Instant>,
+) -> Result<String, AwsError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = reports::publish(&ballast.aws.sns, &ballast.config.topic_arn, report).await;
+        let pause = PUBLISH_PAUSES.get(tries - 1).copied();
+        match (result, pause) {
+            (Ok(id), _) => return Ok(id),
+            (Err(e), Some(pause))
+                if tries < PUBLISH_TRIES && time_left(deadline) > pause + DEADLINE_MARGIN =>
+            {
+                tracing::warn!(error = %e, tries, "report not published yet; trying again");
+                tokio::time::sleep(pause).await;
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
+}
+
+fn time_left(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    })
+}
+
 /// Logs the report, publishes it when its outcome is worth a message, and
 /// turns a transient failure into a Lambda error after the report is out.
+/// A report that cannot be published is the Lambda error itself, whole, so
+/// that the dead-letter queue keeps it.
 pub async fn finish(
     ballast: &Ballast,
     report: Report,
     transient: Option<AwsError>,
+    deadline: Option<Instant>,
 ) -> Result<Report, HandlerError> {
     let json = report.to_json();
     tracing::info!(outcome = report.outcome.as_str(), report = %json, "decision");
     if report.outcome.is_published() {
-        match reports::publish(&ballast.aws.sns, &ballast.config.topic_arn, &report).await {
+        match publish(ballast, &report, deadline).await {
             Ok(id) => tracing::info!(message_id = %id, "report published"),
             Err(source) => {
                 tracing::error!(error = %source, "report not published");
@@ -152,7 +192,7 @@ where
         Err(reason) => (ctx.ignored(reason), None),
         Ok(intent) => act(ctx, intent).await,
     };
-    finish(ballast, report, transient).await
+    finish(ballast, report, transient, invocation.deadline).await
 }
 
 /// Execute a decided plan (dry run and deadline honoured) and report it.
@@ -176,15 +216,15 @@ pub async fn carry_out(
     )
 }
 
-/// Carries out `plan` under a claim on `scope` (see [`claim`]) when it acts
-/// and this is not a dry run: once the claim is won, `redecide` observes and
-/// decides again, and that plan is carried out. A lost claim changes nothing,
-/// is not published, and makes Lambda retry.
-pub async fn carry_out_claimed<F, Fut>(
+/// Carries out `plan` under a lease on `scope` (see [`lease`]) when it acts
+/// and this is not a dry run: once the lease is won, `redecide` observes and
+/// decides again, and that plan is carried out. A lease held by another
+/// invocation changes nothing, is not published, and makes Lambda retry.
+pub async fn carry_out_leased<F, Fut>(
     ballast: &Ballast,
     ctx: &ReportContext,
     plan: Plan,
-    scope: Option<claim::Scope>,
+    scope: Option<lease::Scope>,
     invocation: &Invocation,
     redecide: F,
 ) -> Reconciled
@@ -197,12 +237,20 @@ where
         return carry_out(ballast, ctx, plan, invocation).await;
     };
     let resources = plan.resources;
-    let token = claim::token(&invocation.request_id);
-    let claimed = claim::acquire(&ballast.aws, scope, token, ballast.config.claim_settle).await;
-    let won = match claimed {
-        Ok(claim::Claimed::Won(won)) => won,
-        Ok(claim::Claimed::Lost { resource, holder }) => {
-            let error = claim::lost_error(&resource, &holder);
+    let token = lease::token(&invocation.request_id);
+    let until = lease::expiry(invocation.deadline);
+    let leased = lease::acquire(
+        &ballast.aws,
+        scope,
+        token,
+        until,
+        ballast.config.lease_settle,
+    )
+    .await;
+    let won = match leased {
+        Ok(lease::Leased::Won(won)) => won,
+        Ok(lease::Leased::Lost { resource, holder }) => {
+            let error = lease_held(&resource, &holder);
             let standing_down = Plan {
                 reason: Some(error.message.clone()),
                 ..Plan::noop(
@@ -222,6 +270,21 @@ where
     };
     won.release(&ballast.aws).await;
     result
+}
+
+/// The error that makes Lambda retry an invocation that found the lease
+/// held: by then the holder has acted, and the retry finds the state
+/// converged (or, for another AZ, decides under the limit).
+pub fn lease_held(resource: &str, holder: &str) -> AwsError {
+    AwsError {
+        operation: "lease",
+        resource: resource.to_string(),
+        code: Some("LockHeld".into()),
+        message: format!(
+            "another invocation ({holder}) is changing {resource}; this one stands down and is retried"
+        ),
+        retryable: true,
+    }
 }
 
 /// Reading the live state failed: nothing was changed; retry if transient.

@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 use super::{
-    carry_out_claimed, claim, merge_sweep, not_observed, respond, HandlerError, Reconciled,
+    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
 };
 use crate::aws::{database, dns, AwsError};
-use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Signal, Subject};
+use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Promotion, Signal, Subject};
 use crate::decide::Step;
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
@@ -157,22 +157,25 @@ async fn reconcile(
     };
     let policy = Policy {
         dns_ttl: ballast.config.dns_ttl,
+        now: crate::report::now_epoch(),
+        promotion_settle_secs: ballast.config.promotion_settle_secs,
     };
     let plan = decide(&subject, signal, &policy);
-    // A promotion is claimed on the failed primary: two invocations must not
+    // A promotion is leased on the failed primary: two invocations must not
     // both promote (AWS refuses the second, or, later, promotes twice).
-    let promotes = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::PromoteReplica { .. }));
+    // Finishing one (moving the tags off the primary) is leased alike.
+    let promotes = plan.steps.iter().any(|s| {
+        matches!(s, Step::PromoteReplica { .. })
+            || matches!(s, Step::RemoveTag { key, .. } if key == tags::STANDBY_REPLICA)
+    });
     let scope = match (&subject, promotes) {
-        (Subject::Instance { primary, .. }, true) => Some(claim::Scope::Db {
+        (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db {
             id: primary.id.clone(),
             arn: primary.arn.clone(),
         }),
         _ => None,
     };
-    carry_out_claimed(ballast, ctx, plan, scope, invocation, || async {
+    carry_out_leased(ballast, ctx, plan, scope, invocation, || async {
         match observe(ballast, target).await? {
             Some(subject) => Ok(decide(&subject, signal, &policy)),
             None => Ok(crate::decide::Plan::ignored(
@@ -204,10 +207,19 @@ pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subjec
         return observe_cluster(ballast, &cluster).await;
     }
     // A read replica is never the writer: its events (replication errors, a
-    // restart) and any tags it inherited are handled at its primary.
+    // restart) and any tags it inherited are handled at its primary. A
+    // replica Ballast promoted may still name its source; it is handled at
+    // that source until the promotion has moved the tags, then on its own.
     if let Some(source) = primary.source.clone() {
+        let promoted = Promotion::of(&primary, &source).is_some();
         if let Some(p) = database::describe_instance(&aws.rds, &source).await? {
-            primary = p;
+            let finishing = p
+                .tags
+                .get(tags::STANDBY_REPLICA)
+                .is_some_and(|r| r.trim() == primary.id);
+            if !promoted || finishing {
+                primary = p;
+            }
         }
     }
     let standby = match primary.tags.get(tags::STANDBY_REPLICA) {
@@ -255,7 +267,7 @@ async fn current_record(
 async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
     let (clusters, instances) = match database::tagged(&ballast.aws.rds).await {
         Ok(found) => found,
-        Err(e) => return not_observed(ctx, vec![], e),
+        Err(e) => return not_observed(ctx, vec!["tagged DB resources".into()], e),
     };
     let targets: Vec<Target> = clusters
         .into_iter()

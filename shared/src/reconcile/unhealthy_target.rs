@@ -239,7 +239,7 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
 async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
     let groups = match fleet::managed_groups(&ballast.aws.autoscaling).await {
         Ok(groups) => groups,
-        Err(e) => return not_observed(ctx, vec![], e),
+        Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
     };
     let arns: BTreeSet<String> = groups
         .iter()
