@@ -29,6 +29,9 @@ pub mod tags {
     /// Written by Ballast on a standby replica before it is promoted, and
     /// kept: `from=<primary> state=requested|promoted at=<epoch seconds>`.
     pub const PROMOTION: &str = "ballast:promotion";
+    /// A report Ballast could not publish, parked on what it changed until
+    /// a later delivery publishes it (`reconcile::unreported`).
+    pub const UNREPORTED: &str = "ballast:unreported";
     /// Written by Ballast on an evacuated Auto Scaling group.
     pub const EVACUATED: &str = "ballast:evacuated";
     /// The lease: `holder=<token> until=<epoch seconds>`, written by Ballast

@@ -1,7 +1,7 @@
 //! Two invocations racing on the same decision — EventBridge delivers at
 //! least once and Lambda runs duplicates side by side — end with exactly one
 //! promotion or evacuation, and never break a guardrail: the loser of the
-//! claim (`ballast:claim`, see `reconcile::claim`) stands down and asks
+//! lease (`ballast:lock`, see `reconcile::lease`) stands down and asks
 //! Lambda to retry, and the retry finds the work done.
 
 use ballast::aws::Aws;
@@ -146,8 +146,8 @@ async fn racing_signals_for_two_zones_never_exceed_the_evacuated_limit() {
     assert_eq!(retried.outcome, Outcome::Declined, "{retried:#?}");
     assert_eq!(w.stack.subnets_of(MANAGED_ASG).await.len(), 2);
     assert_eq!(
-        w.stack.tag_of(MANAGED_ASG, "ballast:claim").await,
+        w.stack.tag_of(MANAGED_ASG, "ballast:lock").await,
         None,
-        "claims released"
+        "locks released"
     );
 }

@@ -415,4 +415,66 @@ async fn a_report_refused_by_sns_is_tried_again_then_kept_in_the_lambda_error() 
     let report: Value = serde_json::from_str(json).expect("the whole report");
     assert_eq!(report["outcome"], "remediated");
     i.assert_evacuated().await;
+    // ... and parked on the group it changed.
+    let parked = i.stack.tag_of(MANAGED_ASG, "ballast:unreported").await;
+    assert!(parked.is_some_and(|p| p.starts_with("o=remediated s=warning ")));
+
+    // Lambda's retry finds the work done: it publishes the report then.
+    i.proxy.clear_targets();
+    let retry = i
+        .function
+        .run(sample_event("health-ec2-issue-open.json"))
+        .await;
+    assert_eq!(retry.outcome, Outcome::Noop, "{retry:#?}");
+    let delivered = assert_subjects(&i.stack).await;
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    let late = &delivered[0];
+    assert_eq!(late.report.outcome, Outcome::Remediated);
+    assert_eq!(late.attributes["severity"], "warning");
+    assert!(
+        late.report
+            .summary
+            .starts_with("Reported late: us-east-1a is impaired"),
+        "{}",
+        late.report.summary
+    );
+    assert_eq!(late.subject, "[ballast] az-impairment: remediated web");
+    assert_eq!(
+        i.stack.tag_of(MANAGED_ASG, "ballast:unreported").await,
+        None
+    );
+    // Reported once: the next duplicate publishes nothing.
+    let again = i
+        .function
+        .run(sample_event("health-ec2-issue-open.json"))
+        .await;
+    assert_eq!(again.outcome, Outcome::Noop);
+    assert!(i.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
+    let (i, dbs, endpoint, dns_tag) = promotion_incident(Duration::from_secs(120)).await;
+    i.proxy.target("Publish", None, Targeted::Refuse);
+    let failure = sample_event("rds-instance-failure.json");
+    let error = i
+        .function
+        .invoke(failure.clone())
+        .await
+        .expect_err("unpublished");
+    assert_eq!(error["errorType"], "Ballast.ReportNotPublished");
+    dbs.assert_promoted(&endpoint, &dns_tag, "promoted, not reported")
+        .await;
+
+    i.proxy.clear_targets();
+    assert_eq!(i.function.run(failure).await.outcome, Outcome::Noop);
+    let delivered = assert_subjects(&i.stack).await;
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert_eq!(delivered[0].report.outcome, Outcome::Remediated);
+    assert_eq!(delivered[0].attributes["severity"], "critical");
+    assert!(delivered[0]
+        .report
+        .summary
+        .contains("is promoted to take over"));
+    assert!(!dbs.tags(PRIMARY).await.contains_key("ballast:unreported"));
 }

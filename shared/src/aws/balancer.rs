@@ -82,3 +82,53 @@ pub async fn target_health(client: &Client, arn: &str) -> Result<Vec<TargetHealt
         })
         .collect())
 }
+
+/// The value of tag `key` on each of `arns` that carries it (one
+/// `DescribeTags` call: at most 20 ARNs, more than a report names).
+pub async fn tag_values(
+    client: &Client,
+    arns: &[String],
+    key: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let out = client
+        .describe_tags()
+        .set_resource_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DescribeTags", arns.join(","), e))?;
+    Ok(out
+        .tag_descriptions()
+        .iter()
+        .filter_map(|d| {
+            let value = d.tags().iter().find(|t| t.key() == Some(key))?.value()?;
+            Some((d.resource_arn()?.to_string(), value.to_string()))
+        })
+        .collect())
+}
+
+pub async fn add_tag(client: &Client, arn: &str, key: &str, value: &str) -> Result<(), AwsError> {
+    client
+        .add_tags()
+        .resource_arns(arn)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("AddTags", arn, e))?;
+    Ok(())
+}
+
+pub async fn remove_tag(client: &Client, arn: &str, key: &str) -> Result<(), AwsError> {
+    client
+        .remove_tags()
+        .resource_arns(arn)
+        .tag_keys(key)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("RemoveTags", arn, e))?;
+    Ok(())
+}

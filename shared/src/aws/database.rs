@@ -165,3 +165,19 @@ pub async fn remove_tag(client: &Client, arn: &str, key: &str) -> Result<(), Aws
         .map_err(|e| AwsError::from_sdk("RemoveTagsFromResource", arn, e))?;
     Ok(())
 }
+
+/// The value of tag `key` on the DB instance or cluster `arn`, if any.
+pub async fn tag_value(client: &Client, arn: &str, key: &str) -> Result<Option<String>, AwsError> {
+    let out = client
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ListTagsForResource", arn, e))?;
+    Ok(out
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .map(str::to_string))
+}

@@ -467,16 +467,13 @@ fn decide_instance(
     let unseen = replicating && replica.status == "available";
     match &record {
         Some(r) if r.promoted || !unseen => {
-            return finish_promotion(
-                primary,
-                replica,
-                !r.promoted,
-                dns,
-                dns_current,
-                policy,
-                &failed,
-                resources,
-            )
+            let situation = format!(
+                "{failed} Finishing the promotion of {} ({}) that Ballast started: moving the tags and the \
+                 record, not promoting again.",
+                replica.id, replica.status
+            );
+            let steps = moving_steps(primary, replica, !r.promoted, dns, dns_current, policy);
+            return promotion(steps, situation, replica, resources);
         }
         Some(r) if policy.now - r.at < policy.promotion_settle_secs => {
             return Plan {
@@ -548,47 +545,29 @@ fn decide_instance(
         dns_current,
         policy,
     ));
-    let mut resources = resources;
-    resources.push(replica.arn.clone());
-    Plan {
-        verdict: Verdict::Act,
-        steps,
-        situation: format!(
-            "{failed} Standby replica {} ({}, in {}) is promoted to take over.",
-            replica.id,
-            replica.status,
-            replica.az.as_deref().unwrap_or("an unknown AZ")
-        ),
-        severity: Severity::Critical,
-        sequential: true,
-        ..Plan::noop("", resources)
-    }
+    let situation = format!(
+        "{failed} Standby replica {} ({}, in {}) is promoted to take over.",
+        replica.id,
+        replica.status,
+        replica.az.as_deref().unwrap_or("an unknown AZ")
+    );
+    promotion(steps, situation, replica, resources)
 }
 
-/// A promotion already under way (its record on the replica): confirm the
-/// record, move the tags, point the record at the replica — no second
-/// `PromoteReadReplica`.
-#[allow(clippy::too_many_arguments)]
-fn finish_promotion(
-    primary: &Instance,
+/// A promotion's plan (started or finished): one chain, `critical`, about
+/// the primary and the replica.
+fn promotion(
+    steps: Vec<Step>,
+    situation: String,
     replica: &Instance,
-    confirm: bool,
-    dns: Option<(String, String)>,
-    dns_current: Option<&String>,
-    policy: &Policy,
-    failed: &str,
     resources: Vec<String>,
 ) -> Plan {
     let mut resources = resources;
     resources.push(replica.arn.clone());
     Plan {
         verdict: Verdict::Act,
-        steps: moving_steps(primary, replica, confirm, dns, dns_current, policy),
-        situation: format!(
-            "{failed} Finishing the promotion of {} ({}) that Ballast started: moving the tags and the record, \
-             not promoting again.",
-            replica.id, replica.status
-        ),
+        steps,
+        situation,
         severity: Severity::Critical,
         sequential: true,
         ..Plan::noop("", resources)

@@ -5,6 +5,7 @@ pub mod az_impairment;
 pub mod lease;
 pub mod rds_failover;
 pub mod unhealthy_target;
+pub mod unreported;
 
 use thiserror::Error;
 
@@ -94,6 +95,9 @@ pub async fn finish(
             Ok(id) => tracing::info!(message_id = %id, "report published"),
             Err(source) => {
                 tracing::error!(error = %source, "report not published");
+                if !ballast.config.dry_run {
+                    unreported::park(&ballast.aws, &report).await;
+                }
                 return Err(HandlerError::Publish {
                     function: report.function.clone(),
                     report: json,
@@ -101,6 +105,9 @@ pub async fn finish(
                 });
             }
         }
+    }
+    if report.outcome == Outcome::Noop && !ballast.config.dry_run {
+        unreported::publish_parked(ballast, &report, deadline).await;
     }
     match transient {
         Some(source) => Err(HandlerError::Transient {

@@ -1,0 +1,320 @@
+//! Reports that could not be published (I6).
+//!
+//! A report is tried [`super::PUBLISH_TRIES`] times. When SNS still refuses
+//! it, the Lambda error carries the whole report (the dead-letter queue
+//! keeps it), and a compact copy is parked on the first resource the report
+//! names (the subject), in the tag `ballast:unreported`: the place the next
+//! delivery of the same event is sure to look at again. A later delivery that
+//! finds the work done (`noop`) publishes the parked report, marked as late,
+//! and only then removes the tag (publish before removing the record).
+
+use std::collections::BTreeMap;
+
+use crate::aws::{balancer, database, fleet, Aws};
+use crate::report::{now_rfc3339, Outcome, Report, Severity};
+use crate::runtime::Ballast;
+use crate::tags;
+
+/// A resource a report names that can carry the tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Place {
+    /// An Auto Scaling group, by name.
+    Group(String),
+    /// A DB instance or cluster, by ARN.
+    Db(String),
+    /// A target group, by ARN.
+    TargetGroup(String),
+}
+
+impl Place {
+    /// The place a report's resource (an ARN) stands for, if it can be tagged.
+    pub fn of(resource: &str) -> Option<Place> {
+        if let Some((_, name)) = resource.split_once(":autoScalingGroupName/") {
+            return Some(Place::Group(name.to_string()));
+        }
+        let arn: Vec<&str> = resource.splitn(7, ':').collect();
+        match arn.as_slice() {
+            ["arn", _, "rds", _, _, "db" | "cluster", _] => Some(Place::Db(resource.into())),
+            ["arn", _, "elasticloadbalancing", _, _, rest, ..]
+                if rest.starts_with("targetgroup/") =>
+            {
+                Some(Place::TargetGroup(resource.into()))
+            }
+            _ => None,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Place::Group(n) | Place::Db(n) | Place::TargetGroup(n) => n,
+        }
+    }
+}
+
+fn places(report: &Report) -> Vec<Place> {
+    let mut places: Vec<Place> = report
+        .resources
+        .iter()
+        .filter_map(|r| Place::of(r))
+        .collect();
+    places.sort();
+    places.dedup();
+    places
+}
+
+/// The parked copy: `o=<outcome> s=<severity> at=<time> ev=<event id>
+/// m=<summary>`, in the characters every service's tag values allow
+/// (letters, digits, spaces, `_ . : / = + - @`), at most 256 of them.
+pub fn encode(report: &Report) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect()
+    };
+    let mut value = format!(
+        "o={} s={} at={} ev={} m={}",
+        report.outcome.as_str(),
+        report.severity.as_str(),
+        clean(&report.time),
+        clean(&report.trigger.id).replace(' ', "_"),
+        clean(&report.summary)
+    );
+    if value.len() > 256 {
+        value.truncate(253);
+        value.push_str("...");
+    }
+    value
+}
+
+/// What a parked copy says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub outcome: Outcome,
+    pub severity: Severity,
+    pub at: String,
+    pub event: String,
+    pub summary: String,
+}
+
+pub fn parse(value: &str) -> Option<Parked> {
+    let (head, summary) = value.split_once(" m=")?;
+    let fields: BTreeMap<&str, &str> = head
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let word =
+        |k: &str| serde_json::Value::String(fields.get(k).copied().unwrap_or_default().to_string());
+    Some(Parked {
+        outcome: serde_json::from_value(word("o")).ok()?,
+        severity: serde_json::from_value(word("s")).ok()?,
+        at: fields.get("at")?.to_string(),
+        event: fields.get("ev").copied().unwrap_or_default().to_string(),
+        summary: summary.to_string(),
+    })
+}
+
+/// Parks `report` on the first resource it names that can carry the tag:
+/// the subject the same event leads back to (one place, so the copy is
+/// published once). A failure is logged: the Lambda error still carries
+/// the report.
+pub async fn park(aws: &Aws, report: &Report) {
+    let value = encode(report);
+    if let Some(place) = report.resources.iter().find_map(|r| Place::of(r)) {
+        let result = match &place {
+            Place::Group(name) => {
+                fleet::tag_group(&aws.autoscaling, name, tags::UNREPORTED, &value).await
+            }
+            Place::Db(arn) => database::add_tag(&aws.rds, arn, tags::UNREPORTED, &value).await,
+            Place::TargetGroup(arn) => {
+                balancer::add_tag(&aws.elbv2, arn, tags::UNREPORTED, &value).await
+            }
+        };
+        match result {
+            Ok(()) => tracing::warn!(
+                resource = place.name(),
+                "report parked for a later delivery"
+            ),
+            Err(e) => tracing::error!(error = %e, "report not parked either"),
+        }
+    }
+}
+
+/// The parked copies on the resources `report` names, each with where it
+/// was found.
+async fn find(
+    aws: &Aws,
+    report: &Report,
+) -> Result<BTreeMap<String, Vec<Place>>, crate::aws::AwsError> {
+    let mut found: BTreeMap<String, Vec<Place>> = BTreeMap::new();
+    let (mut groups, mut target_groups, mut dbs) = (vec![], vec![], vec![]);
+    for place in places(report) {
+        match place {
+            Place::Group(name) => groups.push(name),
+            Place::TargetGroup(arn) => target_groups.push(arn),
+            Place::Db(arn) => dbs.push(arn),
+        }
+    }
+    if !groups.is_empty() {
+        for g in fleet::describe_groups(&aws.autoscaling, &groups).await? {
+            if let Some(v) = g.tags.get(tags::UNREPORTED) {
+                found
+                    .entry(v.clone())
+                    .or_default()
+                    .push(Place::Group(g.name));
+            }
+        }
+    }
+    for chunk in target_groups.chunks(20) {
+        for (arn, v) in balancer::tag_values(&aws.elbv2, chunk, tags::UNREPORTED).await? {
+            found.entry(v).or_default().push(Place::TargetGroup(arn));
+        }
+    }
+    for arn in dbs {
+        if let Some(v) = database::tag_value(&aws.rds, &arn, tags::UNREPORTED).await? {
+            found.entry(v).or_default().push(Place::Db(arn));
+        }
+    }
+    Ok(found)
+}
+
+/// After a `noop` (the work found done): publishes every report parked on
+/// the resources `report` names, marked late, then removes it where found.
+/// Returns how many were published. Failures are logged and leave the
+/// record for the next delivery.
+pub async fn publish_parked(
+    ballast: &Ballast,
+    report: &Report,
+    deadline: Option<std::time::Instant>,
+) -> usize {
+    let found = match find(&ballast.aws, report).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "parked reports not read");
+            return 0;
+        }
+    };
+    let mut published = 0;
+    for (value, places) in found {
+        let Some(parked) = parse(&value) else {
+            tracing::warn!(value, "unreadable parked report left in place");
+            continue;
+        };
+        let late = Report {
+            outcome: parked.outcome,
+            severity: parked.severity,
+            summary: format!("Reported late: {}", parked.summary),
+            resources: places.iter().map(|p| p.name().to_string()).collect(),
+            actions: vec![],
+            reason: Some(format!(
+                "Ballast acted at {} on event {} and SNS refused the report then; this delivery found the work \
+                 done and publishes it now",
+                parked.at, parked.event
+            )),
+            time: now_rfc3339(),
+            ..report.clone()
+        };
+        if let Err(e) = super::publish(ballast, &late, deadline).await {
+            tracing::warn!(error = %e, "parked report still not published");
+            continue;
+        }
+        published += 1;
+        for place in places {
+            let result = match &place {
+                Place::Group(name) => {
+                    fleet::untag_group(&ballast.aws.autoscaling, name, tags::UNREPORTED).await
+                }
+                Place::Db(arn) => {
+                    database::remove_tag(&ballast.aws.rds, arn, tags::UNREPORTED).await
+                }
+                Place::TargetGroup(arn) => {
+                    balancer::remove_tag(&ballast.aws.elbv2, arn, tags::UNREPORTED).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "published parked report not removed; it may be published again");
+            }
+        }
+    }
+    published
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Trigger;
+
+    fn report() -> Report {
+        Report {
+            version: "1".into(),
+            function: "az-impairment".into(),
+            outcome: Outcome::Remediated,
+            severity: Severity::Warning,
+            summary: "us-east-1a is impaired: moving 1 Auto Scaling group(s) (web), capacity kept; done.".into(),
+            trigger: Trigger::direct("req-1"),
+            resources: vec![
+                "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:f9d9:autoScalingGroupName/web".into(),
+                "arn:aws:rds:us-east-1:123456789012:db:orders".into(),
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/50dc6c495c0c9188".into(),
+                "us-east-1a".into(),
+            ],
+            actions: vec![],
+            reason: None,
+            region: "us-east-1".into(),
+            time: "2026-12-01T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_places_are_what_the_report_names_and_can_be_tagged() {
+        assert_eq!(
+            places(&report()),
+            [
+                Place::Group("web".into()),
+                Place::Db("arn:aws:rds:us-east-1:123456789012:db:orders".into()),
+                Place::TargetGroup(
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/50dc6c495c0c9188".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            Place::of("arn:aws:rds:us-east-1:1:cluster:orders-aurora")
+                .map(|p| p.name().to_string())
+                .as_deref(),
+            Some("arn:aws:rds:us-east-1:1:cluster:orders-aurora")
+        );
+        assert_eq!(Place::of("arn:aws:sns:us-east-1:1:topic"), None);
+    }
+
+    #[test]
+    fn the_parked_copy_round_trips_within_tag_rules() {
+        let value = encode(&report());
+        assert!(value.len() <= 256);
+        assert!(
+            value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c)),
+            "{value}"
+        );
+        let parked = parse(&value).unwrap();
+        assert_eq!(parked.outcome, Outcome::Remediated);
+        assert_eq!(parked.severity, Severity::Warning);
+        assert_eq!(parked.at, "2026-12-01T12:00:00Z");
+        assert!(
+            parked
+                .summary
+                .starts_with("us-east-1a is impaired: moving 1 Auto Scaling group s   web"),
+            "{}",
+            parked.summary
+        );
+        let mut long = report();
+        long.summary = "x".repeat(400);
+        assert_eq!(encode(&long).len(), 256);
+        assert_eq!(parse("rubbish"), None);
+    }
+}
