@@ -1277,21 +1277,35 @@ mod tests {
             // state is the same). Each prefix is also tried with RDS having
             // finished the promotion before the next delivery.
             for settled in [false, true] {
-                let mut db = Db::failed();
-                db.apply_all(&plan.steps[..k]);
+                let mut first = Db::failed();
+                first.apply_all(&plan.steps[..k]);
                 if settled {
-                    db.tick();
+                    first.tick();
                 }
-                let promoted_yet = db.promotions;
-                db.converge();
-                db.check_done()
-                    .map_err(|e| format!("prefix {k} (settled {settled}): {e}"))
-                    .unwrap();
-                assert!(promoted_yet <= 1);
-                covered += 1;
+                // The next delivery's plan is cut too, at every step, and
+                // the sweep finishes the job from there.
+                let policy = Policy {
+                    now: first.now,
+                    ..POLICY
+                };
+                let second = first
+                    .subjects()
+                    .first()
+                    .map(|s| decide(s, &failure(), &policy).steps)
+                    .unwrap_or_default();
+                for j in 0..=second.len() {
+                    let mut db = first.clone();
+                    db.apply_all(&second[..j]);
+                    assert!(db.promotions <= 1, "I3 after prefixes {k} and {j}");
+                    db.converge();
+                    db.check_done()
+                        .map_err(|e| format!("prefixes {k} then {j} (settled {settled}): {e}"))
+                        .unwrap();
+                    covered += 1;
+                }
             }
         }
-        println!("rds-failover: {covered} promotion prefixes, each finished with one promotion");
+        println!("rds-failover: {covered} pairs of plan prefixes (a delivery cut, then the next one cut), each finished with one promotion");
     }
 
     #[test]
