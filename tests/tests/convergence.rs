@@ -478,3 +478,66 @@ async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
         .contains("is promoted to take over"));
     assert!(!dbs.tags(PRIMARY).await.contains_key("ballast:unreported"));
 }
+
+/// Writes `ballast:lock` on the managed group, as another invocation would.
+async fn lock_group(stack: &Stack, value: &str) {
+    stack
+        .autoscaling
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(MANAGED_ASG)
+                .resource_type("auto-scaling-group")
+                .key("ballast:lock")
+                .value(value)
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateOrUpdateTags");
+}
+
+#[tokio::test]
+async fn a_live_lease_is_never_overwritten_and_an_expired_one_is_taken_over() {
+    let i = Incident::az().await;
+    let now = ballast::report::now_epoch();
+    let live = format!("holder=another-invocation.0000beef until={}", now + 120);
+    lock_group(&i.stack, &live).await;
+    let open = sample_event("health-ec2-issue-open.json");
+
+    let error = i
+        .function
+        .invoke(open.clone())
+        .await
+        .expect_err("stands down");
+    assert!(
+        error.to_string().contains("stands down and is retried"),
+        "{error}"
+    );
+    assert_eq!(i.proxy.calls_of("UpdateAutoScalingGroup"), 0);
+    assert_eq!(i.proxy.calls_of("CreateOrUpdateTags"), 0, "nothing written");
+    assert_eq!(
+        i.stack.tag_of(MANAGED_ASG, "ballast:lock").await,
+        Some(live)
+    );
+    i.assert_whole().await;
+    assert!(
+        i.stack.reports().await.is_empty(),
+        "a stand-down publishes nothing"
+    );
+
+    // The holder crashed: its lock expires by itself and is taken over.
+    lock_group(
+        &i.stack,
+        &format!("holder=another-invocation.0000beef until={}", now - 1),
+    )
+    .await;
+    assert_eq!(i.function.run(open).await.outcome, Outcome::Remediated);
+    i.assert_evacuated().await;
+    assert_eq!(
+        i.stack.tag_of(MANAGED_ASG, "ballast:lock").await,
+        None,
+        "released"
+    );
+}
