@@ -8,6 +8,11 @@ pub const DRY_RUN: &str = "BALLAST_DRY_RUN";
 pub const MAX_UNHEALTHY_PERCENT: &str = "BALLAST_MAX_UNHEALTHY_PERCENT";
 pub const MAX_EVACUATED_AZS: &str = "BALLAST_MAX_EVACUATED_AZS";
 pub const DNS_TTL: &str = "BALLAST_DNS_TTL";
+pub const EVACUATION_WARN_HOURS: &str = "BALLAST_EVACUATION_WARN_HOURS";
+
+/// After this long, every `az-impairment` sweep reports a zone still
+/// evacuated as a warning (it restores nothing by age).
+pub const DEFAULT_EVACUATION_WARN_HOURS: u32 = 12;
 
 /// TTL of the CNAMEs Ballast writes: short, so clients follow a failover
 /// quickly (RDS's own endpoints use 5 s).
@@ -25,6 +30,8 @@ pub struct Config {
     pub max_evacuated_azs: u32,
     /// TTL in seconds of the CNAMEs Ballast upserts.
     pub dns_ttl: i64,
+    /// A zone evacuated longer than this is reported by every sweep.
+    pub evacuation_warn_hours: u32,
     /// How long a lease settles before it is read back (`reconcile::lease`);
     /// not configurable from the environment.
     pub lease_settle: std::time::Duration,
@@ -128,12 +135,27 @@ impl Config {
                 })?,
         };
 
+        let evacuation_warn_hours = match get(EVACUATION_WARN_HOURS) {
+            None => DEFAULT_EVACUATION_WARN_HOURS,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|h| (1..=8_760).contains(h))
+                .ok_or(ConfigError::Invalid {
+                    variable: EVACUATION_WARN_HOURS,
+                    value: v,
+                    expected: "a whole number of hours from 1 to 8760",
+                })?,
+        };
+
         Ok(Config {
             topic_arn,
             dry_run,
             max_unhealthy_percent,
             max_evacuated_azs,
             dns_ttl,
+            evacuation_warn_hours,
             lease_settle: DEFAULT_LEASE_SETTLE,
             promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
         })
@@ -186,6 +208,7 @@ mod tests {
                 max_unhealthy_percent: 50,
                 max_evacuated_azs: 1,
                 dns_ttl: DEFAULT_DNS_TTL,
+                evacuation_warn_hours: 12,
                 lease_settle: DEFAULT_LEASE_SETTLE,
                 promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
             }
@@ -200,12 +223,14 @@ mod tests {
             (MAX_UNHEALTHY_PERCENT, "34"),
             (MAX_EVACUATED_AZS, "2"),
             (DNS_TTL, "5"),
+            (EVACUATION_WARN_HOURS, "48"),
         ])
         .unwrap();
         assert!(c.dry_run);
         assert_eq!(c.max_unhealthy_percent, 34);
         assert_eq!(c.max_evacuated_azs, 2);
         assert_eq!(c.dns_ttl, 5);
+        assert_eq!(c.evacuation_warn_hours, 48);
     }
 
     #[test]
@@ -228,6 +253,7 @@ mod tests {
             (MAX_UNHEALTHY_PERCENT, "-1", "from 0 to 100"),
             (MAX_EVACUATED_AZS, "many", "Availability Zones"),
             (DNS_TTL, "0", "from 1 to 86400"),
+            (EVACUATION_WARN_HOURS, "0", "from 1 to 8760"),
         ];
         for (var, value, expected) in cases {
             let mut vars = vec![(TOPIC_ARN, TOPIC)];

@@ -51,6 +51,7 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             max_unhealthy_percent: 50,
             max_evacuated_azs: 1,
             dns_ttl: ballast::config::DEFAULT_DNS_TTL,
+            evacuation_warn_hours: ballast::config::DEFAULT_EVACUATION_WARN_HOURS,
             // The production settle: racing tests must hold on a loaded CI
             // machine too.
             lease_settle: ballast::config::DEFAULT_LEASE_SETTLE,

@@ -3,12 +3,14 @@
 //! `SdkConfig`, which honours `AWS_ENDPOINT_URL` (an emulator needs no code
 //! change).
 
+pub mod alarms;
 pub mod balancer;
 pub mod database;
 pub mod dns;
 pub mod fleet;
 pub mod network;
 pub mod reports;
+pub mod zonal_shift;
 
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub route53: aws_sdk_route53::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub zonal_shift: aws_sdk_arczonalshift::Client,
 }
 
 impl Aws {
@@ -54,6 +58,8 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(conf),
             route53: aws_sdk_route53::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
+            zonal_shift: aws_sdk_arczonalshift::Client::new(conf),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Plan, Step, Verdict};
-use crate::event::zonal::Direction;
+use crate::event::zonal::Signal;
 use crate::report::{ActionRecord, ActionStatus, Severity};
 use crate::tags;
 
@@ -36,43 +36,129 @@ pub struct FleetState {
 pub struct Policy {
     /// `BALLAST_MAX_EVACUATED_AZS`.
     pub max_evacuated_azs: u32,
+    /// Now, in seconds since the epoch: when a zone's evacuation starts.
+    pub now: i64,
 }
 
-/// What `ballast:evacuated` records: the AZs the group is evacuated from,
-/// and its subnets and max size from before the first of them.
+/// What a signal asks of a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Evacuate the zone, and record the signal as a reason to stay out.
+    Raise(Signal),
+    /// These signals are over: remove them; restore the zone when none is left.
+    Clear(Vec<Signal>),
+    /// An operator's restore: every signal of the zone is cleared.
+    ClearAll,
+}
+
+/// Why a zone is evacuated: every signal that asked for it, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hold {
+    /// When the zone was evacuated (seconds since the epoch); absent in
+    /// records written before Ballast kept signals.
+    pub since: Option<i64>,
+    pub signals: BTreeSet<Signal>,
+    /// More signals asked than the record could name: no clearing signal
+    /// restores the zone, only an operator's restore.
+    pub overflow: bool,
+}
+
+impl Hold {
+    /// A record written before Ballast kept signals: any clearing signal
+    /// for the zone restores it, as it always did.
+    pub fn unnamed(&self) -> bool {
+        self.signals.is_empty() && !self.overflow
+    }
+
+    /// `alarm web-az-a, AWS Health issue 3fa94c01d2e7`.
+    pub fn describe(&self) -> String {
+        let mut names: Vec<String> = self.signals.iter().map(Signal::describe).collect();
+        if self.overflow {
+            names.push("more signals than the record can name (an operator must restore)".into());
+        }
+        if names.is_empty() {
+            names.push("a record from before signals were kept".into());
+        }
+        names.join(", ")
+    }
+
+    fn merge(&mut self, other: &Hold) {
+        self.since = match (self.since, other.since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.signals.extend(other.signals.iter().cloned());
+        self.overflow |= other.overflow;
+    }
+}
+
+/// What `ballast:evacuated` records: the AZs the group is evacuated from
+/// (each with when, and every signal that holds it out), and its subnets
+/// and max size from before the first of them.
 ///
-/// Encoded as `azs=us-east-1a subnets=subnet-1/subnet-2 max=4`: tag values
-/// allow only letters, digits, spaces and `_ . : / = + - @`, at most 256.
+/// Encoded as
+/// `azs=us-east-1a@1764590000 subnets=subnet-1/subnet-2 max=4 by=us-east-1a/alarm:web-canary by=us-east-1a/health:3fa94c01d2e7`:
+/// tag values allow only letters, digits, spaces and `_ . : / = + - @`, at
+/// most 256 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evacuation {
-    pub azs: BTreeSet<String>,
+    pub azs: BTreeMap<String, Hold>,
     pub subnets: Vec<String>,
     pub max_size: i32,
 }
 
 pub const TAG_VALUE_MAX: usize = 256;
 
+/// The signal token that stands for "more than the record names".
+const OVERFLOW: &str = "more";
+
 impl Evacuation {
     pub fn encode(&self) -> String {
-        format!(
+        let azs: Vec<String> = self
+            .azs
+            .iter()
+            .map(|(az, hold)| match hold.since {
+                Some(t) => format!("{az}@{t}"),
+                None => az.clone(),
+            })
+            .collect();
+        let mut value = format!(
             "azs={} subnets={} max={}",
-            self.azs.iter().cloned().collect::<Vec<_>>().join("/"),
+            azs.join("/"),
             self.subnets.join("/"),
             self.max_size
-        )
+        );
+        for (az, hold) in &self.azs {
+            for signal in &hold.signals {
+                value.push_str(&format!(" by={az}/{}", signal.token()));
+            }
+            if hold.overflow {
+                value.push_str(&format!(" by={az}/{OVERFLOW}"));
+            }
+        }
+        value
     }
 
     pub fn parse(value: &str) -> Result<Evacuation, String> {
         let bad = || {
             format!(
-                "{}={value:?} is not a record Ballast wrote (azs=... subnets=... max=...)",
+                "{}={value:?} is not a record Ballast wrote (azs=... subnets=... max=... by=...)",
                 tags::EVACUATED
             )
         };
-        let fields: BTreeMap<&str, &str> = value
-            .split_whitespace()
-            .map(|kv| kv.split_once('=').ok_or_else(bad))
-            .collect::<Result<_, _>>()?;
+        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut by = vec![];
+        for kv in value.split_whitespace() {
+            match kv.split_once('=').ok_or_else(bad)? {
+                ("by", v) => by.push(v),
+                (k @ ("azs" | "subnets" | "max"), v) => {
+                    if fields.insert(k, v).is_some() {
+                        return Err(bad());
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
         let list = |k: &str| -> Result<Vec<String>, String> {
             let v = fields.get(k).ok_or_else(bad)?;
             let items: Vec<String> = v
@@ -86,8 +172,32 @@ impl Evacuation {
                 Ok(items)
             }
         };
+        let mut azs = BTreeMap::new();
+        for item in list("azs")? {
+            let (az, since) = match item.split_once('@') {
+                Some((az, t)) => (az.to_string(), Some(t.parse().map_err(|_| bad())?)),
+                None => (item, None),
+            };
+            azs.insert(
+                az,
+                Hold {
+                    since,
+                    ..Hold::default()
+                },
+            );
+        }
+        for v in by {
+            let (az, token) = v.split_once('/').ok_or_else(bad)?;
+            let hold = azs.get_mut(az).ok_or_else(bad)?;
+            if token == OVERFLOW {
+                hold.overflow = true;
+            } else {
+                hold.signals
+                    .insert(Signal::from_token(token).ok_or_else(bad)?);
+            }
+        }
         Ok(Evacuation {
-            azs: list("azs")?.into_iter().collect(),
+            azs,
             subnets: list("subnets")?,
             max_size: fields
                 .get("max")
@@ -114,21 +224,81 @@ fn resources(groups: &[&GroupState]) -> Vec<String> {
         .collect()
 }
 
+fn records(fleet: &FleetState) -> impl Iterator<Item = (&GroupState, Evacuation)> {
+    fleet.groups.iter().filter_map(|g| {
+        g.evacuated
+            .as_deref()
+            .and_then(|v| Evacuation::parse(v).ok())
+            .map(|e| (g, e))
+    })
+}
+
 /// The AZs currently evacuated, counted from the tags of all managed groups.
 pub fn evacuated_azs(fleet: &FleetState) -> BTreeSet<String> {
-    fleet
-        .groups
-        .iter()
-        .filter_map(|g| g.evacuated.as_deref())
-        .filter_map(|v| Evacuation::parse(v).ok())
-        .flat_map(|e| e.azs)
+    holds(fleet).into_keys().collect()
+}
+
+/// Every evacuated zone and what holds it, over all managed groups.
+pub fn holds(fleet: &FleetState) -> BTreeMap<String, Hold> {
+    let mut all: BTreeMap<String, Hold> = BTreeMap::new();
+    for (_, e) in records(fleet) {
+        for (az, hold) in e.azs {
+            all.entry(az).or_default().merge(&hold);
+        }
+    }
+    all
+}
+
+/// The zones whose record names `signal` (a clearing event that names no
+/// zone clears it wherever it is).
+pub fn zones_holding(fleet: &FleetState, signal: &Signal) -> Vec<String> {
+    holds(fleet)
+        .into_iter()
+        .filter(|(_, h)| h.signals.contains(signal))
+        .map(|(az, _)| az)
         .collect()
 }
 
-pub fn decide(fleet: &FleetState, direction: Direction, az: &str, policy: &Policy) -> Plan {
-    match direction {
-        Direction::Evacuate => evacuate(fleet, az, policy),
-        Direction::Restore => restore(fleet, az),
+/// What the sweep read back of the signals that can be read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Readings {
+    /// Alarm name → state (`OK`, `ALARM`, `INSUFFICIENT_DATA`); an alarm
+    /// that was asked for and is absent has been deleted.
+    pub alarms: BTreeMap<String, String>,
+    /// The zones (names) an ARC autoshift is active away from, when read.
+    pub autoshifts: Option<BTreeSet<String>>,
+}
+
+/// The signals of each zone that are over, by what the sweep read: an alarm
+/// in `OK` or deleted; an autoshift no longer active. `ALARM` and
+/// `INSUFFICIENT_DATA` stay active; Health, FIS and operator signals are not
+/// read back (they last until their closing event or an operator restore).
+pub fn resync(holds: &BTreeMap<String, Hold>, readings: &Readings) -> BTreeMap<String, Vec<Signal>> {
+    holds
+        .iter()
+        .filter_map(|(az, hold)| {
+            let over: Vec<Signal> = hold
+                .signals
+                .iter()
+                .filter(|s| match s {
+                    Signal::Alarm(name) => readings.alarms.get(name).is_none_or(|st| st == "OK"),
+                    Signal::Autoshift => readings
+                        .autoshifts
+                        .as_ref()
+                        .is_some_and(|active| !active.contains(az)),
+                    _ => false,
+                })
+                .cloned()
+                .collect();
+            (!over.is_empty()).then(|| (az.clone(), over))
+        })
+        .collect()
+}
+
+pub fn decide(fleet: &FleetState, change: &Change, az: &str, policy: &Policy) -> Plan {
+    match change {
+        Change::Raise(signal) => evacuate(fleet, signal, az, policy),
+        Change::Clear(_) | Change::ClearAll => restore(fleet, change, az),
     }
 }
 
@@ -136,14 +306,14 @@ fn in_zone(fleet: &FleetState, subnet: &str, az: &str) -> bool {
     fleet.subnet_zone.get(subnet).is_some_and(|z| z == az)
 }
 
-fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
+fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> Plan {
     let recorded = |g: &GroupState| g.evacuated.as_deref().map(Evacuation::parse);
     let affected: Vec<&GroupState> = fleet
         .groups
         .iter()
         .filter(|g| {
             g.subnets.iter().any(|s| in_zone(fleet, s, az))
-                || matches!(recorded(g), Some(Ok(e)) if e.azs.contains(az))
+                || matches!(recorded(g), Some(Ok(e)) if e.azs.contains_key(az))
         })
         .collect();
     if affected.is_empty() {
@@ -156,13 +326,14 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
         );
     }
     let resources = resources(&affected);
+    let why = signal.describe();
 
     let already = evacuated_azs(fleet);
     if !already.contains(az) && already.len() as u32 + 1 > policy.max_evacuated_azs {
         let list: Vec<&str> = already.iter().map(String::as_str).collect();
         return Plan {
             verdict: Verdict::Declined,
-            situation: format!("Declined to evacuate {az}: {} AZ(s) already evacuated.", already.len()),
+            situation: format!("Declined to evacuate {az} ({why}): {} AZ(s) already evacuated.", already.len()),
             reason: Some(format!(
                 "never more than BALLAST_MAX_EVACUATED_AZS={} AZ(s) evacuated at once; already evacuated: [{}]. \
                  Losing another AZ is beyond what moving capacity can fix: a human must decide",
@@ -182,6 +353,9 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
     let mut skipped = vec![];
     let mut notes = vec![];
     let mut last_az = vec![];
+    let mut moved = 0;
+    let mut noted = 0;
+    let mut overflowed = vec![];
     for g in &affected {
         let previous = match recorded(g) {
             Some(Err(reason)) => {
@@ -197,16 +371,8 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
             .filter(|s| !in_zone(fleet, s, az))
             .cloned()
             .collect();
-        if remaining.len() == g.subnets.len() {
-            skipped.push(record(
-                g,
-                "evacuate",
-                ActionStatus::Skipped,
-                format!("already evacuated from {az}"),
-            ));
-            continue;
-        }
-        if remaining.is_empty() {
+        let moving = remaining.len() != g.subnets.len();
+        if moving && remaining.is_empty() {
             last_az.push(g.name.clone());
             skipped.push(record(
                 g,
@@ -219,12 +385,35 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
             continue;
         }
         let mut evacuation = previous.unwrap_or_else(|| Evacuation {
-            azs: BTreeSet::new(),
+            azs: BTreeMap::new(),
             subnets: g.subnets.clone(),
             max_size: g.max_size,
         });
-        evacuation.azs.insert(az.to_string());
-        let value = evacuation.encode();
+        let hold = evacuation.azs.entry(az.to_string()).or_insert_with(|| Hold {
+            since: Some(policy.now),
+            ..Hold::default()
+        });
+        let added = !hold.overflow && hold.signals.insert(signal.clone());
+        if !moving && !added {
+            skipped.push(record(
+                g,
+                "evacuate",
+                ActionStatus::Skipped,
+                format!("already evacuated from {az} (held by {})", hold.describe()),
+            ));
+            continue;
+        }
+        let mut value = evacuation.encode();
+        if value.len() > TAG_VALUE_MAX {
+            // The signals no longer fit: the zone is held until an operator
+            // restores it, never released early, and the subnets stay named.
+            if let Some(hold) = evacuation.azs.get_mut(az) {
+                hold.signals.clear();
+                hold.overflow = true;
+            }
+            value = evacuation.encode();
+            overflowed.push(g.name.clone());
+        }
         if value.len() > TAG_VALUE_MAX {
             skipped.push(record(
                 g,
@@ -237,6 +426,16 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
             ));
             continue;
         }
+        steps.push(Step::TagGroup {
+            asg: g.name.clone(),
+            key: tags::EVACUATED.into(),
+            value,
+        });
+        if !moving {
+            noted += 1;
+            continue;
+        }
+        moved += 1;
         let stranded: Vec<&str> = g
             .instances
             .iter()
@@ -256,11 +455,6 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
                 stranded.join(", ")
             )
         });
-        steps.push(Step::TagGroup {
-            asg: g.name.clone(),
-            key: tags::EVACUATED.into(),
-            value,
-        });
         steps.push(Step::UpdateGroup {
             asg: g.name.clone(),
             subnets: remaining,
@@ -273,7 +467,7 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
             return Plan {
                 verdict: Verdict::Declined,
                 skipped,
-                situation: format!("Declined to evacuate {az}."),
+                situation: format!("Declined to evacuate {az} ({why})."),
                 reason: Some(format!(
                     "never remove an Auto Scaling group's last AZ: {} run only in {az}",
                     last_az.join(", ")
@@ -284,20 +478,35 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
         }
         return Plan {
             skipped,
-            ..Plan::noop(format!("Already evacuated from {az}."), resources)
+            ..Plan::noop(format!("Already evacuated from {az}; {why} already recorded."), resources)
         };
     }
-    let mut situation = format!(
-        "{az} is impaired: moving {} Auto Scaling group(s) to their other AZs, capacity kept. {}.",
-        steps.len() / 2,
-        notes.join("; ")
-    );
-    let mut reason = None;
+    let mut situation = if moved > 0 {
+        format!(
+            "{az} is impaired ({why}): moving {moved} Auto Scaling group(s) to their other AZs, capacity kept. {}.",
+            notes.join("; ")
+        )
+    } else {
+        format!("{az} is already evacuated; {why} is recorded as one more reason to keep it so.")
+    };
+    if moved > 0 && noted > 0 {
+        situation.push_str(&format!(
+            " {why} is recorded on {noted} group(s) already out of {az}."
+        ));
+    }
+    let mut reasons = vec![];
     if !last_az.is_empty() {
         situation.push_str(&format!(" Not moved (last AZ): {}.", last_az.join(", ")));
-        reason = Some(format!(
+        reasons.push(format!(
             "never remove an Auto Scaling group's last AZ: {}",
             last_az.join(", ")
+        ));
+    }
+    if !overflowed.is_empty() {
+        reasons.push(format!(
+            "the evacuation record of {} cannot name another signal for {az} (256-character tag): \
+             the zone now stays evacuated until an operator restores it",
+            overflowed.join(", ")
         ));
     }
     Plan {
@@ -305,25 +514,27 @@ fn evacuate(fleet: &FleetState, az: &str, policy: &Policy) -> Plan {
         steps,
         skipped,
         situation,
-        reason,
-        severity: if last_az.is_empty() {
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        severity: if !last_az.is_empty() {
+            Severity::Critical
+        } else if moved > 0 || !overflowed.is_empty() {
             Severity::Warning
         } else {
-            Severity::Critical
+            Severity::Info
         },
         sequential: false,
         resources,
     }
 }
 
-fn restore(fleet: &FleetState, az: &str) -> Plan {
+fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
     let evacuated: Vec<(&GroupState, Result<Evacuation, String>)> = fleet
         .groups
         .iter()
         .filter_map(|g| {
             let parsed = Evacuation::parse(g.evacuated.as_deref()?);
             let concerns = match &parsed {
-                Ok(e) => e.azs.contains(az),
+                Ok(e) => e.azs.contains_key(az),
                 Err(_) => true,
             };
             concerns.then_some((g, parsed))
@@ -337,11 +548,23 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
     }
     let groups: Vec<&GroupState> = evacuated.iter().map(|(g, _)| *g).collect();
     let resources = resources(&groups);
+    let cleared = match change {
+        Change::Clear(signals) => signals
+            .iter()
+            .map(Signal::describe)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "an operator's restore".to_string(),
+    };
 
     let mut steps = vec![];
     let mut skipped = vec![];
     let mut conflicts = vec![];
     let mut restored = 0;
+    // Groups that stay out of the zone, and what still holds them.
+    let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut untouched: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut overridden = BTreeSet::new();
     for (g, parsed) in evacuated {
         let e = match parsed {
             Ok(e) => e,
@@ -351,13 +574,37 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
                 continue;
             }
         };
+        let hold = e.azs.get(az).cloned().unwrap_or_default();
+        if let Change::Clear(signals) = change {
+            if !hold.unnamed() {
+                let mut rest = hold.clone();
+                rest.signals.retain(|s| !signals.contains(s));
+                if rest.signals.len() == hold.signals.len() {
+                    untouched.entry(hold.describe()).or_default().push(g.name.clone());
+                    continue;
+                }
+                if !rest.unnamed() {
+                    let mut fewer = e.clone();
+                    fewer.azs.insert(az.to_string(), rest.clone());
+                    steps.push(Step::TagGroup {
+                        asg: g.name.clone(),
+                        key: tags::EVACUATED.into(),
+                        value: fewer.encode(),
+                    });
+                    kept.entry(rest.describe()).or_default().push(g.name.clone());
+                    continue;
+                }
+            }
+        } else if !hold.signals.is_empty() || hold.overflow {
+            overridden.insert(hold.describe());
+        }
         // Subnets of zones that stay evacuated, and what the group holds
         // once this zone is back.
         let stays_out = |s: &String| {
             fleet
                 .subnet_zone
                 .get(s)
-                .is_some_and(|z| z != az && e.azs.contains(z))
+                .is_some_and(|z| z != az && e.azs.contains_key(z))
         };
         let expected: BTreeSet<&String> = e
             .subnets
@@ -424,7 +671,29 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
             });
         }
     }
+    let held = |by: &BTreeMap<String, Vec<String>>| -> Vec<String> {
+        by.iter()
+            .map(|(hold, groups)| format!("{} held by {hold}", groups.join(", ")))
+            .collect()
+    };
+    let mut staying = held(&kept);
+    staying.extend(held(&untouched));
+    let override_note = (!overridden.is_empty()).then(|| {
+        format!(
+            "an operator's restore clears every signal, including {}",
+            overridden.into_iter().collect::<Vec<_>>().join("; ")
+        )
+    });
     if steps.is_empty() {
+        if conflicts.is_empty() {
+            return Plan {
+                reason: Some(format!("{cleared} did not hold it")),
+                ..Plan::noop(
+                    format!("{az} stays evacuated: {}.", staying.join("; ")),
+                    resources,
+                )
+            };
+        }
         return Plan {
             verdict: Verdict::Declined,
             skipped,
@@ -434,12 +703,20 @@ fn restore(fleet: &FleetState, az: &str) -> Plan {
             ..Plan::noop("", resources)
         };
     }
+    let mut situation = if restored > 0 {
+        format!("{az} has recovered ({cleared}): restoring {restored} Auto Scaling group(s) to their subnets.")
+    } else {
+        format!("{cleared} is over for {az}, but the zone stays evacuated.")
+    };
+    if !staying.is_empty() {
+        situation.push_str(&format!(" Still out of {az}: {}.", staying.join("; ")));
+    }
+    let mut reasons = conflicts.clone();
+    reasons.extend(override_note);
     Plan {
         verdict: Verdict::Act,
-        situation: format!(
-            "{az} has recovered: restoring {restored} Auto Scaling group(s) to their subnets."
-        ),
-        reason: (!conflicts.is_empty()).then(|| conflicts.join("; ")),
+        situation,
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         severity: if conflicts.is_empty() {
             Severity::Info
         } else {
@@ -458,14 +735,32 @@ fn join(set: &BTreeSet<&String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::zonal::Direction;
     use proptest::prelude::*;
 
     const A: &str = "us-east-1a";
     const B: &str = "us-east-1b";
     const C: &str = "us-east-1c";
+    const T0: i64 = 1_764_590_000;
     const ONE: Policy = Policy {
         max_evacuated_azs: 1,
+        now: T0,
     };
+
+    fn evac() -> Change {
+        Change::Raise(Signal::Operator)
+    }
+
+    fn restore_all() -> Change {
+        Change::ClearAll
+    }
+
+    fn change(dir: Direction) -> Change {
+        match dir {
+            Direction::Evacuate => evac(),
+            Direction::Restore => restore_all(),
+        }
+    }
 
     fn zones() -> BTreeMap<String, String> {
         [
@@ -524,27 +819,67 @@ mod tests {
         f
     }
 
+    fn hold(since: i64, signals: &[Signal]) -> Hold {
+        Hold {
+            since: Some(since),
+            signals: signals.iter().cloned().collect(),
+            overflow: false,
+        }
+    }
+
     #[test]
     fn the_record_round_trips_and_fits_tag_rules() {
         let e = Evacuation {
-            azs: [A.to_string()].into(),
+            azs: [
+                (
+                    A.to_string(),
+                    hold(T0, &[Signal::Alarm("web canary".into()), Signal::health("arn:x")]),
+                ),
+                (
+                    B.to_string(),
+                    Hold {
+                        overflow: true,
+                        ..hold(T0 + 60, &[])
+                    },
+                ),
+            ]
+            .into(),
             subnets: vec!["subnet-a".into(), "subnet-b".into()],
             max_size: 4,
         };
         let v = e.encode();
-        assert_eq!(v, "azs=us-east-1a subnets=subnet-a/subnet-b max=4");
+        assert_eq!(
+            v,
+            format!(
+                "azs=us-east-1a@{T0}/us-east-1b@{} subnets=subnet-a/subnet-b max=4 by=us-east-1a/{} \
+                 by=us-east-1a/alarm:web+20canary by=us-east-1b/more",
+                T0 + 60,
+                Signal::health("arn:x").token()
+            )
+        );
         assert!(v
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c)));
         assert_eq!(Evacuation::parse(&v), Ok(e));
-        assert!(Evacuation::parse("rubbish").is_err());
-        assert!(Evacuation::parse("azs= subnets=x max=1").is_err());
+        for bad in [
+            "rubbish",
+            "azs= subnets=x max=1",
+            "azs=us-east-1a subnets=x max=1 by=us-east-1b/operator",
+            "azs=us-east-1a subnets=x max=1 by=us-east-1a/nonsense",
+            "azs=us-east-1a@soon subnets=x max=1",
+            "azs=us-east-1a subnets=x max=1 azs=us-east-1b",
+        ] {
+            assert!(Evacuation::parse(bad).is_err(), "{bad}");
+        }
+        // A record from before signals were kept still reads.
+        let legacy = Evacuation::parse("azs=us-east-1a subnets=subnet-a/subnet-b max=4").unwrap();
+        assert!(legacy.azs[A].unnamed());
     }
 
     #[test]
     fn evacuation_removes_the_zone_and_records_the_original() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
-        let plan = decide(&f, Direction::Evacuate, A, &ONE);
+        let plan = decide(&f, &evac(), A, &ONE);
         assert_eq!(plan.verdict, Verdict::Act);
         assert_eq!(plan.severity, Severity::Warning);
         assert_eq!(
@@ -553,7 +888,8 @@ mod tests {
                 Step::TagGroup {
                     asg: "web".into(),
                     key: tags::EVACUATED.into(),
-                    value: "azs=us-east-1a subnets=subnet-a/subnet-b max=2".into()
+                    value: "azs=us-east-1a@1764590000 subnets=subnet-a/subnet-b max=2 by=us-east-1a/operator"
+                        .into()
                 },
                 // 2 desired + 1 instance still in the AZ: room to launch before terminating.
                 Step::UpdateGroup {
@@ -574,8 +910,8 @@ mod tests {
     #[test]
     fn restore_puts_back_subnets_and_max_size_and_removes_the_tag() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
-        let evacuated = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
-        let plan = decide(&evacuated, Direction::Restore, A, &ONE);
+        let evacuated = apply(&f, &decide(&f, &evac(), A, &ONE));
+        let plan = decide(&evacuated, &restore_all(), A, &ONE);
         assert_eq!(plan.verdict, Verdict::Act);
         assert_eq!(
             plan.steps,
@@ -598,16 +934,16 @@ mod tests {
     fn unaffected_and_already_evacuated_are_noops() {
         let f = fleet(vec![group("web", &["subnet-b", "subnet-c"])]);
         assert_eq!(
-            decide(&f, Direction::Evacuate, A, &ONE).verdict,
+            decide(&f, &evac(), A, &ONE).verdict,
             Verdict::Noop
         );
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
-        let once = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
-        let twice = decide(&once, Direction::Evacuate, A, &ONE);
+        let once = apply(&f, &decide(&f, &evac(), A, &ONE));
+        let twice = decide(&once, &evac(), A, &ONE);
         assert_eq!(twice.verdict, Verdict::Noop);
         assert!(twice.skipped[0].detail.contains("already evacuated"));
         assert_eq!(
-            decide(&f, Direction::Restore, A, &ONE).verdict,
+            decide(&f, &restore_all(), A, &ONE).verdict,
             Verdict::Noop
         );
     }
@@ -615,7 +951,7 @@ mod tests {
     #[test]
     fn never_remove_an_asgs_last_az() {
         let f = fleet(vec![group("single", &["subnet-a", "subnet-a2"])]);
-        let plan = decide(&f, Direction::Evacuate, A, &ONE);
+        let plan = decide(&f, &evac(), A, &ONE);
         assert_eq!(
             (plan.verdict, plan.severity),
             (Verdict::Declined, Severity::Critical)
@@ -626,7 +962,7 @@ mod tests {
             group("single", &["subnet-a"]),
             group("web", &["subnet-a", "subnet-b"]),
         ]);
-        let plan = decide(&mixed, Direction::Evacuate, A, &ONE);
+        let plan = decide(&mixed, &evac(), A, &ONE);
         assert_eq!(plan.verdict, Verdict::Act);
         assert_eq!(plan.severity, Severity::Critical);
         assert!(plan.steps.iter().all(|s| s.asg() == Some("web")));
@@ -635,8 +971,8 @@ mod tests {
     #[test]
     fn a_second_az_while_one_is_evacuated_is_declined() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b", "subnet-c"])]);
-        let once = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
-        let plan = decide(&once, Direction::Evacuate, B, &ONE);
+        let once = apply(&f, &decide(&f, &evac(), A, &ONE));
+        let plan = decide(&once, &evac(), B, &ONE);
         assert_eq!(
             (plan.verdict, plan.severity),
             (Verdict::Declined, Severity::Critical)
@@ -648,10 +984,11 @@ mod tests {
         assert_eq!(
             decide(
                 &once,
-                Direction::Evacuate,
+                &evac(),
                 B,
                 &Policy {
-                    max_evacuated_azs: 2
+                    max_evacuated_azs: 2,
+                    ..ONE
                 }
             )
             .verdict,
@@ -660,10 +997,11 @@ mod tests {
         assert_eq!(
             decide(
                 &f,
-                Direction::Evacuate,
+                &evac(),
                 A,
                 &Policy {
-                    max_evacuated_azs: 0
+                    max_evacuated_azs: 0,
+                    ..ONE
                 }
             )
             .verdict,
@@ -675,18 +1013,22 @@ mod tests {
     fn two_azs_evacuated_are_restored_one_at_a_time() {
         let two = Policy {
             max_evacuated_azs: 2,
+            ..ONE
         };
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b", "subnet-c"])]);
-        let s1 = apply(&f, &decide(&f, Direction::Evacuate, A, &two));
-        let s2 = apply(&s1, &decide(&s1, Direction::Evacuate, B, &two));
+        let s1 = apply(&f, &decide(&f, &evac(), A, &two));
+        let s2 = apply(&s1, &decide(&s1, &evac(), B, &two));
         assert_eq!(s2.groups[0].subnets, ["subnet-c"]);
         assert_eq!(
             s2.groups[0].evacuated.as_deref(),
-            Some("azs=us-east-1a/us-east-1b subnets=subnet-a/subnet-b/subnet-c max=2")
+            Some(
+                "azs=us-east-1a@1764590000/us-east-1b@1764590000 subnets=subnet-a/subnet-b/subnet-c max=2 \
+                 by=us-east-1a/operator by=us-east-1b/operator"
+            )
         );
-        let r1 = apply(&s2, &decide(&s2, Direction::Restore, A, &two));
+        let r1 = apply(&s2, &decide(&s2, &restore_all(), A, &two));
         assert_eq!(r1.groups[0].subnets, ["subnet-a", "subnet-c"]);
-        let r2 = apply(&r1, &decide(&r1, Direction::Restore, B, &two));
+        let r2 = apply(&r1, &decide(&r1, &restore_all(), B, &two));
         assert_eq!(r2.groups[0].subnets, ["subnet-a", "subnet-b", "subnet-c"]);
         assert_eq!(r2.groups[0].evacuated, None);
     }
@@ -694,9 +1036,9 @@ mod tests {
     #[test]
     fn an_operators_change_is_not_clobbered_on_restore() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
-        let mut evacuated = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
+        let mut evacuated = apply(&f, &decide(&f, &evac(), A, &ONE));
         evacuated.groups[0].subnets = vec!["subnet-b".into(), "subnet-c".into()];
-        let plan = decide(&evacuated, Direction::Restore, A, &ONE);
+        let plan = decide(&evacuated, &restore_all(), A, &ONE);
         assert_eq!(
             (plan.verdict, plan.severity),
             (Verdict::Declined, Severity::Warning)
@@ -716,12 +1058,136 @@ mod tests {
     fn an_unreadable_tag_is_reported_not_guessed() {
         let mut g = group("web", &["subnet-b"]);
         g.evacuated = Some("by hand".into());
-        let plan = decide(&fleet(vec![g]), Direction::Restore, A, &ONE);
+        let plan = decide(&fleet(vec![g]), &restore_all(), A, &ONE);
         assert_eq!(plan.verdict, Verdict::Declined);
         assert!(plan
             .reason
             .unwrap()
             .contains("is not a record Ballast wrote"));
+    }
+
+    fn alarm() -> Signal {
+        Signal::Alarm("web-canary-a".into())
+    }
+
+    fn health() -> Signal {
+        Signal::health("arn:aws:health:us-east-1::event/EC2/X/X_1")
+    }
+
+    #[test]
+    fn a_zone_is_restored_only_when_its_last_signal_clears() {
+        let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
+        let s1 = apply(&f, &decide(&f, &Change::Raise(alarm()), A, &ONE));
+        assert_eq!(s1.groups[0].subnets, ["subnet-b"]);
+        // A second signal for the same zone is recorded, nothing moves.
+        let plan = decide(&s1, &Change::Raise(health()), A, &ONE);
+        assert_eq!((plan.verdict, plan.severity), (Verdict::Act, Severity::Info));
+        assert!(matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]), "{plan:#?}");
+        let s2 = apply(&s1, &plan);
+        assert_eq!(holds(&s2)[A].signals, BTreeSet::from([alarm(), health()]));
+        // The alarm's OK removes only the alarm: the zone stays out.
+        let plan = decide(&s2, &Change::Clear(vec![alarm()]), A, &ONE);
+        assert!(matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]), "{plan:#?}");
+        assert!(plan.situation.contains("stays evacuated"), "{}", plan.situation);
+        assert!(plan.situation.contains("AWS Health issue"), "{}", plan.situation);
+        let s3 = apply(&s2, &plan);
+        assert_eq!(s3.groups[0].subnets, ["subnet-b"]);
+        // The same OK again changes nothing.
+        let again = decide(&s3, &Change::Clear(vec![alarm()]), A, &ONE);
+        assert_eq!(again.verdict, Verdict::Noop, "{again:#?}");
+        // Health's closing event was the last signal: restored.
+        let plan = decide(&s3, &Change::Clear(vec![health()]), A, &ONE);
+        assert!(plan.situation.contains("has recovered"), "{}", plan.situation);
+        assert_eq!(apply(&s3, &plan), f);
+    }
+
+    #[test]
+    fn an_operators_restore_clears_every_signal_and_says_so() {
+        let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
+        let out = apply(&f, &decide(&f, &Change::Raise(health()), A, &ONE));
+        let plan = decide(&out, &Change::ClearAll, A, &ONE);
+        assert_eq!(plan.verdict, Verdict::Act);
+        let reason = plan.reason.clone().unwrap();
+        assert!(reason.contains("clears every signal, including AWS Health issue"), "{reason}");
+        assert_eq!(apply(&out, &plan), f);
+    }
+
+    #[test]
+    fn a_record_from_before_signals_is_restored_by_any_clearing_signal() {
+        let mut g = group("web", &["subnet-b"]);
+        g.evacuated = Some("azs=us-east-1a subnets=subnet-a/subnet-b max=2".into());
+        let legacy = fleet(vec![g]);
+        let plan = decide(&legacy, &Change::Clear(vec![alarm()]), A, &ONE);
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert_eq!(apply(&legacy, &plan).groups[0].evacuated, None);
+    }
+
+    #[test]
+    fn a_record_that_cannot_name_another_signal_holds_the_zone_for_an_operator() {
+        let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
+        let mut state = f.clone();
+        let long = |i: usize| Signal::Alarm(format!("zonal-canary-for-the-checkout-service-{i:02}"));
+        let mut overflowed = false;
+        for i in 0..8 {
+            let plan = decide(&state, &Change::Raise(long(i)), A, &ONE);
+            assert_eq!(plan.verdict, Verdict::Act, "{plan:#?}");
+            if let Some(r) = &plan.reason {
+                assert!(r.contains("until an operator restores it"), "{r}");
+                overflowed = true;
+            }
+            state = apply(&state, &plan);
+            let value = state.groups[0].evacuated.clone().unwrap();
+            assert!(value.len() <= TAG_VALUE_MAX, "{}", value.len());
+            // The subnets are never lost.
+            assert_eq!(Evacuation::parse(&value).unwrap().subnets, ["subnet-a", "subnet-b"]);
+            if overflowed {
+                break;
+            }
+        }
+        assert!(overflowed);
+        assert!(holds(&state)[A].overflow);
+        for i in 0..8 {
+            let plan = decide(&state, &Change::Clear(vec![long(i)]), A, &ONE);
+            assert!(plan.steps.is_empty(), "{plan:#?}");
+        }
+        let plan = decide(&state, &Change::ClearAll, A, &ONE);
+        assert_eq!(apply(&state, &plan), f);
+    }
+
+    #[test]
+    fn the_sweep_clears_alarms_back_to_ok_or_deleted_and_ended_autoshifts_only() {
+        let held: BTreeMap<String, Hold> = [
+            (
+                A.to_string(),
+                hold(T0, &[alarm(), Signal::Alarm("gone".into()), health()]),
+            ),
+            (
+                B.to_string(),
+                hold(T0, &[Signal::Alarm("dark".into()), Signal::Autoshift, Signal::FisAutoshift]),
+            ),
+            (C.to_string(), hold(T0, &[Signal::Autoshift, Signal::Operator])),
+        ]
+        .into();
+        let alarms: BTreeMap<String, String> = [
+            ("web-canary-a".to_string(), "OK".to_string()),
+            ("dark".to_string(), "INSUFFICIENT_DATA".to_string()),
+        ]
+        .into();
+        let unread = Readings {
+            alarms: alarms.clone(),
+            autoshifts: None,
+        };
+        assert_eq!(
+            resync(&held, &unread),
+            BTreeMap::from([(A.to_string(), vec![Signal::Alarm("gone".into()), alarm()])])
+        );
+        let read = Readings {
+            alarms,
+            autoshifts: Some(BTreeSet::from([B.to_string()])),
+        };
+        let over = resync(&held, &read);
+        assert_eq!(over[C], vec![Signal::Autoshift]);
+        assert!(!over.contains_key(B), "{over:?}");
     }
 
     fn arb_fleet() -> impl Strategy<Value = FleetState> {
@@ -741,16 +1207,30 @@ mod tests {
         prop_oneof![Just(A), Just(B), Just(C)]
     }
 
+    /// Raising or clearing one of three signals, or an operator's restore.
+    fn arb_change() -> impl Strategy<Value = Change> {
+        let signal = prop_oneof![
+            Just(Signal::Operator),
+            Just(Signal::Alarm("canary".into())),
+            Just(Signal::health("arn:aws:health:us-east-1::event/EC2/X/X_1")),
+        ];
+        (signal, 0..3u8).prop_map(|(s, k)| match k {
+            0 => Change::Raise(s),
+            1 => Change::Clear(vec![s]),
+            _ => Change::ClearAll,
+        })
+    }
+
     proptest! {
         #[test]
         fn never_empties_a_group_nor_exceeds_the_evacuated_az_limit(
             f in arb_fleet(), zs in prop::collection::vec((arb_zone(), any::<bool>()), 1..6), max in 0u32..3
         ) {
-            let policy = Policy { max_evacuated_azs: max };
+            let policy = Policy { max_evacuated_azs: max, ..ONE };
             let mut state = f;
             for (z, evac) in zs {
                 let dir = if evac { Direction::Evacuate } else { Direction::Restore };
-                let plan = decide(&state, dir, z, &policy);
+                let plan = decide(&state, &change(dir), z, &policy);
                 for s in &plan.steps {
                     if let Step::UpdateGroup { subnets, .. } = s {
                         prop_assert!(!subnets.is_empty(), "a group's last AZ was removed");
@@ -759,7 +1239,7 @@ mod tests {
                 state = apply(&state, &plan);
                 prop_assert!(evacuated_azs(&state).len() as u32 <= max);
                 // Deciding again on the result changes nothing (convergence).
-                let again = decide(&state, dir, z, &policy);
+                let again = decide(&state, &change(dir), z, &policy);
                 prop_assert!(again.steps.is_empty(), "{:?}", again);
             }
         }
@@ -803,15 +1283,15 @@ mod tests {
 
     /// Delivers `(direction, zone)` again and again, applying each plan
     /// whole, until nothing is left to do.
-    fn converge(mut f: FleetState, dir: Direction, az: &str, policy: &Policy) -> FleetState {
+    fn converge(mut f: FleetState, c: &Change, az: &str, policy: &Policy) -> FleetState {
         for _ in 0..6 {
-            let plan = decide(&f, dir, az, policy);
+            let plan = decide(&f, c, az, policy);
             if plan.steps.is_empty() {
                 return f;
             }
             f = apply(&f, &plan);
         }
-        panic!("no convergence for {dir:?} {az}: {f:#?}");
+        panic!("no convergence for {c:?} {az}: {f:#?}");
     }
 
     /// I1 and I2: a group missing any subnet it had at the start carries a
@@ -840,6 +1320,11 @@ mod tests {
                     if let Some(s) = missing.iter().find(|s| !e.subnets.contains(s)) {
                         return Err(format!("I1: {}'s record does not name {s}", g.name));
                     }
+                    // Nothing stranded: every zone the record holds out has
+                    // a reason to stay out (a signal, or the overflow mark).
+                    if let Some((az, _)) = e.azs.iter().find(|(_, h)| h.unnamed()) {
+                        return Err(format!("{}'s record holds {az} with no signal", g.name));
+                    }
                 }
             }
         }
@@ -852,26 +1337,26 @@ mod tests {
     /// of every later operation. Returns the number of prefixes tried.
     fn every_prefix_converges(
         f: &FleetState,
-        ops: &[(Direction, &str)],
+        ops: &[(Change, &str)],
         faulty: usize,
         policy: &Policy,
     ) -> Result<usize, String> {
         let mut clean = vec![f.clone()];
-        for (dir, az) in ops {
-            let next = converge(clean.last().unwrap().clone(), *dir, az, policy);
+        for (c, az) in ops {
+            let next = converge(clean.last().unwrap().clone(), c, az, policy);
             clean.push(next);
         }
-        let (dir, az) = ops[faulty];
+        let (c, az) = &ops[faulty];
         let before = &clean[faulty];
-        let plan = decide(before, dir, az, policy);
+        let plan = decide(before, c, az, policy);
         let cuts = prefixes(before, &plan);
         for cut in &cuts {
             check_invariants(f, cut)?;
             let mut state = cut.clone();
-            for (i, (dir, az)) in ops.iter().enumerate().skip(faulty) {
+            for (i, (c, az)) in ops.iter().enumerate().skip(faulty) {
                 // Redeliveries in between: each plan prefix-cut again once,
                 // at its first step, and the invariants hold there too.
-                let first = decide(&state, *dir, az, policy);
+                let first = decide(&state, c, az, policy);
                 if let Some(step) = first.steps.first() {
                     let one = apply(
                         &state,
@@ -883,11 +1368,11 @@ mod tests {
                     check_invariants(f, &one)?;
                     state = one;
                 }
-                state = converge(state, *dir, az, policy);
+                state = converge(state, c, az, policy);
                 check_invariants(f, &state)?;
                 if state != clean[i + 1] {
                     return Err(format!(
-                        "after {dir:?} {az} the state differs from the fault-free one: {state:#?} vs {:#?}",
+                        "after {c:?} {az} the state differs from the fault-free one: {state:#?} vs {:#?}",
                         clean[i + 1]
                     ));
                 }
@@ -900,6 +1385,7 @@ mod tests {
     fn every_prefix_of_every_plan_is_safe_and_converges() {
         let two = Policy {
             max_evacuated_azs: 2,
+            ..ONE
         };
         let fleets = [
             fleet(vec![group("web", &["subnet-a", "subnet-b"])]),
@@ -909,29 +1395,36 @@ mod tests {
                 group("single", &["subnet-a"]),
             ]),
         ];
-        let sequences: [&[(Direction, &str)]; 4] = [
-            &[(Direction::Evacuate, A), (Direction::Restore, A)],
-            &[
-                (Direction::Evacuate, A),
-                (Direction::Evacuate, B),
-                (Direction::Restore, A),
-                (Direction::Restore, B),
+        let alarm = || Signal::Alarm("web-canary-a".into());
+        let health = || Signal::health("arn:aws:health:us-east-1::event/EC2/X/X_1");
+        let raise = |s: Signal| Change::Raise(s);
+        let clear = |s: Signal| Change::Clear(vec![s]);
+        let (ev, re) = (Direction::Evacuate, Direction::Restore);
+        let sequences: Vec<Vec<(Change, &str)>> = vec![
+            vec![(change(ev), A), (change(re), A)],
+            vec![(change(ev), A), (change(ev), B), (change(re), A), (change(re), B)],
+            vec![(change(ev), B), (change(ev), A), (change(re), B), (change(re), A)],
+            vec![(change(ev), C), (change(re), C), (change(ev), A)],
+            // Two signals for one zone; the first to clear keeps it out.
+            vec![
+                (raise(alarm()), A),
+                (raise(health()), A),
+                (clear(alarm()), A),
+                (clear(health()), A),
             ],
-            &[
-                (Direction::Evacuate, B),
-                (Direction::Evacuate, A),
-                (Direction::Restore, B),
-                (Direction::Restore, A),
-            ],
-            &[
-                (Direction::Evacuate, C),
-                (Direction::Restore, C),
-                (Direction::Evacuate, A),
+            // A clear for a signal that never held it, then an operator's
+            // restore over a signal still active.
+            vec![
+                (raise(health()), A),
+                (clear(alarm()), A),
+                (raise(alarm()), B),
+                (change(re), A),
+                (clear(alarm()), B),
             ],
         ];
         let mut prefixes = 0;
         for f in &fleets {
-            for ops in sequences {
+            for ops in &sequences {
                 for faulty in 0..ops.len() {
                     for policy in [&ONE, &two] {
                         prefixes += every_prefix_converges(f, ops, faulty, policy)
@@ -947,8 +1440,8 @@ mod tests {
     #[test]
     fn a_restore_whose_answer_was_lost_is_finished_not_declined() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
-        let evacuated = apply(&f, &decide(&f, Direction::Evacuate, A, &ONE));
-        let plan = decide(&evacuated, Direction::Restore, A, &ONE);
+        let evacuated = apply(&f, &decide(&f, &evac(), A, &ONE));
+        let plan = decide(&evacuated, &restore_all(), A, &ONE);
         // The subnet update applied, its answer lost: the record remains.
         let half = apply(
             &evacuated,
@@ -957,7 +1450,7 @@ mod tests {
                 ..plan
             },
         );
-        let again = decide(&half, Direction::Restore, A, &ONE);
+        let again = decide(&half, &restore_all(), A, &ONE);
         assert_eq!(again.verdict, Verdict::Act, "{again:#?}");
         assert_eq!(
             again.steps,
@@ -972,13 +1465,13 @@ mod tests {
     proptest! {
         #[test]
         fn random_fleets_every_prefix_converges(
-            f in arb_fleet(), zs in prop::collection::vec((arb_zone(), any::<bool>()), 1..5), max in 1u32..3, faulty in 0usize..5
+            f in arb_fleet(), zs in prop::collection::vec((arb_zone(), arb_change()), 1..5), max in 1u32..3, faulty in 0usize..5
         ) {
-            let ops: Vec<(Direction, &str)> = zs
+            let ops: Vec<(Change, &str)> = zs
                 .iter()
-                .map(|(z, e)| (if *e { Direction::Evacuate } else { Direction::Restore }, *z))
+                .map(|(z, c)| (c.clone(), *z))
                 .collect();
-            let policy = Policy { max_evacuated_azs: max };
+            let policy = Policy { max_evacuated_azs: max, ..ONE };
             let faulty = faulty.min(ops.len() - 1);
             if let Err(e) = every_prefix_converges(&f, &ops, faulty, &policy) {
                 prop_assert!(false, "{:?} fault at {}: {}", ops, faulty, e);

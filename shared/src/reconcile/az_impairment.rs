@@ -1,31 +1,37 @@
 //! `az-impairment`: an AWS Health EC2 issue, an ARC autoshift, a per-AZ
 //! alarm or an operator names an Availability Zone; managed Auto Scaling
-//! groups are evacuated from it, or restored to it.
+//! groups are evacuated from it, or restored to it once every signal that
+//! asked for the evacuation is over. The sweep re-reads the signals that can
+//! be read back (alarms, autoshifts) and repairs a lost closing event.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::{
     carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
 };
-use crate::aws::{fleet, network, AwsError};
-use crate::decide::az_impairment::{decide, Evacuation, FleetState, GroupState, Policy};
-use crate::event::alarm::AlarmChange;
-use crate::event::zonal::{
-    self, Direction, ZoneRef, AUTOSHIFT_COMPLETED, AUTOSHIFT_IN_PROGRESS, HEALTH_EVENT,
+use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
+use crate::decide::az_impairment::{
+    decide, holds, resync, zones_holding, Change, Evacuation, FleetState, GroupState, Hold,
+    Policy, Readings,
 };
+use crate::decide::{Plan, Verdict};
+use crate::event::alarm::AlarmChange;
+use crate::event::zonal::{self, Direction, Signal, ZonalSignal, ZoneRef, HEALTH_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
 use crate::execute::ReportContext;
-use crate::report::Report;
+use crate::report::{now_epoch, Report, Severity};
 use crate::runtime::{Ballast, Invocation};
 
 pub const FUNCTION: &str = "az-impairment";
 
+/// Where the event says to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Intent {
-    pub direction: Direction,
-    pub zones: Vec<ZoneRef>,
+pub enum Intent {
+    Signal(ZonalSignal),
+    /// Re-read every recorded signal of every evacuated zone.
+    Sweep,
 }
 
 fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
@@ -44,6 +50,13 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
     let direction = match alarm.state.as_str() {
         "ALARM" => Direction::Evacuate,
         "OK" => Direction::Restore,
+        "INSUFFICIENT_DATA" => {
+            return Err(format!(
+                "alarm {} is in INSUFFICIENT_DATA, which is not an all-clear: a canary inside a dead zone \
+                 stops reporting (set TreatMissingData: breaching on zonal alarms); the zone stays as it is",
+                alarm.alarm_name
+            ))
+        }
         other => {
             return Err(format!(
                 "alarm {} is in state {}: neither ALARM nor OK",
@@ -52,29 +65,29 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
             ))
         }
     };
-    Ok(Intent {
+    Ok(Intent::Signal(ZonalSignal {
         direction,
         zones: vec![zone],
-    })
+        signal: Signal::Alarm(alarm.alarm_name.clone()),
+        evidence: None,
+    }))
+}
+
+fn is_autoshift(detail_type: &str) -> bool {
+    detail_type.contains("Autoshift") || detail_type.starts_with("Practice Run")
 }
 
 /// Reads the event; `Err` is the reason it is ignored.
 pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
-    let from = |(direction, zones)| Intent { direction, zones };
     match inbound {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
-        Inbound::EventBridge(env) if is_scheduled(env) => Err(format!(
-            "{FUNCTION} has no sweep: it acts on zonal signals (AWS Health, ARC autoshift, per-AZ alarms) and operators"
-        )),
+        Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
         Inbound::EventBridge(env) if env.source == "aws.health" && env.detail_type == HEALTH_EVENT => {
-            zonal::from_health(env).map(from)
+            zonal::from_health(env).map(Intent::Signal)
         }
-        Inbound::EventBridge(env)
-            if env.source == "aws.arc-zonal-shift"
-                && (env.detail_type == AUTOSHIFT_IN_PROGRESS || env.detail_type == AUTOSHIFT_COMPLETED) =>
-        {
-            zonal::from_autoshift(env).map(from)
+        Inbound::EventBridge(env) if env.source == "aws.arc-zonal-shift" && is_autoshift(&env.detail_type) => {
+            zonal::from_autoshift(env).map(Intent::Signal)
         }
         Inbound::EventBridge(env) if env.source == "aws.cloudwatch" && env.detail_type == "CloudWatch Alarm State Change" => {
             let alarm = AlarmChange::from_eventbridge(env).map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
@@ -97,10 +110,12 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                 Some(Value::String(z)) => ZoneRef::parse(z).ok_or_else(|| format!("availabilityZone {z:?} is not an AZ name or ID"))?,
                 _ => return Err(direct_usage(FUNCTION, needs, object)),
             };
-            Ok(Intent {
+            Ok(Intent::Signal(ZonalSignal {
                 direction,
                 zones: vec![zone],
-            })
+                signal: Signal::Operator,
+                evidence: None,
+            }))
         }
     }
 }
@@ -118,22 +133,36 @@ pub async fn handle(
         payload,
         invocation,
         intent_of,
-        |ctx, intent| async move { act(ballast, &ctx, &intent, invocation).await },
+        |ctx, intent| async move {
+            match intent {
+                Intent::Signal(signal) => act(ballast, &ctx, &signal, invocation).await,
+                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
+            }
+        },
     )
     .await
+}
+
+/// What a signal asks of the fleet.
+fn change_of(signal: &ZonalSignal) -> Change {
+    match (signal.direction, &signal.signal) {
+        (Direction::Evacuate, s) => Change::Raise(s.clone()),
+        (Direction::Restore, Signal::Operator) => Change::ClearAll,
+        (Direction::Restore, s) => Change::Clear(vec![s.clone()]),
+    }
 }
 
 async fn act(
     ballast: &Ballast,
     ctx: &ReportContext,
-    intent: &Intent,
+    signal: &ZonalSignal,
     invocation: &Invocation,
 ) -> Reconciled {
-    let names = match zone_names(ballast, &intent.zones).await {
-        Ok(Ok(names)) => names,
-        Ok(Err(reason)) => return (ctx.ignored(reason), None),
+    let region = ballast.aws.region.clone();
+    let named = match zone_names(ballast, &signal.zones).await {
+        Ok(named) => named,
         Err(e) => {
-            let zones = intent
+            let zones = signal
                 .zones
                 .iter()
                 .map(|z| z.as_str().to_string())
@@ -141,10 +170,71 @@ async fn act(
             return not_observed(ctx, zones, e);
         }
     };
+    let change = change_of(signal);
+    // Health issues and alarms are cleared wherever their record names them,
+    // whatever zone (if any) the closing event names.
+    let everywhere = matches!(signal.signal, Signal::Health(_) | Signal::Alarm(_));
+    let zones: Vec<String> = if signal.direction == Direction::Restore && everywhere {
+        match observe(ballast).await {
+            Ok(fleet) => zones_holding(&fleet, &signal.signal),
+            Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
+        }
+    } else {
+        match named.as_slice() {
+            [one] => vec![one.clone()],
+            [] => {
+                let foreign: Vec<&str> = signal.zones.iter().map(ZoneRef::as_str).collect();
+                return (
+                    ctx.ignored(format!(
+                        "{} names no Availability Zone of {region}, the Region this function serves ({})",
+                        signal.signal.describe(),
+                        if foreign.is_empty() { "none named".to_string() } else { foreign.join(", ") }
+                    )),
+                    None,
+                );
+            }
+            several => {
+                return (
+                    ctx.ignored(format!(
+                        "{} names {} zones of {region} ({}): moving nothing. Ballast evacuates one zone a signal; \
+                         an issue across zones is beyond what moving capacity can fix",
+                        signal.signal.describe(),
+                        several.len(),
+                        several.join(", ")
+                    )),
+                    None,
+                )
+            }
+        }
+    };
+    if zones.is_empty() {
+        return (
+            ctx.conclude(
+                Plan::noop(
+                    format!(
+                        "{} is over; it holds no zone evacuated.",
+                        signal.signal.describe()
+                    ),
+                    vec![],
+                ),
+                vec![],
+                false,
+            ),
+            None,
+        );
+    }
     let mut parts = vec![];
     let mut transient = None;
-    for az in &names {
-        let (report, t) = reconcile(ballast, ctx, intent.direction, az, invocation).await;
+    for az in &zones {
+        let (report, t) = reconcile(
+            ballast,
+            ctx,
+            &change,
+            az,
+            invocation,
+            signal.evidence.as_deref(),
+        )
+        .await;
         transient = transient.or(t);
         parts.push(report);
     }
@@ -154,50 +244,41 @@ async fn act(
     }
 }
 
-/// AZ names for the event's zones; AZ IDs are mapped for this account.
-async fn zone_names(
-    ballast: &Ballast,
-    zones: &[ZoneRef],
-) -> Result<Result<Vec<String>, String>, AwsError> {
+/// This Region's AZ names among `zones` (IDs mapped for this account);
+/// names of other Regions and IDs this account does not have are left out.
+async fn zone_names(ballast: &Ballast, zones: &[ZoneRef]) -> Result<Vec<String>, AwsError> {
     let region = &ballast.aws.region;
     let mut names = BTreeSet::new();
     let mut by_id = None;
     for zone in zones {
         match zone {
-            ZoneRef::Name(n) if n.starts_with(region.as_str()) => {
-                names.insert(n.clone());
-            }
             ZoneRef::Name(n) => {
-                return Ok(Err(format!(
-                    "{n} is not in {region}, the region this function serves"
-                )))
+                if n.strip_prefix(region.as_str())
+                    .is_some_and(|rest| rest.len() == 1)
+                {
+                    names.insert(n.clone());
+                }
             }
             ZoneRef::Id(id) => {
                 if by_id.is_none() {
                     by_id = Some(network::zone_names_by_id(&ballast.aws.ec2).await?);
                 }
-                match by_id.as_ref().and_then(|m| m.get(id)) {
-                    Some(n) => {
-                        names.insert(n.clone());
-                    }
-                    None => {
-                        return Ok(Err(format!(
-                            "AZ ID {id} is not an Availability Zone of {region}"
-                        )))
-                    }
+                if let Some(n) = by_id.as_ref().and_then(|m| m.get(id)) {
+                    names.insert(n.clone());
                 }
             }
         }
     }
-    Ok(Ok(names.into_iter().collect()))
+    Ok(names.into_iter().collect())
 }
 
 async fn reconcile(
     ballast: &Ballast,
     ctx: &ReportContext,
-    direction: Direction,
+    change: &Change,
     az: &str,
     invocation: &Invocation,
+    evidence: Option<&str>,
 ) -> Reconciled {
     let fleet = match observe(ballast).await {
         Ok(fleet) => fleet,
@@ -205,15 +286,157 @@ async fn reconcile(
     };
     let policy = Policy {
         max_evacuated_azs: ballast.config.max_evacuated_azs,
+        now: now_epoch(),
     };
-    let plan = decide(&fleet, direction, az, &policy);
+    let decided = |fleet: &FleetState| {
+        let mut plan = decide(fleet, change, az, &policy);
+        if let Some(evidence) = evidence {
+            plan.situation = format!("{} Evidence: \"{evidence}\"", plan.situation);
+        }
+        plan
+    };
+    let plan = decided(&fleet);
     // The evacuated-AZ limit is fleet-wide: an evacuation or a restore
     // leases every managed group, so that two never decide side by side.
     let scope = lease::Scope::Groups(fleet.groups.iter().map(|g| g.name.clone()).collect());
     carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
-        Ok(decide(&observe(ballast).await?, direction, az, &policy))
+        Ok(decided(&observe(ballast).await?))
     })
     .await
+}
+
+/// Every evacuated zone: the signals that can be read back are read; a zone
+/// whose readable signals are over is cleared of them (and restored when
+/// nothing else holds it); a zone evacuated longer than
+/// `BALLAST_EVACUATION_WARN_HOURS` is reported, never restored by age.
+async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
+    let fleet = match observe(ballast).await {
+        Ok(fleet) => fleet,
+        Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
+    };
+    let held = holds(&fleet);
+    if held.is_empty() {
+        let plan = Plan::noop(
+            format!(
+                "Sweep: {} managed Auto Scaling group(s), none evacuated.",
+                fleet.groups.len()
+            ),
+            vec![],
+        );
+        return (ctx.conclude(plan, vec![], false), None);
+    }
+    let (readings, unread) = match read_signals(ballast, &held).await {
+        Ok(read) => read,
+        Err(e) => return not_observed(ctx, held.keys().cloned().collect(), e),
+    };
+    let cleared = resync(&held, &readings);
+    let now = now_epoch();
+    let warn_after = i64::from(ballast.config.evacuation_warn_hours) * 3600;
+    let mut parts = vec![];
+    let mut transient = None;
+    if let Some(e) = unread {
+        parts.push(ctx.failed(vec!["ARC autoshifts".into()], &e));
+        transient = e.retryable.then_some(e);
+    }
+    for (az, hold) in &held {
+        if let Some(over) = cleared.get(az) {
+            let (report, t) = reconcile(
+                ballast,
+                ctx,
+                &Change::Clear(over.clone()),
+                az,
+                invocation,
+                None,
+            )
+            .await;
+            transient = transient.or(t);
+            parts.push(report);
+            continue;
+        }
+        let plan = still_held(&fleet, az, hold, now, warn_after, ballast.config.evacuation_warn_hours);
+        parts.push(ctx.conclude(plan, vec![], false));
+    }
+    (
+        merge_sweep(ctx, "evacuated Availability Zone(s)", parts),
+        transient,
+    )
+}
+
+/// The sweep's answer for a zone that stays evacuated: `noop`, or a
+/// `declined` warning once it has been out longer than the warning age.
+fn still_held(
+    fleet: &FleetState,
+    az: &str,
+    hold: &Hold,
+    now: i64,
+    warn_after: i64,
+    warn_hours: u32,
+) -> Plan {
+    let resources: Vec<String> = fleet
+        .groups
+        .iter()
+        .filter(|g| {
+            g.evacuated
+                .as_deref()
+                .and_then(|v| Evacuation::parse(v).ok())
+                .is_some_and(|e| e.azs.contains_key(az))
+        })
+        .map(|g| g.arn.clone().unwrap_or_else(|| g.name.clone()))
+        .collect();
+    let held_by = hold.describe();
+    match hold.since.map(|t| now - t) {
+        Some(age) if age > warn_after => Plan {
+            verdict: Verdict::Declined,
+            severity: Severity::Warning,
+            reason: Some(format!(
+                "evacuated longer than BALLAST_EVACUATION_WARN_HOURS={warn_hours}. Ballast restores no zone by \
+                 age alone: check that {held_by} is over, then restore the zone \
+                 ({{\"action\": \"restore\", \"availabilityZone\": \"{az}\"}})"
+            )),
+            ..Plan::noop(
+                format!(
+                    "{az} has been evacuated for {} h, held by {held_by}.",
+                    age / 3600
+                ),
+                resources,
+            )
+        },
+        _ => Plan::noop(format!("{az} stays evacuated: held by {held_by}."), resources),
+    }
+}
+
+/// Reads back the alarms and autoshifts that hold zones. A failed alarm
+/// read fails the sweep; a failed autoshift read keeps every autoshift
+/// signal and is reported.
+async fn read_signals(
+    ballast: &Ballast,
+    held: &BTreeMap<String, Hold>,
+) -> Result<(Readings, Option<AwsError>), AwsError> {
+    let signals: BTreeSet<&Signal> = held.values().flat_map(|h| &h.signals).collect();
+    let names: Vec<String> = signals
+        .iter()
+        .filter_map(|s| match s {
+            Signal::Alarm(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut readings = Readings::default();
+    if !names.is_empty() {
+        readings.alarms = alarms::alarm_states(&ballast.aws.cloudwatch, &names).await?;
+    }
+    let mut unread = None;
+    if signals.contains(&Signal::Autoshift) {
+        let active = async {
+            let ids = zonal_shift::active_autoshifts(&ballast.aws.zonal_shift).await?;
+            let names = network::zone_names_by_id(&ballast.aws.ec2).await?;
+            Ok::<_, AwsError>(ids.iter().filter_map(|id| names.get(id).cloned()).collect())
+        };
+        match active.await {
+            Ok(active) => readings.autoshifts = Some(active),
+            Err(e) => unread = Some(e),
+        }
+    }
+    Ok((readings, unread))
 }
 
 /// Every managed group, and the AZ of every subnet they use or recorded.
@@ -266,17 +489,26 @@ mod tests {
         intent_of(&Inbound::classify(&payload))
     }
 
+    fn signal(payload: Value) -> Result<ZonalSignal, String> {
+        match intent(payload)? {
+            Intent::Signal(s) => Ok(s),
+            Intent::Sweep => Err("a sweep".into()),
+        }
+    }
+
     #[test]
     fn direct_invoke_names_action_and_zone() {
         assert_eq!(
             intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a"})),
-            Ok(Intent {
+            Ok(Intent::Signal(ZonalSignal {
                 direction: Direction::Evacuate,
-                zones: vec![ZoneRef::Name("us-east-1a".into())]
-            })
+                zones: vec![ZoneRef::Name("us-east-1a".into())],
+                signal: Signal::Operator,
+                evidence: None,
+            }))
         );
         assert_eq!(
-            intent(json!({"action": "restore", "availabilityZone": "use1-az6"}))
+            signal(json!({"action": "restore", "availabilityZone": "use1-az6"}))
                 .unwrap()
                 .zones,
             vec![ZoneRef::Id("use1-az6".into())]
@@ -306,23 +538,35 @@ mod tests {
               "namespace":"AWS/ApplicationELB","name":"UnHealthyHostCount","dimensions":dims},"period":60}}]}}})
         };
         let az = json!({"AvailabilityZone":"us-east-1a","TargetGroup":"targetgroup/web/1"});
-        assert_eq!(
-            intent(alarm("ALARM", az.clone())).unwrap().direction,
-            Direction::Evacuate
-        );
-        assert_eq!(
-            intent(alarm("OK", az.clone())).unwrap().direction,
-            Direction::Restore
-        );
-        assert!(intent(alarm("INSUFFICIENT_DATA", az)).is_err());
+        let raised = signal(alarm("ALARM", az.clone())).unwrap();
+        assert_eq!(raised.direction, Direction::Evacuate);
+        assert_eq!(raised.signal, Signal::Alarm("az".into()));
+        assert_eq!(change_of(&raised), Change::Raise(Signal::Alarm("az".into())));
+        let ok = signal(alarm("OK", az.clone())).unwrap();
+        assert_eq!(change_of(&ok), Change::Clear(vec![Signal::Alarm("az".into())]));
+        let missing = intent(alarm("INSUFFICIENT_DATA", az)).unwrap_err();
+        assert!(missing.contains("not an all-clear"), "{missing}");
         assert!(intent(alarm("ALARM", json!({"TargetGroup":"t"})))
             .unwrap_err()
             .contains("no AvailabilityZone dimension"));
     }
 
     #[test]
-    fn scheduled_events_are_not_a_zonal_signal() {
+    fn the_schedule_is_a_resync_sweep_and_an_operator_restore_clears_all() {
         let e = json!({"version":"0","id":"s","detail-type":"Scheduled Event","source":"aws.events","detail":{}});
-        assert!(intent(e).unwrap_err().contains("has no sweep"));
+        assert_eq!(intent(e), Ok(Intent::Sweep));
+        let restore = signal(json!({"action": "restore", "availabilityZone": "us-east-1a"})).unwrap();
+        assert_eq!(change_of(&restore), Change::ClearAll);
+    }
+
+    #[test]
+    fn arc_practice_runs_and_manual_shifts_are_ignored() {
+        let arc = |dt: &str| json!({"version":"0","id":"p","detail-type":dt,"source":"aws.arc-zonal-shift",
+            "account":"1","time":"2026-11-21T10:00:00Z","region":"us-east-1","resources":[],
+            "detail":{"version":"0.0.1","metadata":{"awayFrom":"use1-az2"}}});
+        assert!(intent(arc("Practice Run Started")).unwrap_err().contains("practice runs"));
+        assert!(intent(arc("Manual Shift Started")).unwrap_err().contains("does not handle"));
+        let fis = signal(arc("FIS Experiment Autoshift In Progress")).unwrap();
+        assert_eq!(change_of(&fis), Change::Raise(Signal::FisAutoshift));
     }
 }
