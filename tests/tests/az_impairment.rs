@@ -7,7 +7,7 @@ use ballast::reconcile::az_impairment::FUNCTION;
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
 use ballast_tests::{sample_event, World};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const A: &str = "us-east-1a";
 const B: &str = "us-east-1b";
@@ -29,7 +29,7 @@ async fn assert_evacuated(w: &World) {
         .tag_of(MANAGED_ASG, EVACUATED)
         .await
         .expect("the evacuation is recorded");
-    assert!(tag.starts_with("azs=us-east-1a subnets="), "{tag}");
+    assert!(tag.starts_with("azs=us-east-1a@"), "{tag}");
     assert_eq!(
         w.stack.subnets_of(UNMANAGED_ASG).await,
         all_subnets(w).await,
@@ -57,7 +57,16 @@ async fn health_issue_evacuates_then_its_closing_restores() {
     assert!(
         report
             .summary
-            .starts_with("us-east-1a is impaired: moving 1 Auto Scaling group(s)"),
+            .starts_with("us-east-1a is impaired (AWS Health issue "),
+        "{}",
+        report.summary
+    );
+    // The zone came from the description's AZ ID; the sentence is evidence.
+    assert!(
+        report
+            .summary
+            .contains("Evidence: \"We are investigating increased API error rates and connectivity issues for some \
+                       instances in a single Availability Zone (USE1-AZ6) in the US-EAST-1 Region.\""),
         "{}",
         report.summary
     );
@@ -99,10 +108,9 @@ async fn arc_autoshift_maps_the_az_id_to_the_zone() {
     unknown["detail"]["metadata"]["awayFrom"] = json!("euw1-az1");
     let report = w.run(unknown).await;
     assert_eq!(report.outcome, Outcome::Ignored);
-    assert!(report
-        .reason
-        .unwrap()
-        .contains("AZ ID euw1-az1 is not an Availability Zone of us-east-1"));
+    assert!(report.reason.unwrap().contains(
+        "names no Availability Zone of us-east-1, the Region this function serves (euw1-az1)"
+    ));
 }
 
 #[tokio::test]
@@ -242,7 +250,11 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
     let mut rds_health = sample_event("health-ec2-issue-open.json");
     rds_health["detail"]["service"] = json!("RDS");
     let cases = [
-        (sample_event("scheduled-sweep.json"), "has no sweep"),
+        (
+            sample_event("arc-practice-run-interrupted.json"),
+            "practice runs",
+        ),
+        (sample_event("health-ec2-issue-public.json"), "Region-wide"),
         (
             sample_event("unhealthy-target-alarm.json"),
             "no AvailabilityZone dimension",
@@ -254,7 +266,7 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
         ),
         (
             json!({"action": "evacuate", "availabilityZone": "eu-west-1a"}),
-            "is not in us-east-1",
+            "names no Availability Zone of us-east-1, the Region this function serves (eu-west-1a)",
         ),
         (json!([]), "payload is a JSON array"),
     ];
@@ -263,4 +275,229 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
     }
     assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
     assert!(w.stack.reports().await.is_empty());
+}
+
+/// The sample zonal alarm's name (`events/az-impairment-alarm.json`).
+const CANARY: &str = "ballast-az-web-canary-us-east-1a";
+
+/// Creates the sample's zonal alarm in the emulator and sets its state.
+async fn canary_in(w: &World, state: &str) -> aws_sdk_cloudwatch::Client {
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.sdk_config());
+    cw.put_metric_alarm()
+        .alarm_name(CANARY)
+        .namespace("Web/Canary")
+        .metric_name("ZonalFailurePercent")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("AvailabilityZone")
+                .value(A)
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(50.0)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
+        .treat_missing_data("breaching")
+        .send()
+        .await
+        .unwrap();
+    set_state(&cw, state).await;
+    cw
+}
+
+async fn set_state(cw: &aws_sdk_cloudwatch::Client, state: &str) {
+    cw.set_alarm_state()
+        .alarm_name(CANARY)
+        .state_value(state.into())
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+}
+
+fn canary_event(state: &str) -> Value {
+    let mut e = sample_event("az-impairment-alarm.json");
+    e["detail"]["state"]["value"] = json!(state);
+    e
+}
+
+#[tokio::test]
+async fn issues_naming_no_zone_or_several_zones_move_nothing() {
+    let w = World::start(FUNCTION, false).await;
+    let mut two = sample_event("health-ec2-issue-open.json");
+    two["detail"]["eventDescription"][0]["latestDescription"] = json!(
+        "We are investigating connectivity issues for some instances in two Availability Zones (USE1-AZ6, USE1-AZ1) in the US-EAST-1 Region."
+    );
+    w.assert_ignored(
+        two,
+        "names 2 zones of us-east-1 (us-east-1a, us-east-1b): moving nothing",
+    )
+    .await;
+    w.assert_ignored(sample_event("health-ec2-issue-public.json"), "Region-wide")
+        .await;
+    // A zone of another Region (the backup Region's copy of an issue).
+    let mut elsewhere = sample_event("health-ec2-issue-open.json");
+    elsewhere["detail"]["eventDescription"][0]["latestDescription"] = json!(
+        "Connectivity issues in a single Availability Zone (EUW1-AZ2) in the EU-WEST-1 Region."
+    );
+    w.assert_ignored(elsewhere, "names no Availability Zone of us-east-1")
+        .await;
+    assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
+    assert!(w.stack.reports().await.is_empty());
+}
+
+#[tokio::test]
+async fn two_signals_for_a_zone_the_first_to_clear_keeps_it_evacuated() {
+    let w = World::start(FUNCTION, false).await;
+    assert_eq!(
+        w.run(canary_event("ALARM")).await.outcome,
+        Outcome::Remediated
+    );
+    assert_evacuated(&w).await;
+    // Health confirms: recorded, nothing moves.
+    let open = w.run(sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(
+        (open.outcome, open.severity),
+        (Outcome::Remediated, Severity::Info),
+        "{open:#?}"
+    );
+    assert!(open.summary.contains("one more reason"), "{}", open.summary);
+    let tag = w.stack.tag_of(MANAGED_ASG, EVACUATED).await.unwrap();
+    assert!(
+        tag.contains(&format!("by=us-east-1a/alarm:{CANARY}")),
+        "{tag}"
+    );
+    assert!(tag.contains("by=us-east-1a/health:"), "{tag}");
+    // The canary recovers while Health still says the zone is impaired.
+    let ok = w.run(canary_event("OK")).await;
+    assert_eq!(ok.outcome, Outcome::Remediated, "{ok:#?}");
+    assert!(ok.summary.contains("stays evacuated"), "{}", ok.summary);
+    assert!(
+        ok.summary.contains("held by AWS Health issue"),
+        "{}",
+        ok.summary
+    );
+    assert_evacuated(&w).await;
+    assert!(!w
+        .stack
+        .tag_of(MANAGED_ASG, EVACUATED)
+        .await
+        .unwrap()
+        .contains("alarm:"));
+    // Health closes the issue: nothing holds the zone any more.
+    let closed = w.run(sample_event("health-ec2-issue-closed.json")).await;
+    assert_eq!(closed.outcome, Outcome::Remediated, "{closed:#?}");
+    assert_restored(&w).await;
+}
+
+#[tokio::test]
+async fn an_operators_restore_clears_every_signal_and_says_so() {
+    let w = World::start(FUNCTION, false).await;
+    w.run(sample_event("health-ec2-issue-open.json")).await;
+    let restored = w.run(sample_event("az-impairment-restore.json")).await;
+    assert_eq!(restored.outcome, Outcome::Remediated, "{restored:#?}");
+    assert!(
+        restored
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("an operator's restore clears every signal, including AWS Health issue"),
+        "{restored:#?}"
+    );
+    assert_restored(&w).await;
+    // The issue's closing event later finds nothing to do.
+    let closed = w.run(sample_event("health-ec2-issue-closed.json")).await;
+    assert_eq!(closed.outcome, Outcome::Noop, "{closed:#?}");
+}
+
+#[tokio::test]
+async fn insufficient_data_is_not_an_all_clear() {
+    let w = World::start(FUNCTION, false).await;
+    let cw = canary_in(&w, "ALARM").await;
+    w.run(canary_event("ALARM")).await;
+    assert_evacuated(&w).await;
+    // The canary inside the dead zone stops reporting.
+    set_state(&cw, "INSUFFICIENT_DATA").await;
+    w.assert_ignored(canary_event("INSUFFICIENT_DATA"), "not an all-clear")
+        .await;
+    let sweep = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(sweep.outcome, Outcome::Noop, "{sweep:#?}");
+    assert_evacuated(&w).await;
+}
+
+#[tokio::test]
+async fn the_sweep_restores_a_zone_whose_closing_event_was_lost() {
+    let w = World::start(FUNCTION, false).await;
+    let cw = canary_in(&w, "ALARM").await;
+    w.run(canary_event("ALARM")).await;
+    w.stack.reports().await;
+    // The sweep reads the alarm back: still in ALARM, the zone stays out.
+    let held = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(held.outcome, Outcome::Noop, "{held:#?}");
+    assert_evacuated(&w).await;
+    // The alarm goes back to OK, and its event is lost.
+    set_state(&cw, "OK").await;
+    let repaired = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(repaired.outcome, Outcome::Remediated, "{repaired:#?}");
+    assert_restored(&w).await;
+    assert_eq!(w.stack.reports().await.len(), 1);
+    // A deleted alarm holds nothing either.
+    w.run(canary_event("ALARM")).await;
+    assert_evacuated(&w).await;
+    cw.delete_alarms().alarm_names(CANARY).send().await.unwrap();
+    let repaired = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(repaired.outcome, Outcome::Remediated, "{repaired:#?}");
+    assert_restored(&w).await;
+    // With nothing evacuated, the sweep has nothing to say.
+    let quiet = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(quiet.outcome, Outcome::Noop, "{quiet:#?}");
+}
+
+#[tokio::test]
+async fn the_sweep_warns_about_a_long_evacuation_and_restores_nothing_by_age() {
+    let mut w = World::start(FUNCTION, false).await;
+    w.ballast.config.evacuation_warn_hours = 1;
+    w.run(sample_event("health-ec2-issue-open.json")).await;
+    w.stack.reports().await;
+    // Two hours ago, as the record says it.
+    let tag = w.stack.tag_of(MANAGED_ASG, EVACUATED).await.unwrap();
+    let since: i64 = tag["azs=us-east-1a@".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let older = tag.replace(&format!("@{since}"), &format!("@{}", since - 7200));
+    w.stack
+        .autoscaling
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(MANAGED_ASG)
+                .resource_type("auto-scaling-group")
+                .key(EVACUATED)
+                .value(older)
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sweep = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(
+        (sweep.outcome, sweep.severity),
+        (Outcome::Declined, Severity::Warning),
+        "{sweep:#?}"
+    );
+    let reason = sweep.reason.unwrap();
+    assert!(
+        reason.contains("BALLAST_EVACUATION_WARN_HOURS=1"),
+        "{reason}"
+    );
+    assert!(reason.contains("restores no zone by age alone"), "{reason}");
+    assert_evacuated(&w).await;
+    assert_eq!(w.stack.reports().await[0].attributes["outcome"], "declined");
 }

@@ -226,12 +226,27 @@ async fn az_impairment_release_binary_evacuates_and_restores() {
         stack.subnets_of(MANAGED_ASG).await,
         [stack.subnet_in("us-east-1b")]
     );
-    let duplicate = report_of(&host, sample_event("health-ec2-issue-open.json")).await;
-    assert_eq!(duplicate.outcome, Outcome::Noop, "{duplicate:#?}");
-    let restored = report_of(&host, sample_event("health-ec2-issue-closed.json")).await;
+    // AWS Health confirms the zone: recorded as a second signal.
+    let confirmed = report_of(&host, sample_event("health-ec2-issue-open.json")).await;
+    assert_eq!(confirmed.outcome, Outcome::Remediated, "{confirmed:#?}");
+    assert_eq!(
+        stack.subnets_of(MANAGED_ASG).await,
+        [stack.subnet_in("us-east-1b")]
+    );
+    // Health closes first: the autoshift still holds the zone.
+    let closed = report_of(&host, sample_event("health-ec2-issue-closed.json")).await;
+    assert!(closed.summary.contains("stays evacuated"), "{closed:#?}");
+    assert_eq!(
+        stack.subnets_of(MANAGED_ASG).await,
+        [stack.subnet_in("us-east-1b")]
+    );
+    let restored = report_of(&host, sample_event("arc-autoshift-completed.json")).await;
     assert_eq!(restored.outcome, Outcome::Remediated, "{restored:#?}");
     assert_eq!(stack.subnets_of(MANAGED_ASG).await, all);
-    let ignored = report_of(&host, sample_event("scheduled-sweep.json")).await;
+    // The schedule is the resync sweep: nothing evacuated, nothing to say.
+    let swept = report_of(&host, sample_event("scheduled-sweep.json")).await;
+    assert_eq!(swept.outcome, Outcome::Noop, "{swept:#?}");
+    let ignored = report_of(&host, sample_event("arc-practice-run-interrupted.json")).await;
     assert_eq!(ignored.outcome, Outcome::Ignored);
-    assert_eq!(stack.reports().await.len(), 2);
+    assert_eq!(stack.reports().await.len(), 4);
 }

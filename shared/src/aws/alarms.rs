@@ -27,7 +27,8 @@ pub async fn alarm_states(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("DescribeAlarms", chunk.join(","), e))?;
+            let page =
+                page.map_err(|e| AwsError::from_sdk("DescribeAlarms", chunk.join(","), e))?;
             let metric = page
                 .metric_alarms()
                 .iter()

@@ -83,10 +83,18 @@ mod tests {
             ),
         ]);
         let away = active_autoshifts(&client).await.unwrap();
-        assert_eq!(away, BTreeSet::from(["use1-az2".to_string(), "use1-az6".to_string()]));
+        assert_eq!(
+            away,
+            BTreeSet::from(["use1-az2".to_string(), "use1-az6".to_string()])
+        );
         let queries: Vec<String> = http
             .actual_requests()
-            .map(|r| r.uri().split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default())
+            .map(|r| {
+                r.uri()
+                    .split_once('?')
+                    .map(|(_, q)| q.to_string())
+                    .unwrap_or_default()
+            })
             .collect();
         assert_eq!(queries, ["status=ACTIVE", "nextToken=t1&status=ACTIVE"]);
     }

@@ -273,7 +273,10 @@ pub struct Readings {
 /// in `OK` or deleted; an autoshift no longer active. `ALARM` and
 /// `INSUFFICIENT_DATA` stay active; Health, FIS and operator signals are not
 /// read back (they last until their closing event or an operator restore).
-pub fn resync(holds: &BTreeMap<String, Hold>, readings: &Readings) -> BTreeMap<String, Vec<Signal>> {
+pub fn resync(
+    holds: &BTreeMap<String, Hold>,
+    readings: &Readings,
+) -> BTreeMap<String, Vec<Signal>> {
     holds
         .iter()
         .filter_map(|(az, hold)| {
@@ -389,10 +392,13 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             subnets: g.subnets.clone(),
             max_size: g.max_size,
         });
-        let hold = evacuation.azs.entry(az.to_string()).or_insert_with(|| Hold {
-            since: Some(policy.now),
-            ..Hold::default()
-        });
+        let hold = evacuation
+            .azs
+            .entry(az.to_string())
+            .or_insert_with(|| Hold {
+                since: Some(policy.now),
+                ..Hold::default()
+            });
         let added = !hold.overflow && hold.signals.insert(signal.clone());
         if !moving && !added {
             skipped.push(record(
@@ -478,7 +484,10 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         }
         return Plan {
             skipped,
-            ..Plan::noop(format!("Already evacuated from {az}; {why} already recorded."), resources)
+            ..Plan::noop(
+                format!("Already evacuated from {az}; {why} already recorded."),
+                resources,
+            )
         };
     }
     let mut situation = if moved > 0 {
@@ -580,7 +589,10 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
                 let mut rest = hold.clone();
                 rest.signals.retain(|s| !signals.contains(s));
                 if rest.signals.len() == hold.signals.len() {
-                    untouched.entry(hold.describe()).or_default().push(g.name.clone());
+                    untouched
+                        .entry(hold.describe())
+                        .or_default()
+                        .push(g.name.clone());
                     continue;
                 }
                 if !rest.unnamed() {
@@ -591,7 +603,9 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
                         key: tags::EVACUATED.into(),
                         value: fewer.encode(),
                     });
-                    kept.entry(rest.describe()).or_default().push(g.name.clone());
+                    kept.entry(rest.describe())
+                        .or_default()
+                        .push(g.name.clone());
                     continue;
                 }
             }
@@ -833,7 +847,10 @@ mod tests {
             azs: [
                 (
                     A.to_string(),
-                    hold(T0, &[Signal::Alarm("web canary".into()), Signal::health("arn:x")]),
+                    hold(
+                        T0,
+                        &[Signal::Alarm("web canary".into()), Signal::health("arn:x")],
+                    ),
                 ),
                 (
                     B.to_string(),
@@ -933,19 +950,13 @@ mod tests {
     #[test]
     fn unaffected_and_already_evacuated_are_noops() {
         let f = fleet(vec![group("web", &["subnet-b", "subnet-c"])]);
-        assert_eq!(
-            decide(&f, &evac(), A, &ONE).verdict,
-            Verdict::Noop
-        );
+        assert_eq!(decide(&f, &evac(), A, &ONE).verdict, Verdict::Noop);
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
         let once = apply(&f, &decide(&f, &evac(), A, &ONE));
         let twice = decide(&once, &evac(), A, &ONE);
         assert_eq!(twice.verdict, Verdict::Noop);
         assert!(twice.skipped[0].detail.contains("already evacuated"));
-        assert_eq!(
-            decide(&f, &restore_all(), A, &ONE).verdict,
-            Verdict::Noop
-        );
+        assert_eq!(decide(&f, &restore_all(), A, &ONE).verdict, Verdict::Noop);
     }
 
     #[test]
@@ -1081,15 +1092,32 @@ mod tests {
         assert_eq!(s1.groups[0].subnets, ["subnet-b"]);
         // A second signal for the same zone is recorded, nothing moves.
         let plan = decide(&s1, &Change::Raise(health()), A, &ONE);
-        assert_eq!((plan.verdict, plan.severity), (Verdict::Act, Severity::Info));
-        assert!(matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]), "{plan:#?}");
+        assert_eq!(
+            (plan.verdict, plan.severity),
+            (Verdict::Act, Severity::Info)
+        );
+        assert!(
+            matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]),
+            "{plan:#?}"
+        );
         let s2 = apply(&s1, &plan);
         assert_eq!(holds(&s2)[A].signals, BTreeSet::from([alarm(), health()]));
         // The alarm's OK removes only the alarm: the zone stays out.
         let plan = decide(&s2, &Change::Clear(vec![alarm()]), A, &ONE);
-        assert!(matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]), "{plan:#?}");
-        assert!(plan.situation.contains("stays evacuated"), "{}", plan.situation);
-        assert!(plan.situation.contains("AWS Health issue"), "{}", plan.situation);
+        assert!(
+            matches!(plan.steps.as_slice(), [Step::TagGroup { .. }]),
+            "{plan:#?}"
+        );
+        assert!(
+            plan.situation.contains("stays evacuated"),
+            "{}",
+            plan.situation
+        );
+        assert!(
+            plan.situation.contains("AWS Health issue"),
+            "{}",
+            plan.situation
+        );
         let s3 = apply(&s2, &plan);
         assert_eq!(s3.groups[0].subnets, ["subnet-b"]);
         // The same OK again changes nothing.
@@ -1097,7 +1125,11 @@ mod tests {
         assert_eq!(again.verdict, Verdict::Noop, "{again:#?}");
         // Health's closing event was the last signal: restored.
         let plan = decide(&s3, &Change::Clear(vec![health()]), A, &ONE);
-        assert!(plan.situation.contains("has recovered"), "{}", plan.situation);
+        assert!(
+            plan.situation.contains("has recovered"),
+            "{}",
+            plan.situation
+        );
         assert_eq!(apply(&s3, &plan), f);
     }
 
@@ -1108,7 +1140,10 @@ mod tests {
         let plan = decide(&out, &Change::ClearAll, A, &ONE);
         assert_eq!(plan.verdict, Verdict::Act);
         let reason = plan.reason.clone().unwrap();
-        assert!(reason.contains("clears every signal, including AWS Health issue"), "{reason}");
+        assert!(
+            reason.contains("clears every signal, including AWS Health issue"),
+            "{reason}"
+        );
         assert_eq!(apply(&out, &plan), f);
     }
 
@@ -1126,7 +1161,8 @@ mod tests {
     fn a_record_that_cannot_name_another_signal_holds_the_zone_for_an_operator() {
         let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
         let mut state = f.clone();
-        let long = |i: usize| Signal::Alarm(format!("zonal-canary-for-the-checkout-service-{i:02}"));
+        let long =
+            |i: usize| Signal::Alarm(format!("zonal-canary-for-the-checkout-service-{i:02}"));
         let mut overflowed = false;
         for i in 0..8 {
             let plan = decide(&state, &Change::Raise(long(i)), A, &ONE);
@@ -1139,7 +1175,10 @@ mod tests {
             let value = state.groups[0].evacuated.clone().unwrap();
             assert!(value.len() <= TAG_VALUE_MAX, "{}", value.len());
             // The subnets are never lost.
-            assert_eq!(Evacuation::parse(&value).unwrap().subnets, ["subnet-a", "subnet-b"]);
+            assert_eq!(
+                Evacuation::parse(&value).unwrap().subnets,
+                ["subnet-a", "subnet-b"]
+            );
             if overflowed {
                 break;
             }
@@ -1163,9 +1202,19 @@ mod tests {
             ),
             (
                 B.to_string(),
-                hold(T0, &[Signal::Alarm("dark".into()), Signal::Autoshift, Signal::FisAutoshift]),
+                hold(
+                    T0,
+                    &[
+                        Signal::Alarm("dark".into()),
+                        Signal::Autoshift,
+                        Signal::FisAutoshift,
+                    ],
+                ),
             ),
-            (C.to_string(), hold(T0, &[Signal::Autoshift, Signal::Operator])),
+            (
+                C.to_string(),
+                hold(T0, &[Signal::Autoshift, Signal::Operator]),
+            ),
         ]
         .into();
         let alarms: BTreeMap<String, String> = [
@@ -1402,8 +1451,18 @@ mod tests {
         let (ev, re) = (Direction::Evacuate, Direction::Restore);
         let sequences: Vec<Vec<(Change, &str)>> = vec![
             vec![(change(ev), A), (change(re), A)],
-            vec![(change(ev), A), (change(ev), B), (change(re), A), (change(re), B)],
-            vec![(change(ev), B), (change(ev), A), (change(re), B), (change(re), A)],
+            vec![
+                (change(ev), A),
+                (change(ev), B),
+                (change(re), A),
+                (change(re), B),
+            ],
+            vec![
+                (change(ev), B),
+                (change(ev), A),
+                (change(re), B),
+                (change(re), A),
+            ],
             vec![(change(ev), C), (change(re), C), (change(ev), A)],
             // Two signals for one zone; the first to clear keeps it out.
             vec![

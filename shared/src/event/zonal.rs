@@ -120,9 +120,7 @@ impl Signal {
     pub fn from_token(token: &str) -> Option<Signal> {
         match token.split_once(':') {
             Some(("health", digest)) if !digest.is_empty() => Some(Signal::Health(digest.into())),
-            Some(("alarm", name)) => unescape(name)
-                .filter(|n| !n.is_empty())
-                .map(Signal::Alarm),
+            Some(("alarm", name)) => unescape(name).filter(|n| !n.is_empty()).map(Signal::Alarm),
             None if token == "autoshift" => Some(Signal::Autoshift),
             None if token == "fis" => Some(Signal::FisAutoshift),
             None if token == "operator" => Some(Signal::Operator),
@@ -213,7 +211,11 @@ struct RawDescription {
 /// the sentence it appears in.
 pub fn zones_in_text(text: &str) -> Vec<(ZoneRef, String)> {
     let mut found: Vec<(ZoneRef, String)> = vec![];
-    for sentence in text.split(['.', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+    for sentence in text
+        .split(['.', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         for word in sentence.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
             if let Some(zone) = ZoneRef::parse(word) {
                 if !found.iter().any(|(z, _)| *z == zone) {
@@ -282,7 +284,11 @@ pub fn from_health(envelope: &Envelope) -> Result<ZonalSignal, String> {
     } else {
         evidence = Some(format!(
             "AWS Health names {} in the event's fields.",
-            zones.iter().map(ZoneRef::as_str).collect::<Vec<_>>().join(", ")
+            zones
+                .iter()
+                .map(ZoneRef::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     zones.sort();
@@ -408,7 +414,10 @@ mod tests {
         assert_eq!(open.direction, Direction::Evacuate);
         assert_eq!(open.zones, vec![ZoneRef::Id("use1-az6".into())]);
         let evidence = open.evidence.unwrap();
-        assert!(evidence.contains("single Availability Zone (USE1-AZ6)"), "{evidence}");
+        assert!(
+            evidence.contains("single Availability Zone (USE1-AZ6)"),
+            "{evidence}"
+        );
         let closed = from_health(&sample("health-ec2-issue-closed.json")).unwrap();
         assert_eq!(closed.direction, Direction::Restore);
         // The same issue: the same signal, so the closing event clears it.
@@ -444,8 +453,14 @@ mod tests {
         );
         let zones: Vec<&str> = found.iter().map(|(z, _)| z.as_str()).collect();
         assert_eq!(zones, ["use1-az4", "us-east-1b"]);
-        assert_eq!(found[0].1, "Connectivity issues in USE1-AZ4 and us-east-1b.");
-        assert!(zones_in_text("We are investigating increased API Error rates in the US-EAST-1 Region.").is_empty());
+        assert_eq!(
+            found[0].1,
+            "Connectivity issues in USE1-AZ4 and us-east-1b."
+        );
+        assert!(zones_in_text(
+            "We are investigating increased API Error rates in the US-EAST-1 Region."
+        )
+        .is_empty());
     }
 
     #[test]
@@ -487,15 +502,14 @@ mod tests {
         ] {
             let token = s.token();
             assert!(
-                token.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/=+-@".contains(c)),
+                token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.:/=+-@".contains(c)),
                 "{token}"
             );
             assert_eq!(Signal::from_token(&token), Some(s), "{token}");
         }
-        assert_eq!(
-            Signal::Alarm("a b".into()).token(),
-            "alarm:a+20b"
-        );
+        assert_eq!(Signal::Alarm("a b".into()).token(), "alarm:a+20b");
         for bad in ["", "alarm:", "alarm:+4", "health:", "nope", "alarm:+ZZ"] {
             assert_eq!(Signal::from_token(bad), None, "{bad}");
         }
@@ -507,20 +521,40 @@ mod tests {
         let s = from_autoshift(&sample("arc-autoshift-in-progress.json")).unwrap();
         assert_eq!(
             (s.direction, s.zones, s.signal),
-            (Direction::Evacuate, vec![ZoneRef::Id("use1-az6".into())], Signal::Autoshift)
+            (
+                Direction::Evacuate,
+                vec![ZoneRef::Id("use1-az6".into())],
+                Signal::Autoshift
+            )
         );
         let done = from_autoshift(&sample("arc-autoshift-completed.json")).unwrap();
-        assert_eq!((done.direction, done.signal), (Direction::Restore, Signal::Autoshift));
+        assert_eq!(
+            (done.direction, done.signal),
+            (Direction::Restore, Signal::Autoshift)
+        );
         let fis = from_autoshift(&sample("arc-fis-autoshift-in-progress.json")).unwrap();
-        assert_eq!((fis.direction, fis.signal), (Direction::Evacuate, Signal::FisAutoshift));
+        assert_eq!(
+            (fis.direction, fis.signal),
+            (Direction::Evacuate, Signal::FisAutoshift)
+        );
         for dt in [FIS_AUTOSHIFT_COMPLETED, FIS_AUTOSHIFT_CANCELED] {
-            let e = envelope("aws.arc-zonal-shift", dt, json!({"metadata":{"awayFrom":"use1-az1"}}));
+            let e = envelope(
+                "aws.arc-zonal-shift",
+                dt,
+                json!({"metadata":{"awayFrom":"use1-az1"}}),
+            );
             assert_eq!(from_autoshift(&e).unwrap().direction, Direction::Restore);
         }
         let practice = from_autoshift(&sample("arc-practice-run-interrupted.json")).unwrap_err();
         assert!(practice.contains("practice runs"), "{practice}");
-        let manual = envelope("aws.arc-zonal-shift", "Manual Shift Started", json!({"metadata":{"awayFrom":"use1-az1"}}));
-        assert!(from_autoshift(&manual).unwrap_err().contains("move no capacity"));
+        let manual = envelope(
+            "aws.arc-zonal-shift",
+            "Manual Shift Started",
+            json!({"metadata":{"awayFrom":"use1-az1"}}),
+        );
+        assert!(from_autoshift(&manual)
+            .unwrap_err()
+            .contains("move no capacity"));
         let empty = envelope("aws.arc-zonal-shift", AUTOSHIFT_COMPLETED, json!({}));
         assert!(from_autoshift(&empty).is_err());
     }

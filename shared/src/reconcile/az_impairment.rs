@@ -13,8 +13,8 @@ use super::{
 };
 use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
 use crate::decide::az_impairment::{
-    decide, holds, resync, zones_holding, Change, Evacuation, FleetState, GroupState, Hold,
-    Policy, Readings,
+    decide, holds, resync, zones_holding, Change, Evacuation, FleetState, GroupState, Hold, Policy,
+    Readings,
 };
 use crate::decide::{Plan, Verdict};
 use crate::event::alarm::AlarmChange;
@@ -83,14 +83,22 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
         Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
-        Inbound::EventBridge(env) if env.source == "aws.health" && env.detail_type == HEALTH_EVENT => {
+        Inbound::EventBridge(env)
+            if env.source == "aws.health" && env.detail_type == HEALTH_EVENT =>
+        {
             zonal::from_health(env).map(Intent::Signal)
         }
-        Inbound::EventBridge(env) if env.source == "aws.arc-zonal-shift" && is_autoshift(&env.detail_type) => {
+        Inbound::EventBridge(env)
+            if env.source == "aws.arc-zonal-shift" && is_autoshift(&env.detail_type) =>
+        {
             zonal::from_autoshift(env).map(Intent::Signal)
         }
-        Inbound::EventBridge(env) if env.source == "aws.cloudwatch" && env.detail_type == "CloudWatch Alarm State Change" => {
-            let alarm = AlarmChange::from_eventbridge(env).map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
+        Inbound::EventBridge(env)
+            if env.source == "aws.cloudwatch"
+                && env.detail_type == "CloudWatch Alarm State Change" =>
+        {
+            let alarm = AlarmChange::from_eventbridge(env)
+                .map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
             alarm_intent(&alarm)
         }
         Inbound::EventBridge(env) => Err(format!(
@@ -98,16 +106,25 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
             env.detail_type, env.source
         )),
         Inbound::Direct(object) => {
-            let needs = "{\"action\": \"evacuate\" | \"restore\", \"availabilityZone\": \"us-east-1a\"}";
+            let needs =
+                "{\"action\": \"evacuate\" | \"restore\", \"availabilityZone\": \"us-east-1a\"}";
             let direction = match object.get("action") {
                 Some(Value::String(a)) if a == "evacuate" => Direction::Evacuate,
                 Some(Value::String(a)) if a == "restore" => Direction::Restore,
-                Some(Value::String(a)) => return Err(format!("action {a:?} is neither evacuate nor restore")),
-                Some(other) => return Err(format!("action must be a string, not a {}", json_kind(other))),
+                Some(Value::String(a)) => {
+                    return Err(format!("action {a:?} is neither evacuate nor restore"))
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "action must be a string, not a {}",
+                        json_kind(other)
+                    ))
+                }
                 None => return Err(direct_usage(FUNCTION, needs, object)),
             };
             let zone = match object.get("availabilityZone") {
-                Some(Value::String(z)) => ZoneRef::parse(z).ok_or_else(|| format!("availabilityZone {z:?} is not an AZ name or ID"))?,
+                Some(Value::String(z)) => ZoneRef::parse(z)
+                    .ok_or_else(|| format!("availabilityZone {z:?} is not an AZ name or ID"))?,
                 _ => return Err(direct_usage(FUNCTION, needs, object)),
             };
             Ok(Intent::Signal(ZonalSignal {
@@ -353,7 +370,14 @@ async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) 
             parts.push(report);
             continue;
         }
-        let plan = still_held(&fleet, az, hold, now, warn_after, ballast.config.evacuation_warn_hours);
+        let plan = still_held(
+            &fleet,
+            az,
+            hold,
+            now,
+            warn_after,
+            ballast.config.evacuation_warn_hours,
+        );
         parts.push(ctx.conclude(plan, vec![], false));
     }
     (
@@ -541,9 +565,15 @@ mod tests {
         let raised = signal(alarm("ALARM", az.clone())).unwrap();
         assert_eq!(raised.direction, Direction::Evacuate);
         assert_eq!(raised.signal, Signal::Alarm("az".into()));
-        assert_eq!(change_of(&raised), Change::Raise(Signal::Alarm("az".into())));
+        assert_eq!(
+            change_of(&raised),
+            Change::Raise(Signal::Alarm("az".into()))
+        );
         let ok = signal(alarm("OK", az.clone())).unwrap();
-        assert_eq!(change_of(&ok), Change::Clear(vec![Signal::Alarm("az".into())]));
+        assert_eq!(
+            change_of(&ok),
+            Change::Clear(vec![Signal::Alarm("az".into())])
+        );
         let missing = intent(alarm("INSUFFICIENT_DATA", az)).unwrap_err();
         assert!(missing.contains("not an all-clear"), "{missing}");
         assert!(intent(alarm("ALARM", json!({"TargetGroup":"t"})))
@@ -555,17 +585,24 @@ mod tests {
     fn the_schedule_is_a_resync_sweep_and_an_operator_restore_clears_all() {
         let e = json!({"version":"0","id":"s","detail-type":"Scheduled Event","source":"aws.events","detail":{}});
         assert_eq!(intent(e), Ok(Intent::Sweep));
-        let restore = signal(json!({"action": "restore", "availabilityZone": "us-east-1a"})).unwrap();
+        let restore =
+            signal(json!({"action": "restore", "availabilityZone": "us-east-1a"})).unwrap();
         assert_eq!(change_of(&restore), Change::ClearAll);
     }
 
     #[test]
     fn arc_practice_runs_and_manual_shifts_are_ignored() {
-        let arc = |dt: &str| json!({"version":"0","id":"p","detail-type":dt,"source":"aws.arc-zonal-shift",
+        let arc = |dt: &str| {
+            json!({"version":"0","id":"p","detail-type":dt,"source":"aws.arc-zonal-shift",
             "account":"1","time":"2026-11-21T10:00:00Z","region":"us-east-1","resources":[],
-            "detail":{"version":"0.0.1","metadata":{"awayFrom":"use1-az2"}}});
-        assert!(intent(arc("Practice Run Started")).unwrap_err().contains("practice runs"));
-        assert!(intent(arc("Manual Shift Started")).unwrap_err().contains("does not handle"));
+            "detail":{"version":"0.0.1","metadata":{"awayFrom":"use1-az2"}}})
+        };
+        assert!(intent(arc("Practice Run Started"))
+            .unwrap_err()
+            .contains("practice runs"));
+        assert!(intent(arc("Manual Shift Started"))
+            .unwrap_err()
+            .contains("does not handle"));
         let fis = signal(arc("FIS Experiment Autoshift In Progress")).unwrap();
         assert_eq!(change_of(&fis), Change::Raise(Signal::FisAutoshift));
     }

@@ -329,7 +329,8 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
     }
     tl.say(
         "event",
-        "AWS Health Event: AWS_EC2_OPERATIONAL_ISSUE in us-east-1a, statusCode open",
+        "AWS Health Event: AWS_EC2_OPERATIONAL_ISSUE, statusCode open; the zone is named only in the \
+         description: \"... in a single Availability Zone (USE1-AZ6) ...\"",
     );
     let report = invoke(&host, &process, sample_event("health-ec2-issue-open.json")).await;
     decision(tl, &report);
@@ -339,7 +340,7 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
     }
     tl.say(
         "event",
-        "ARC Autoshift In Progress away from use1-az6 (the same zone, by AZ ID)",
+        "ARC Autoshift In Progress away from use1-az6 (the same zone, by AZ ID): a second signal",
     );
     let again = invoke(
         &host,
@@ -357,11 +358,23 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
     .await;
     decision(tl, &second);
     delivered(tl, stack).await;
-    tl.say("event", "AWS Health Event: the issue is closed");
-    let restored = invoke(
+    tl.say(
+        "event",
+        "AWS Health Event: the issue is closed, but the autoshift is still on",
+    );
+    let closed = invoke(
         &host,
         &process,
         sample_event("health-ec2-issue-closed.json"),
+    )
+    .await;
+    decision(tl, &closed);
+    tl.say("state", subnets_line(stack, MANAGED_ASG).await);
+    tl.say("event", "ARC Autoshift Completed: the last signal clears");
+    let restored = invoke(
+        &host,
+        &process,
+        sample_event("arc-autoshift-completed.json"),
     )
     .await;
     decision(tl, &restored);
