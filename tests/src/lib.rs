@@ -214,3 +214,48 @@ impl Deployed {
         }
     }
 }
+
+/// A zonal canary alarm in the emulator (`Web/Canary ZonalFailurePercent`
+/// for `az`, missing data breaching), set to `state`: what the sample
+/// `events/az-impairment-alarm.json` reports on.
+pub async fn zonal_canary(
+    conf: &aws_config::SdkConfig,
+    name: &str,
+    az: &str,
+    state: &str,
+) -> aws_sdk_cloudwatch::Client {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(conf);
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("Web/Canary")
+        .metric_name("ZonalFailurePercent")
+        .dimensions(
+            Dimension::builder()
+                .name("AvailabilityZone")
+                .value(az)
+                .build(),
+        )
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(50.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data("breaching")
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    set_alarm_state(&cw, name, state).await;
+    cw
+}
+
+/// Sets an alarm's state in the emulator, as CloudWatch would.
+pub async fn set_alarm_state(cw: &aws_sdk_cloudwatch::Client, name: &str, state: &str) {
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(state.into())
+        .state_reason("test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}

@@ -284,6 +284,25 @@ impl Stack {
             .and_then(|t| t.value().map(str::to_string))
     }
 
+    /// Writes a tag on a group by hand, as an operator or another
+    /// invocation would.
+    pub async fn tag_group(&self, asg: &str, key: &str, value: &str) {
+        self.autoscaling
+            .create_or_update_tags()
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(asg)
+                    .resource_type("auto-scaling-group")
+                    .key(key)
+                    .value(value)
+                    .propagate_at_launch(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateOrUpdateTags");
+    }
+
     /// The subnet of the stack in `az`.
     pub fn subnet_in(&self, az: &str) -> String {
         self.subnets

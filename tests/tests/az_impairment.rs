@@ -6,7 +6,7 @@
 use ballast::reconcile::az_impairment::FUNCTION;
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{sample_event, World};
+use ballast_tests::{sample_event, set_alarm_state, zonal_canary, World};
 use serde_json::{json, Value};
 
 const A: &str = "us-east-1a";
@@ -282,40 +282,11 @@ const CANARY: &str = "ballast-az-web-canary-us-east-1a";
 
 /// Creates the sample's zonal alarm in the emulator and sets its state.
 async fn canary_in(w: &World, state: &str) -> aws_sdk_cloudwatch::Client {
-    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.sdk_config());
-    cw.put_metric_alarm()
-        .alarm_name(CANARY)
-        .namespace("Web/Canary")
-        .metric_name("ZonalFailurePercent")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("AvailabilityZone")
-                .value(A)
-                .build(),
-        )
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-        .period(60)
-        .evaluation_periods(3)
-        .threshold(50.0)
-        .comparison_operator(
-            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
-        )
-        .treat_missing_data("breaching")
-        .send()
-        .await
-        .unwrap();
-    set_state(&cw, state).await;
-    cw
+    zonal_canary(&w.moto.sdk_config(), CANARY, A, state).await
 }
 
 async fn set_state(cw: &aws_sdk_cloudwatch::Client, state: &str) {
-    cw.set_alarm_state()
-        .alarm_name(CANARY)
-        .state_value(state.into())
-        .state_reason("test")
-        .send()
-        .await
-        .unwrap();
+    set_alarm_state(cw, CANARY, state).await;
 }
 
 fn canary_event(state: &str) -> Value {
@@ -471,21 +442,7 @@ async fn the_sweep_warns_about_a_long_evacuation_and_restores_nothing_by_age() {
         .parse()
         .unwrap();
     let older = tag.replace(&format!("@{since}"), &format!("@{}", since - 7200));
-    w.stack
-        .autoscaling
-        .create_or_update_tags()
-        .tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .resource_id(MANAGED_ASG)
-                .resource_type("auto-scaling-group")
-                .key(EVACUATED)
-                .value(older)
-                .propagate_at_launch(false)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    w.stack.tag_group(MANAGED_ASG, EVACUATED, &older).await;
     let sweep = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(
         (sweep.outcome, sweep.severity),

@@ -14,7 +14,7 @@ use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
 use ballast_tests::moto::Moto;
 use ballast_tests::proxy::{Proxy, Targeted};
 use ballast_tests::stack::{Stack, MANAGED_ASG};
-use ballast_tests::{sample_event, Deployed};
+use ballast_tests::{sample_event, set_alarm_state, zonal_canary, Deployed};
 use serde_json::Value;
 
 const EVACUATED: &str = "ballast:evacuated";
@@ -54,7 +54,7 @@ impl Incident {
             [self.stack.subnet_in(B)]
         );
         let record = self.stack.tag_of(MANAGED_ASG, EVACUATED).await;
-        assert!(record.is_some_and(|r| r.starts_with("azs=us-east-1a subnets=")));
+        assert!(record.is_some_and(|r| r.starts_with("azs=us-east-1a@")));
     }
 
     async fn assert_whole(&self) {
@@ -282,6 +282,66 @@ async fn a_failed_observation_is_reported_with_its_zone() {
     );
 }
 
+#[tokio::test]
+async fn a_cleared_signal_whose_record_rewrite_is_refused_stays_recorded() {
+    let i = Incident::az().await;
+    i.function
+        .run(sample_event("arc-autoshift-in-progress.json"))
+        .await;
+    i.function
+        .run(sample_event("health-ec2-issue-open.json"))
+        .await;
+    i.assert_evacuated().await;
+    i.proxy
+        .target("CreateOrUpdateTags", Some(EVACUATED), Targeted::Refuse);
+    let closed = sample_event("health-ec2-issue-closed.json");
+    let report = i.function.run(closed.clone()).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
+    failed_action(&report, "tag-asg");
+    // Nothing moved, and the Health signal is still recorded: the zone is
+    // held, never released early or stranded without a reason.
+    i.assert_evacuated().await;
+    let record = i.stack.tag_of(MANAGED_ASG, EVACUATED).await.unwrap();
+    assert!(record.contains("by=us-east-1a/health:"), "{record}");
+    assert!(record.contains("by=us-east-1a/autoshift"), "{record}");
+
+    i.proxy.clear_targets();
+    let again = i.function.run(closed).await;
+    assert_eq!(again.outcome, Outcome::Remediated, "{again:#?}");
+    let record = i.stack.tag_of(MANAGED_ASG, EVACUATED).await.unwrap();
+    assert!(!record.contains("health:"), "{record}");
+    i.assert_evacuated().await;
+    let done = i
+        .function
+        .run(sample_event("arc-autoshift-completed.json"))
+        .await;
+    assert_eq!(done.outcome, Outcome::Remediated, "{done:#?}");
+    i.assert_whole().await;
+}
+
+#[tokio::test]
+async fn a_sweep_that_cannot_read_the_alarms_changes_nothing() {
+    let i = Incident::az().await;
+    let name = "ballast-az-web-canary-us-east-1a";
+    let cw = zonal_canary(&i.moto.sdk_config(), name, A, "ALARM").await;
+    i.function
+        .run(sample_event("az-impairment-alarm.json"))
+        .await;
+    i.assert_evacuated().await;
+    // The alarm recovers; its OK event is lost; the sweep cannot read it.
+    set_alarm_state(&cw, name, "OK").await;
+    i.proxy.target("DescribeAlarms", None, Targeted::Refuse);
+    let sweep = i.function.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(sweep.outcome, Outcome::Failed, "{sweep:#?}");
+    assert!(sweep.reason.unwrap().contains("DescribeAlarms"));
+    i.assert_evacuated().await;
+
+    i.proxy.clear_targets();
+    let repaired = i.function.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(repaired.outcome, Outcome::Remediated, "{repaired:#?}");
+    i.assert_whole().await;
+}
+
 /// The database half, and the rds-failover binary.
 async fn promotion_incident(timeout: Duration) -> (Incident, Databases, String, String) {
     let i = Incident::start("rds-failover", timeout).await;
@@ -481,21 +541,7 @@ async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
 
 /// Writes `ballast:lock` on the managed group, as another invocation would.
 async fn lock_group(stack: &Stack, value: &str) {
-    stack
-        .autoscaling
-        .create_or_update_tags()
-        .tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .resource_id(MANAGED_ASG)
-                .resource_type("auto-scaling-group")
-                .key("ballast:lock")
-                .value(value)
-                .propagate_at_launch(false)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateOrUpdateTags");
+    stack.tag_group(MANAGED_ASG, "ballast:lock", value).await;
 }
 
 #[tokio::test]

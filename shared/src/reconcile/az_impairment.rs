@@ -176,29 +176,30 @@ async fn act(
     invocation: &Invocation,
 ) -> Reconciled {
     let region = ballast.aws.region.clone();
-    let named = match zone_names(ballast, &signal.zones).await {
-        Ok(named) => named,
-        Err(e) => {
-            let zones = signal
-                .zones
-                .iter()
-                .map(|z| z.as_str().to_string())
-                .collect();
-            return not_observed(ctx, zones, e);
-        }
-    };
     let change = change_of(signal);
     // Health issues and alarms are cleared wherever their record names them,
-    // whatever zone (if any) the closing event names.
+    // whatever zone (if any) the closing event names: one observation gives
+    // the zones and the first decision.
     let everywhere = matches!(signal.signal, Signal::Health(_) | Signal::Alarm(_));
-    let zones: Vec<String> = if signal.direction == Direction::Restore && everywhere {
+    let (zones, fleet) = if signal.direction == Direction::Restore && everywhere {
         match observe(ballast).await {
-            Ok(fleet) => zones_holding(&fleet, &signal.signal),
+            Ok(fleet) => (zones_holding(&fleet, &signal.signal), Some(fleet)),
             Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
         }
     } else {
+        let named = match zone_names(ballast, &signal.zones).await {
+            Ok(named) => named,
+            Err(e) => {
+                let zones = signal
+                    .zones
+                    .iter()
+                    .map(|z| z.as_str().to_string())
+                    .collect();
+                return not_observed(ctx, zones, e);
+            }
+        };
         match named.as_slice() {
-            [one] => vec![one.clone()],
+            [one] => (vec![one.clone()], None),
             [] => {
                 let foreign: Vec<&str> = signal.zones.iter().map(ZoneRef::as_str).collect();
                 return (
@@ -250,6 +251,7 @@ async fn act(
             az,
             invocation,
             signal.evidence.as_deref(),
+            fleet.clone(),
         )
         .await;
         transient = transient.or(t);
@@ -289,6 +291,8 @@ async fn zone_names(ballast: &Ballast, zones: &[ZoneRef]) -> Result<Vec<String>,
     Ok(names.into_iter().collect())
 }
 
+/// One zone: decide on `observed` (or a fresh observation), then carry the
+/// plan out under the lease, deciding again on what the lease holder sees.
 async fn reconcile(
     ballast: &Ballast,
     ctx: &ReportContext,
@@ -296,10 +300,14 @@ async fn reconcile(
     az: &str,
     invocation: &Invocation,
     evidence: Option<&str>,
+    observed: Option<FleetState>,
 ) -> Reconciled {
-    let fleet = match observe(ballast).await {
-        Ok(fleet) => fleet,
-        Err(e) => return not_observed(ctx, vec![az.to_string()], e),
+    let fleet = match observed {
+        Some(fleet) => fleet,
+        None => match observe(ballast).await {
+            Ok(fleet) => fleet,
+            Err(e) => return not_observed(ctx, vec![az.to_string()], e),
+        },
     };
     let policy = Policy {
         max_evacuated_azs: ballast.config.max_evacuated_azs,
@@ -364,6 +372,7 @@ async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) 
                 az,
                 invocation,
                 None,
+                Some(fleet.clone()),
             )
             .await;
             transient = transient.or(t);
