@@ -34,9 +34,10 @@ security:
 sam-build: venv
 	@bash scripts/sam-build.sh
 
-test: venv fmt lint template security release
-	$(CARGO) nextest run --workspace --locked
-	@bash scripts/sam-build.sh
+# The steps above, in this order, with `sam build` alongside at the lowest
+# CPU priority (scripts/test.sh says why).
+test: venv
+	@CARGO=$(CARGO) bash scripts/test.sh
 
 demo: venv release
 	$(CARGO) run --quiet --locked -p ballast-tests --bin demo

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: every check, in order, with `sam build` of the control plane
+# alongside. `sam build` (arm64, cargo-lambda + Zig) is the longest step and
+# needs nothing the others produce, while they leave a core idle for long
+# stretches (the single-threaded LTO links of the release build, the
+# template checks, the tests waiting on the emulator). So it starts first,
+# in the background, at the lowest CPU priority (the checks and the tests
+# run as if alone) and in its own target directory (no wait on the other
+# builds' lock); its output is printed when it ends. Any failure fails the
+# whole; a failing check stops the background build.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cargo="${CARGO:-cargo}"
+mkdir -p target
+log="$root/target/sam-build.log"
+
+# Its own session, so that a failing check can stop all of it (sam, cargo).
+CARGO_TARGET_DIR="$root/target/sam" setsid nice -n 19 bash scripts/sam-build.sh >"$log" 2>&1 &
+sam=$!
+trap 'kill -- "-$sam" 2>/dev/null || true' EXIT
+
+step() {
+  echo "==> $*" >&2
+  "$@"
+}
+step "$cargo" fmt --all -- --check
+step "$cargo" clippy --workspace --all-targets --locked -- -D warnings
+step bash scripts/template-check.sh
+step bash scripts/security-check.sh
+step "$cargo" build --release --locked -p unhealthy-target -p rds-failover -p az-impairment
+step "$cargo" nextest run --workspace --locked
+
+echo "==> sam build (started first, in the background)" >&2
+status=0
+wait "$sam" || status=$?
+trap - EXIT
+cat "$log"
+exit "$status"
