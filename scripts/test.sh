@@ -24,11 +24,8 @@ step() {
   echo "==> $*" >&2
   "$@"
 }
-step "$cargo" fmt --all -- --check
-step "$cargo" clippy --workspace --all-targets --locked -- -D warnings
-step bash scripts/template-check.sh
-step bash scripts/security-check.sh
-step "$cargo" build --release --locked -p unhealthy-target -p rds-failover -p az-impairment
+# The Makefile's own targets, so that each check is written once.
+step make --no-print-directory CARGO="$cargo" fmt lint template security release
 step "$cargo" nextest run --workspace --locked
 
 echo "==> sam build (started first, in the background)" >&2

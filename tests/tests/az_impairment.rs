@@ -273,6 +273,11 @@ async fn events_that_are_not_zonal_signals_are_ignored() {
     for (payload, reason) in cases {
         w.assert_ignored(payload, reason).await;
     }
+    // A Local Zone of this Region is a zone of it (no group uses it here).
+    let local = w
+        .run(json!({"action": "evacuate", "availabilityZone": "us-east-1-bos-1a"}))
+        .await;
+    assert_eq!(local.outcome, Outcome::Noop, "{local:#?}");
     assert_eq!(w.stack.subnets_of(MANAGED_ASG).await, all_subnets(&w).await);
     assert!(w.stack.reports().await.is_empty());
 }

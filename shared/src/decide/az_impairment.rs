@@ -298,6 +298,37 @@ pub fn resync(
         .collect()
 }
 
+/// The sweep's answer for a zone that stays evacuated: `noop`, or a
+/// `declined` warning once it has been out longer than `warn_hours`
+/// (`BALLAST_EVACUATION_WARN_HOURS`). Nothing is restored by age.
+pub fn still_held(fleet: &FleetState, az: &str, hold: &Hold, now: i64, warn_hours: u32) -> Plan {
+    let groups: Vec<&GroupState> = records(fleet)
+        .filter(|(_, e)| e.azs.contains_key(az))
+        .map(|(g, _)| g)
+        .collect();
+    let resources = resources(&groups);
+    let held_by = hold.describe();
+    match hold.since.map(|t| now - t) {
+        Some(age) if age > i64::from(warn_hours) * 3600 => Plan {
+            verdict: Verdict::Declined,
+            severity: Severity::Warning,
+            reason: Some(format!(
+                "evacuated longer than BALLAST_EVACUATION_WARN_HOURS={warn_hours}. Ballast restores no zone by \
+                 age alone: check that {held_by} is over, then restore the zone \
+                 ({{\"action\": \"restore\", \"availabilityZone\": \"{az}\"}})"
+            )),
+            ..Plan::noop(
+                format!(
+                    "{az} has been evacuated for {} h, held by {held_by}.",
+                    age / 3600
+                ),
+                resources,
+            )
+        },
+        _ => Plan::noop(format!("{az} stays evacuated: held by {held_by}."), resources),
+    }
+}
+
 pub fn decide(fleet: &FleetState, change: &Change, az: &str, policy: &Policy) -> Plan {
     match change {
         Change::Raise(signal) => evacuate(fleet, signal, az, policy),
@@ -1237,6 +1268,26 @@ mod tests {
         let over = resync(&held, &read);
         assert_eq!(over[C], vec![Signal::Autoshift]);
         assert!(!over.contains_key(B), "{over:?}");
+    }
+
+    #[test]
+    fn a_long_evacuation_is_reported_never_restored_by_age() {
+        let f = fleet(vec![group("web", &["subnet-a", "subnet-b"])]);
+        let out = apply(&f, &decide(&f, &Change::Raise(health()), A, &ONE));
+        let hold = &holds(&out)[A];
+        let fresh = still_held(&out, A, hold, T0 + 12 * 3600, 12);
+        assert_eq!(fresh.verdict, Verdict::Noop, "{fresh:#?}");
+        let old = still_held(&out, A, hold, T0 + 12 * 3600 + 1, 12);
+        assert_eq!(
+            (old.verdict, old.severity),
+            (Verdict::Declined, Severity::Warning)
+        );
+        assert!(old.steps.is_empty());
+        assert_eq!(old.resources, ["web"]);
+        assert!(old
+            .reason
+            .unwrap()
+            .contains("BALLAST_EVACUATION_WARN_HOURS=12"));
     }
 
     fn arb_fleet() -> impl Strategy<Value = FleetState> {

@@ -13,15 +13,15 @@ use super::{
 };
 use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
 use crate::decide::az_impairment::{
-    decide, holds, resync, zones_holding, Change, Evacuation, FleetState, GroupState, Hold, Policy,
-    Readings,
+    decide, holds, resync, still_held, zones_holding, Change, Evacuation, FleetState, GroupState,
+    Hold, Policy, Readings,
 };
-use crate::decide::{Plan, Verdict};
+use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
 use crate::event::zonal::{self, Direction, Signal, ZonalSignal, ZoneRef, HEALTH_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
 use crate::execute::ReportContext;
-use crate::report::{now_epoch, Report, Severity};
+use crate::report::{now_epoch, Report};
 use crate::runtime::{Ballast, Invocation};
 
 pub const FUNCTION: &str = "az-impairment";
@@ -272,8 +272,9 @@ async fn zone_names(ballast: &Ballast, zones: &[ZoneRef]) -> Result<Vec<String>,
     for zone in zones {
         match zone {
             ZoneRef::Name(n) => {
+                // `us-east-1a`, or a Local Zone such as `us-east-1-bos-1a`.
                 if n.strip_prefix(region.as_str())
-                    .is_some_and(|rest| rest.len() == 1)
+                    .is_some_and(|rest| rest.len() == 1 || rest.starts_with('-'))
                 {
                     names.insert(n.clone());
                 }
@@ -356,7 +357,6 @@ async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) 
     };
     let cleared = resync(&held, &readings);
     let now = now_epoch();
-    let warn_after = i64::from(ballast.config.evacuation_warn_hours) * 3600;
     let mut parts = vec![];
     let mut transient = None;
     if let Some(e) = unread {
@@ -379,63 +379,13 @@ async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) 
             parts.push(report);
             continue;
         }
-        let plan = still_held(
-            &fleet,
-            az,
-            hold,
-            now,
-            warn_after,
-            ballast.config.evacuation_warn_hours,
-        );
+        let plan = still_held(&fleet, az, hold, now, ballast.config.evacuation_warn_hours);
         parts.push(ctx.conclude(plan, vec![], false));
     }
     (
         merge_sweep(ctx, "evacuated Availability Zone(s)", parts),
         transient,
     )
-}
-
-/// The sweep's answer for a zone that stays evacuated: `noop`, or a
-/// `declined` warning once it has been out longer than the warning age.
-fn still_held(
-    fleet: &FleetState,
-    az: &str,
-    hold: &Hold,
-    now: i64,
-    warn_after: i64,
-    warn_hours: u32,
-) -> Plan {
-    let resources: Vec<String> = fleet
-        .groups
-        .iter()
-        .filter(|g| {
-            g.evacuated
-                .as_deref()
-                .and_then(|v| Evacuation::parse(v).ok())
-                .is_some_and(|e| e.azs.contains_key(az))
-        })
-        .map(|g| g.arn.clone().unwrap_or_else(|| g.name.clone()))
-        .collect();
-    let held_by = hold.describe();
-    match hold.since.map(|t| now - t) {
-        Some(age) if age > warn_after => Plan {
-            verdict: Verdict::Declined,
-            severity: Severity::Warning,
-            reason: Some(format!(
-                "evacuated longer than BALLAST_EVACUATION_WARN_HOURS={warn_hours}. Ballast restores no zone by \
-                 age alone: check that {held_by} is over, then restore the zone \
-                 ({{\"action\": \"restore\", \"availabilityZone\": \"{az}\"}})"
-            )),
-            ..Plan::noop(
-                format!(
-                    "{az} has been evacuated for {} h, held by {held_by}.",
-                    age / 3600
-                ),
-                resources,
-            )
-        },
-        _ => Plan::noop(format!("{az} stays evacuated: held by {held_by}."), resources),
-    }
 }
 
 /// Reads back the alarms and autoshifts that hold zones. A failed alarm
