@@ -18,7 +18,8 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   rustup target add aarch64-unknown-linux-gnu
 fi
 start=$(date +%s%N)
-sam build --template-file template.yaml --beta-features "$@"
+# --no-cached: see samconfig.toml (the checks write target/ meanwhile).
+sam build --template-file template.yaml --beta-features --no-cached "$@"
 end=$(date +%s%N)
 # Each artifact must be an arm64 (ELF e_machine 0xB7) executable.
 python3 - "$@" <<'PY'
