@@ -2,6 +2,7 @@
 //! branch is unit- and property-tested.
 
 pub mod az_impairment;
+pub mod budget;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
