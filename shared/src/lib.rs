@@ -37,6 +37,11 @@ pub mod tags {
     /// The lease: `holder=<token> until=<epoch seconds>`, written by Ballast
     /// while one invocation changes a resource (`reconcile::lease`).
     pub const LOCK: &str = "ballast:lock";
+    /// Ballast's own replacement marks inside the budget window
+    /// (`decide::budget::Replaced`).
+    pub const REPLACED: &str = "ballast:replaced";
+    /// The processes the breaker suspended, when and why.
+    pub const SUSPENDED: &str = "ballast:suspended";
 
     /// The contract says `ballast:managed` = `true`; a capitalised `True`
     /// typed into the console means the same thing.

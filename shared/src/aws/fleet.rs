@@ -32,6 +32,10 @@ pub struct Group {
     pub desired_capacity: i32,
     /// (instance ID, AZ) of every instance in the group.
     pub instances: Vec<(String, String)>,
+    /// `EC2`, `ELB`, `VPC_LATTICE` (the types that replace by themselves).
+    pub health_check_type: String,
+    /// Processes suspended on the group, by whoever suspended them.
+    pub suspended_processes: Vec<String>,
 }
 
 impl Group {
@@ -70,8 +74,49 @@ impl Group {
                     )
                 })
                 .collect(),
+            health_check_type: g.health_check_type().unwrap_or_default().to_string(),
+            suspended_processes: g
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(str::to_string))
+                .collect(),
         }
     }
+}
+
+/// Health-check replacements the group made since `since` (epoch seconds),
+/// read from its scaling activities (newest first; reading stops at the
+/// first older one): (instance ID from the description, cause).
+pub async fn health_replacements(
+    client: &Client,
+    asg: &str,
+    since: i64,
+) -> Result<Vec<(String, crate::decide::budget::Replacement)>, AwsError> {
+    let mut found = vec![];
+    let mut pages = client
+        .describe_scaling_activities()
+        .auto_scaling_group_name(asg)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeScalingActivities", asg, e))?;
+        for a in page.activities() {
+            if a.start_time().is_some_and(|t| t.secs() < since) {
+                return Ok(found);
+            }
+            let Some(why) = crate::decide::budget::replacement_cause(a.cause().unwrap_or_default())
+            else {
+                continue;
+            };
+            let instance = a
+                .description()
+                .and_then(|d| d.rsplit(' ').next())
+                .unwrap_or_default()
+                .to_string();
+            found.push((instance, why));
+        }
+    }
+    Ok(found)
 }
 
 /// DescribeAutoScalingInstances accepts at most 50 instance IDs per call.
@@ -237,4 +282,65 @@ pub async fn untag_group(client: &Client, name: &str, key: &str) -> Result<(), A
         .await
         .map_err(|e| AwsError::from_sdk("DeleteTags", name, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::budget::Replacement;
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    fn activity(instance: &str, cause: &str, start: &str) -> String {
+        format!(
+            "<member><ActivityId>a-{instance}</ActivityId><AutoScalingGroupName>web</AutoScalingGroupName>\
+             <Description>Terminating EC2 instance: {instance}</Description><Cause>{cause}</Cause>\
+             <StartTime>{start}</StartTime><StatusCode>Successful</StatusCode><Progress>100</Progress></member>"
+        )
+    }
+
+    /// moto answers `DescribeScalingActivities` with no activity: the
+    /// adapter reads a response shaped by the API model (awsQuery XML)
+    /// through the real client instead.
+    #[tokio::test]
+    async fn health_check_replacements_are_read_until_the_window_starts() {
+        let body = format!(
+            "<DescribeScalingActivitiesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <DescribeScalingActivitiesResult><Activities>{}{}{}{}</Activities></DescribeScalingActivitiesResult>\
+             <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>",
+            activity("i-0c", "At 2026-12-01T16:40:00Z an instance was taken out of service in response to an ELB system health check failure.", "2026-12-01T16:40:00.000Z"),
+            activity("i-0b", "At 2026-12-01T16:30:00Z instance i-0b was taken out of service in response to a user request, shrinking the capacity from 4 to 3.", "2026-12-01T16:30:00.000Z"),
+            activity("i-0a", "At 2026-12-01T16:20:00Z an instance was taken out of service in response to a user health-check.", "2026-12-01T16:20:00.000Z"),
+            activity("i-09", "At 2026-12-01T15:00:00Z an instance was taken out of service in response to an ELB system health check failure.", "2026-12-01T15:00:00.000Z"),
+        );
+        let http = StaticReplayClient::new(vec![ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://autoscaling.us-east-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "text/xml")
+                .body(SdkBody::from(body))
+                .unwrap(),
+        )]);
+        let conf = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_autoscaling::config::Credentials::for_tests())
+            .http_client(http)
+            .build();
+        let client = Client::from_conf(conf);
+        // 2026-12-01T16:00:00Z: the 15:00 replacement is outside the window.
+        let found = health_replacements(&client, "web", 1_796_140_800)
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [
+                ("i-0c".to_string(), Replacement::LoadBalancerHealthCheck),
+                ("i-0a".to_string(), Replacement::UserHealthCheck),
+            ]
+        );
+    }
 }
