@@ -9,6 +9,8 @@ pub const MAX_UNHEALTHY_PERCENT: &str = "BALLAST_MAX_UNHEALTHY_PERCENT";
 pub const MAX_EVACUATED_AZS: &str = "BALLAST_MAX_EVACUATED_AZS";
 pub const DNS_TTL: &str = "BALLAST_DNS_TTL";
 pub const EVACUATION_WARN_HOURS: &str = "BALLAST_EVACUATION_WARN_HOURS";
+pub const MAX_REPLACED_PERCENT: &str = "BALLAST_MAX_REPLACED_PERCENT";
+pub const REPLACEMENT_WINDOW_MINUTES: &str = "BALLAST_REPLACEMENT_WINDOW_MINUTES";
 
 /// After this long, every `az-impairment` sweep reports a zone still
 /// evacuated as a warning (it restores nothing by age).
@@ -32,6 +34,8 @@ pub struct Config {
     pub dns_ttl: i64,
     /// A zone evacuated longer than this is reported by every sweep.
     pub evacuation_warn_hours: u32,
+    /// The replacement budget of each managed ASG (`decide::budget`).
+    pub replacement_budget: crate::decide::budget::Budget,
     /// How long a lease settles before it is read back (`reconcile::lease`);
     /// not configurable from the environment.
     pub lease_settle: std::time::Duration,
@@ -149,8 +153,39 @@ impl Config {
                 })?,
         };
 
+        let percent = match get(MAX_REPLACED_PERCENT) {
+            None => 30,
+            Some(v) => v
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .ok_or(ConfigError::Invalid {
+                    variable: MAX_REPLACED_PERCENT,
+                    value: v,
+                    expected: "a whole number of percent from 1 to 100",
+                })?,
+        };
+        let window_minutes = match get(REPLACEMENT_WINDOW_MINUTES) {
+            None => 60,
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|m| (1..=1_440).contains(m))
+                .ok_or(ConfigError::Invalid {
+                    variable: REPLACEMENT_WINDOW_MINUTES,
+                    value: v,
+                    expected: "a whole number of minutes from 1 to 1440",
+                })?,
+        };
+
         Ok(Config {
             topic_arn,
+            replacement_budget: crate::decide::budget::Budget {
+                percent,
+                window_secs: window_minutes * 60,
+            },
             dry_run,
             max_unhealthy_percent,
             max_evacuated_azs,
@@ -209,6 +244,10 @@ mod tests {
                 max_evacuated_azs: 1,
                 dns_ttl: DEFAULT_DNS_TTL,
                 evacuation_warn_hours: 12,
+                replacement_budget: crate::decide::budget::Budget {
+                    percent: 30,
+                    window_secs: 3600,
+                },
                 lease_settle: DEFAULT_LEASE_SETTLE,
                 promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
             }
@@ -254,6 +293,8 @@ mod tests {
             (MAX_EVACUATED_AZS, "many", "Availability Zones"),
             (DNS_TTL, "0", "from 1 to 86400"),
             (EVACUATION_WARN_HOURS, "0", "from 1 to 8760"),
+            (MAX_REPLACED_PERCENT, "0", "from 1 to 100"),
+            (REPLACEMENT_WINDOW_MINUTES, "1441", "from 1 to 1440"),
         ];
         for (var, value, expected) in cases {
             let mut vars = vec![(TOPIC_ARN, TOPIC)];
