@@ -46,7 +46,8 @@ pub async fn execute(
     let mut stopped: BTreeMap<&str, &str> = BTreeMap::new();
     for step in &plan.steps {
         let chain = if plan.sequential { "" } else { step.chain() };
-        if let Some(why) = stopped.get(chain) {
+        let waited_on = step.after().and_then(|a| stopped.get(a));
+        if let Some(why) = stopped.get(chain).or(waited_on) {
             applied.push(Applied {
                 record: step.record(ActionStatus::Skipped, *why),
                 error: None,
@@ -182,6 +183,20 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
             fleet::untag_group(&aws.autoscaling, asg, key).await?;
             Ok(StepResult::Done(format!("{key} removed")))
         }
+        Step::SuspendProcesses { asg, processes } => {
+            fleet::suspend_processes(&aws.autoscaling, asg, processes).await?;
+            Ok(StepResult::Done(format!(
+                "SuspendProcesses({}): ASG {asg} no longer replaces unhealthy instances by itself",
+                processes.join(",")
+            )))
+        }
+        Step::ResumeProcesses { asg, processes } => {
+            fleet::resume_processes(&aws.autoscaling, asg, processes).await?;
+            Ok(StepResult::Done(format!(
+                "ResumeProcesses({}): ASG {asg} replaces unhealthy instances again",
+                processes.join(",")
+            )))
+        }
         Step::PromoteReplica { replica, primary } => {
             database::promote_read_replica(&aws.rds, replica).await?;
             Ok(StepResult::Done(format!(
@@ -271,68 +286,79 @@ impl ReportContext {
         }
     }
 
-    /// The report of a decided (and, for `Act`, executed) plan.
+    /// The report of a decided (and, when it has steps, executed) plan. A
+    /// declined plan may still have steps (the breaker it trips): it stays
+    /// `declined` when they are done, and is `failed` when one is not.
     pub fn conclude(&self, plan: Plan, applied: Vec<Applied>, dry_run: bool) -> Report {
+        let would = || -> String {
+            let would: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+            format!("Dry run, nothing changed; would {}.", would.join("; "))
+        };
+        let failures: Vec<&AwsError> = applied.iter().filter_map(|a| a.error.as_ref()).collect();
+        let done: Vec<String> = plan
+            .steps
+            .iter()
+            .zip(&applied)
+            .filter(|(_, a)| a.record.status == ActionStatus::Done)
+            .map(|(s, _)| s.describe())
+            .collect();
+        let failed = || {
+            let reasons: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
+            (
+                Outcome::Failed,
+                Severity::Critical,
+                format!(
+                    "{} {} of {} actions did not complete ({} done).",
+                    plan.situation,
+                    failures.len(),
+                    plan.steps.len(),
+                    done.len()
+                ),
+                Some(reasons.join("; ")),
+            )
+        };
         let (outcome, severity, summary, reason) = match plan.verdict {
             Verdict::Ignored => (
                 Outcome::Ignored,
                 Severity::Info,
-                plan.situation,
-                plan.reason,
+                plan.situation.clone(),
+                plan.reason.clone(),
             ),
-            Verdict::Noop => (Outcome::Noop, plan.severity, plan.situation, plan.reason),
-            Verdict::Declined => (
+            Verdict::Noop => (
+                Outcome::Noop,
+                plan.severity,
+                plan.situation.clone(),
+                plan.reason.clone(),
+            ),
+            Verdict::Declined if plan.steps.is_empty() => (
                 Outcome::Declined,
                 plan.severity,
-                plan.situation,
-                plan.reason,
+                plan.situation.clone(),
+                plan.reason.clone(),
             ),
-            Verdict::Act if dry_run => {
-                let would: Vec<String> = plan.steps.iter().map(Step::describe).collect();
-                (
-                    Outcome::DryRun,
-                    plan.severity.max(Severity::Warning),
-                    format!(
-                        "{} Dry run, nothing changed; would {}.",
-                        plan.situation,
-                        would.join("; ")
-                    ),
-                    plan.reason,
-                )
-            }
-            Verdict::Act => {
-                let failures: Vec<&AwsError> =
-                    applied.iter().filter_map(|a| a.error.as_ref()).collect();
-                let done: Vec<String> = plan
-                    .steps
-                    .iter()
-                    .zip(&applied)
-                    .filter(|(_, a)| a.record.status == ActionStatus::Done)
-                    .map(|(s, _)| s.describe())
-                    .collect();
-                if failures.is_empty() {
-                    (
-                        Outcome::Remediated,
-                        plan.severity,
-                        format!("{} Done: {}.", plan.situation, done.join("; ")),
-                        plan.reason,
-                    )
+            Verdict::Declined if dry_run => (
+                Outcome::Declined,
+                plan.severity,
+                format!("{} {}", plan.situation, would()),
+                plan.reason.clone(),
+            ),
+            Verdict::Act if dry_run => (
+                Outcome::DryRun,
+                plan.severity.max(Severity::Warning),
+                format!("{} {}", plan.situation, would()),
+                plan.reason.clone(),
+            ),
+            Verdict::Act | Verdict::Declined if !failures.is_empty() => failed(),
+            Verdict::Act | Verdict::Declined => (
+                if plan.verdict == Verdict::Act {
+                    Outcome::Remediated
                 } else {
-                    let reasons: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
-                    (
-                        Outcome::Failed,
-                        Severity::Critical,
-                        format!(
-                            "{} {} of {} actions did not complete ({} done).",
-                            plan.situation,
-                            failures.len(),
-                            plan.steps.len(),
-                            done.len()
-                        ),
-                        Some(reasons.join("; ")),
-                    )
-                }
-            }
+                    Outcome::Declined
+                },
+                plan.severity,
+                format!("{} Done: {}.", plan.situation, done.join("; ")),
+                plan.reason.clone(),
+            ),
         };
         let mut actions: Vec<ActionRecord> = applied.into_iter().map(|a| a.record).collect();
         actions.extend(plan.skipped);

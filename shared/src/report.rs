@@ -221,8 +221,17 @@ impl Report {
 
 /// Now, as RFC 3339 (UTC).
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// An epoch-seconds time as RFC 3339 (UTC), for reports.
+pub fn rfc3339(epoch: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch)
+        .map_or_else(|_| epoch.to_string(), format_rfc3339)
+}
+
+fn format_rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 

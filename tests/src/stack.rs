@@ -340,6 +340,52 @@ impl Stack {
             .expect("StopInstances");
     }
 
+    /// Starts stopped instances: ELB reports them `healthy` again (the fix
+    /// rolled out).
+    pub async fn start(&self, ids: &[String]) {
+        self.ec2
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .expect("StartInstances");
+    }
+
+    /// The ASG replaces an instance, as it does one marked unhealthy.
+    pub async fn replace(&self, id: &str) {
+        self.autoscaling
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .expect("TerminateInstanceInAutoScalingGroup");
+    }
+
+    /// The group's suspended processes, sorted.
+    pub async fn suspended_processes(&self, asg: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .group(asg)
+            .await
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Suspends processes by hand, as an operator does mid-incident.
+    pub async fn suspend(&self, asg: &str, processes: &[&str]) {
+        self.autoscaling
+            .suspend_processes()
+            .auto_scaling_group_name(asg)
+            .set_scaling_processes(Some(processes.iter().map(|p| p.to_string()).collect()))
+            .send()
+            .await
+            .expect("SuspendProcesses");
+    }
+
     /// The ASG's view of an instance's health (`Healthy` / `Unhealthy`).
     pub async fn asg_health(&self, instance_id: &str) -> String {
         self.autoscaling

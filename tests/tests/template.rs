@@ -110,6 +110,10 @@ const ROUTES: &[(&str, &[&str])] = &[
         "unhealthy-target-alarm-az.json",
         &["UnhealthyTarget/UnHealthyHostCountAlarm"],
     ),
+    (
+        "unhealthy-target-alarm-ok.json",
+        &["UnhealthyTarget/UnHealthyHostCountAlarm"],
+    ),
     ("unhealthy-target-direct.json", &[]),
     (
         "rds-cluster-failover-completed.json",
@@ -199,11 +203,11 @@ fn rules_reject_near_misses() {
         edit(&mut e);
         matching_rules(&rules, &e)
     };
-    // An UnHealthyHostCount alarm going back to OK is not a reason to act.
+    // An UnHealthyHostCount alarm without data is no verdict either way.
     assert_eq!(
         with("unhealthy-target-alarm.json", &|e| e["detail"]["state"]
             ["value"] =
-            json!("OK")),
+            json!("INSUFFICIENT_DATA")),
         set(&[])
     );
     // Another metric of the load balancer is not unhealthy-target's business.
@@ -304,6 +308,8 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
             config::TOPIC_ARN,
             config::DRY_RUN,
             config::MAX_UNHEALTHY_PERCENT,
+            config::MAX_REPLACED_PERCENT,
+            config::REPLACEMENT_WINDOW_MINUTES,
             config::MAX_EVACUATED_AZS,
             config::DNS_TTL,
             config::EVACUATION_WARN_HOURS,

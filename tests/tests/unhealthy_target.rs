@@ -31,10 +31,17 @@ async fn stopped_instance_is_replaced() {
         .iter()
         .filter(|a| a.status == ActionStatus::Done)
         .collect();
-    assert_eq!(done.len(), 1);
-    assert_eq!(done[0].kind, "mark-unhealthy");
-    assert_eq!(done[0].target, web[0]);
-    assert_eq!(done[0].asg.as_deref(), Some(MANAGED_ASG));
+    // The mark is recorded against the replacement budget first.
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[0].kind, "tag-asg");
+    assert!(
+        done[0].detail.starts_with("ballast:replaced=b="),
+        "{}",
+        done[0].detail
+    );
+    assert_eq!(done[1].kind, "mark-unhealthy");
+    assert_eq!(done[1].target, web[0]);
+    assert_eq!(done[1].asg.as_deref(), Some(MANAGED_ASG));
 
     assert_eq!(w.stack.asg_health(&web[0]).await, "Unhealthy");
     assert_eq!(w.stack.asg_health(&web[1]).await, "Healthy");
@@ -163,12 +170,21 @@ async fn dry_run_changes_nothing_and_reports_the_plan() {
     assert!(
         report
             .summary
-            .contains(&format!("would mark {} unhealthy in ASG web", web[0])),
+            .contains("Dry run, nothing changed; would tag ASG web ballast:replaced=")
+            && report
+                .summary
+                .contains(&format!("; mark {} unhealthy in ASG web", web[0])),
         "{}",
         report.summary
     );
-    assert_eq!(report.actions[0].status, ActionStatus::Skipped);
-    assert_eq!(report.actions[0].detail, "dry run: not applied");
+    for action in &report.actions[..2] {
+        assert_eq!(action.status, ActionStatus::Skipped);
+        assert_eq!(action.detail, "dry run: not applied");
+    }
+    assert_eq!(
+        w.stack.tag_of(MANAGED_ASG, ballast::tags::REPLACED).await,
+        None
+    );
     assert_eq!(w.stack.all_asg_health().await, before);
 
     let deliveries = w.stack.reports().await;
@@ -186,8 +202,8 @@ async fn bad_inputs_are_ignored_without_side_effects() {
     let mut missing_tg = w.stack.alarm_event("unhealthy-target-alarm.json");
     missing_tg["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
         ["TargetGroup"] = json!("targetgroup/no-such-tg/0123456789abcdef");
-    let mut ok_alarm = w.stack.alarm_event("unhealthy-target-alarm.json");
-    ok_alarm["detail"]["state"]["value"] = json!("OK");
+    let mut no_data = w.stack.alarm_event("unhealthy-target-alarm.json");
+    no_data["detail"]["state"]["value"] = json!("INSUFFICIENT_DATA");
 
     let cases = [
         (json!({}), "a direct invoke needs"),
@@ -198,7 +214,7 @@ async fn bad_inputs_are_ignored_without_side_effects() {
             "1 record(s) from aws:s3 is not an event Ballast handles",
         ),
         (missing_tg, "does not exist"),
-        (ok_alarm, "not ALARM"),
+        (no_data, "neither ALARM nor OK"),
         (
             json!({"targetGroupArn": "web-tg"}),
             "not a target group ARN",

@@ -268,6 +268,56 @@ pub async fn tag_groups(
     Ok(())
 }
 
+/// Suspends the named processes (never an empty list: to Auto Scaling that
+/// means every process).
+pub async fn suspend_processes(
+    client: &Client,
+    name: &str,
+    processes: &[String],
+) -> Result<(), AwsError> {
+    named("SuspendProcesses", name, processes)?;
+    client
+        .suspend_processes()
+        .auto_scaling_group_name(name)
+        .set_scaling_processes(Some(processes.to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SuspendProcesses", name, e))?;
+    Ok(())
+}
+
+/// Resumes the named processes (never an empty list: to Auto Scaling that
+/// means every process, an operator's suspensions included).
+pub async fn resume_processes(
+    client: &Client,
+    name: &str,
+    processes: &[String],
+) -> Result<(), AwsError> {
+    named("ResumeProcesses", name, processes)?;
+    client
+        .resume_processes()
+        .auto_scaling_group_name(name)
+        .set_scaling_processes(Some(processes.to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ResumeProcesses", name, e))?;
+    Ok(())
+}
+
+/// Refuses an empty list (the decisions never make one).
+fn named(operation: &'static str, name: &str, processes: &[String]) -> Result<(), AwsError> {
+    if processes.is_empty() {
+        return Err(AwsError {
+            operation,
+            resource: name.to_string(),
+            code: Some("NoProcessNamed".into()),
+            message: "refused: an empty list would mean every process".into(),
+            retryable: false,
+        });
+    }
+    Ok(())
+}
+
 pub async fn untag_group(client: &Client, name: &str, key: &str) -> Result<(), AwsError> {
     client
         .delete_tags()

@@ -1,8 +1,9 @@
-//! The replacement budget of `unhealthy-target` (issue 12, work in
-//! progress): per managed ASG, at most `max(1, floor(percent × desired /
-//! 100))` instances replaced in any window, counting Ballast's own marks
-//! (the `ballast:replaced` record) and the ASG's own health-check
-//! replacements (its scaling activities).
+//! The fleet breaker's arithmetic and records: the replacement budget of
+//! `unhealthy-target` (per managed ASG, at most `max(1, floor(percent ×
+//! desired / 100))` instances replaced in any window, counting Ballast's own
+//! marks from the `ballast:replaced` record and the ASG's own health-check
+//! replacements from its scaling activities), and the `ballast:suspended`
+//! record of the processes the breaker suspended.
 
 /// `BALLAST_MAX_REPLACED_PERCENT` / `BALLAST_REPLACEMENT_WINDOW_MINUTES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,71 +60,234 @@ pub fn replacement_cause(cause: &str) -> Option<Replacement> {
 }
 
 /// Ballast's own marks of one group, as the `ballast:replaced` tag keeps
-/// them: `b=<epoch minute> m=<minutes after b>.<...>`, only marks inside the
-/// window (minute resolution is enough against a window of minutes, and
-/// about 60 marks fit the 256-character value).
+/// them: `b=<epoch minute> m=<minutes after b>:<instance>.<...>`, only marks
+/// inside the window. Minute resolution is enough against a window of
+/// minutes; an instance is named by the last 8 characters of its ID, so that
+/// a mark recorded and then refused (or cut by the deadline) is made again
+/// by the next delivery without spending the budget twice. About 18 marks
+/// fit the 256-character value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Replaced {
-    /// Epoch seconds, at minute resolution, oldest first.
-    pub marks: Vec<i64>,
+    /// Oldest first.
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mark {
+    /// Epoch seconds, at minute resolution.
+    pub at: i64,
+    /// [`instance_key`] of the marked instance.
+    pub instance: String,
+}
+
+/// How the record names an instance: the last 8 characters of its ID.
+pub fn instance_key(instance_id: &str) -> &str {
+    let start = instance_id
+        .char_indices()
+        .rev()
+        .nth(7)
+        .map_or(0, |(i, _)| i);
+    &instance_id[start..]
 }
 
 impl Replaced {
     pub fn parse(value: &str) -> Option<Replaced> {
         let mut base = None;
-        let mut offsets = None;
+        let mut entries = None;
         for kv in value.split_whitespace() {
             match kv.split_once('=')? {
                 ("b", b) => base = Some(b.parse::<i64>().ok()?),
                 ("m", m) => {
-                    offsets = Some(
+                    entries = Some(
                         m.split('.')
-                            .filter(|o| !o.is_empty())
-                            .map(|o| o.parse::<i64>().ok())
-                            .collect::<Option<Vec<i64>>>()?,
+                            .filter(|e| !e.is_empty())
+                            .map(|e| {
+                                let (offset, instance) = e.split_once(':').unwrap_or((e, ""));
+                                Some((offset.parse::<i64>().ok()?, instance.to_string()))
+                            })
+                            .collect::<Option<Vec<(i64, String)>>>()?,
                     )
                 }
                 _ => return None,
             }
         }
         let base = base?;
-        let mut marks: Vec<i64> = offsets?.iter().map(|o| (base + o) * 60).collect();
-        marks.sort_unstable();
+        let mut marks: Vec<Mark> = entries?
+            .into_iter()
+            .map(|(o, instance)| Mark {
+                at: (base + o) * 60,
+                instance,
+            })
+            .collect();
+        marks.sort();
         Some(Replaced { marks })
     }
 
-    /// The record with `mark` added and everything older than the window
-    /// before `now` left out.
-    pub fn with(&self, mark: i64, now: i64, window_secs: i64) -> Replaced {
-        let mut marks: Vec<i64> = self
+    /// The record with `instance` marked at `now`, and everything older
+    /// than the window left out.
+    pub fn with(&self, instance: &str, now: i64, window_secs: i64) -> Replaced {
+        let mut marks: Vec<Mark> = self
             .marks
             .iter()
-            .copied()
-            .chain([mark])
-            .map(|t| t - t.rem_euclid(60))
-            .filter(|t| *t > now - window_secs)
+            .cloned()
+            .chain([Mark {
+                at: now,
+                instance: instance_key(instance).to_string(),
+            }])
+            .map(|m| Mark {
+                at: m.at - m.at.rem_euclid(60),
+                ..m
+            })
+            .filter(|m| m.at > now - window_secs)
             .collect();
-        marks.sort_unstable();
+        marks.sort();
         Replaced { marks }
     }
 
+    /// The tag value; when every mark does not fit 256 characters, the
+    /// newest that do (the older ones are still counted, as the user
+    /// health-check activities the ASG logged for them).
     pub fn encode(&self) -> Option<String> {
-        let base = self.marks.first()? / 60;
-        let offsets: Vec<String> = self
-            .marks
-            .iter()
-            .map(|t| (t / 60 - base).to_string())
-            .collect();
-        Some(format!("b={base} m={}", offsets.join(".")))
+        let mut keep = self.marks.len();
+        loop {
+            let marks = &self.marks[self.marks.len() - keep..];
+            let base = marks.first()?.at / 60;
+            let entries: Vec<String> = marks
+                .iter()
+                .map(|m| format!("{}:{}", m.at / 60 - base, m.instance))
+                .collect();
+            let value = format!("b={base} m={}", entries.join("."));
+            if value.len() <= MAX_TAG_VALUE || keep == 1 {
+                return Some(value);
+            }
+            keep -= 1;
+        }
     }
 
     /// Marks inside the window before `now`.
     pub fn within(&self, now: i64, window_secs: i64) -> usize {
         self.marks
             .iter()
-            .filter(|t| **t > now - window_secs)
+            .filter(|m| m.at > now - window_secs)
             .count()
     }
+
+    /// Whether `instance_id` was marked inside the window before `now`.
+    pub fn has(&self, instance_id: &str, now: i64, window_secs: i64) -> bool {
+        let key = instance_key(instance_id);
+        self.marks
+            .iter()
+            .any(|m| m.at > now - window_secs && m.instance == key)
+    }
+}
+
+/// The health-check replacements an ASG made by itself inside the window,
+/// by cause (read from its scaling activities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnReplacements {
+    /// `SetInstanceHealth` by anyone, Ballast included.
+    pub user: usize,
+    pub load_balancer: usize,
+    pub ec2: usize,
+}
+
+impl OwnReplacements {
+    pub fn count(causes: impl IntoIterator<Item = Replacement>) -> Self {
+        let mut own = OwnReplacements::default();
+        for c in causes {
+            match c {
+                Replacement::UserHealthCheck => own.user += 1,
+                Replacement::LoadBalancerHealthCheck => own.load_balancer += 1,
+                Replacement::Ec2HealthCheck => own.ec2 += 1,
+            }
+        }
+        own
+    }
+
+    /// Replacements spent in the window, given Ballast's own `marks` in it.
+    /// Each of Ballast's marks also shows up as a user health-check
+    /// activity (once the ASG acts on it), so the two are counted once: the
+    /// larger of them. The ASG's own ELB and EC2 health-check replacements
+    /// are added.
+    pub fn spent_with(&self, marks: usize) -> usize {
+        marks.max(self.user) + self.load_balancer + self.ec2
+    }
+}
+
+/// The process the breaker suspends: the one with which an ASG replaces
+/// the instances its health check finds unhealthy.
+pub const REPLACE_UNHEALTHY: &str = "ReplaceUnhealthy";
+
+/// AWS caps a tag value at 256 characters.
+pub const MAX_TAG_VALUE: usize = 256;
+
+/// The breaker's record, `ballast:suspended`: `p=<processes> at=<epoch
+/// seconds> why=<share|budget> tg=<target group>,...`. The processes are
+/// the only ones Ballast ever resumes; the target groups are those whose
+/// decline holds the breaker open (`name/id`, from their ARNs): it closes
+/// when the last of them is back within the guardrail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspended {
+    pub processes: Vec<String>,
+    pub at: i64,
+    pub why: String,
+    pub target_groups: Vec<String>,
+}
+
+impl Suspended {
+    pub fn parse(value: &str) -> Option<Suspended> {
+        let (mut processes, mut at, mut why, mut tgs) = (None, None, None, None);
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        for kv in value.split_whitespace() {
+            match kv.split_once('=')? {
+                ("p", p) => processes = Some(list(p)),
+                ("at", t) => at = Some(t.parse::<i64>().ok()?),
+                ("why", w) => why = Some(w.to_string()),
+                ("tg", t) => tgs = Some(list(t)),
+                _ => return None,
+            }
+        }
+        let processes = processes.filter(|p| !p.is_empty())?;
+        Some(Suspended {
+            processes,
+            at: at?,
+            why: why.unwrap_or_default(),
+            target_groups: tgs.unwrap_or_default(),
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!(
+            "p={} at={} why={} tg={}",
+            self.processes.join(","),
+            self.at,
+            self.why,
+            self.target_groups.join(",")
+        )
+    }
+
+    /// The record with `tg` added, when it still fits a tag value (when it
+    /// does not, the target groups already named hold the breaker open, and
+    /// the next look at `tg` after they close trips it again).
+    pub fn holding(&self, tg: &str) -> Option<Suspended> {
+        if self.target_groups.iter().any(|t| t == tg) {
+            return None;
+        }
+        let mut more = self.clone();
+        more.target_groups.push(tg.to_string());
+        (more.encode().len() <= MAX_TAG_VALUE).then_some(more)
+    }
+}
+
+/// How a target group is named in the breaker's record: `name/id`, the
+/// tail of its ARN.
+pub fn target_group_key(arn: &str) -> &str {
+    arn.split_once(":targetgroup/").map_or(arn, |(_, k)| k)
 }
 
 #[cfg(test)]
@@ -153,19 +317,100 @@ mod tests {
     fn the_record_keeps_only_marks_inside_the_window_and_fits_a_tag() {
         let now = 1_796_141_563;
         let mut r = Replaced::default();
-        for k in 0..60 {
-            r = r.with(now - 3600 + 60 * k + 30, now, 3600);
+        for k in 0..18 {
+            r = r.with(
+                &format!("i-0123456789ab{k:05x}"),
+                now - 3600 + 200 * k + 30,
+                3600,
+            );
         }
         let value = r.encode().unwrap();
-        assert!(value.len() <= 256, "{} characters", value.len());
+        assert!(value.len() <= MAX_TAG_VALUE, "{} characters", value.len());
+        assert!(
+            value.starts_with("b=29935633 m=0:9ab00000.3:9ab00001."),
+            "{value}"
+        );
         let back = Replaced::parse(&value).unwrap();
         assert_eq!(back, r);
-        assert_eq!(back.within(now, 3600), 60);
+        assert_eq!(back.within(now, 3600), 18);
+        assert!(back.has("i-0123456789ab00011", now, 3600));
+        assert!(!back.has("i-0123456789ab00099", now, 3600));
         // An hour later every mark has left the window.
         assert_eq!(back.within(now + 3600, 3600), 0);
-        assert_eq!(back.with(now + 3600, now + 3600, 3600).marks.len(), 1);
-        for bad in ["", "b=x m=1", "b=1 m=a", "m=1", "b=1", "x=1 b=1 m=1"] {
+        assert!(!back.has("i-0123456789ab00011", now + 3600, 3600));
+        assert_eq!(back.with("i-1", now + 3600, 3600).marks.len(), 1);
+        for bad in ["", "b=x m=1:a", "b=1 m=a:b", "m=1", "b=1", "x=1 b=1 m=1"] {
             assert_eq!(Replaced::parse(bad), None, "{bad}");
+        }
+        assert_eq!(instance_key("i-0123456789abcdef0"), "9abcdef0");
+        assert_eq!(instance_key("i-1"), "i-1");
+    }
+
+    #[test]
+    fn a_record_too_long_for_a_tag_keeps_the_newest_marks() {
+        let now = 1_796_141_563;
+        let mut r = Replaced::default();
+        for k in 0..60 {
+            r = r.with(&format!("i-{k:017x}"), now - 7200 + 120 * k, 7200);
+        }
+        let value = r.encode().unwrap();
+        assert!(value.len() <= MAX_TAG_VALUE, "{} characters", value.len());
+        let back = Replaced::parse(&value).unwrap();
+        assert!(back.marks.len() >= 17, "{}", back.marks.len());
+        assert_eq!(back.marks.last(), r.marks.last());
+    }
+
+    #[test]
+    fn ballast_marks_and_user_health_check_activities_are_counted_once() {
+        use Replacement::*;
+        let own =
+            OwnReplacements::count([UserHealthCheck, LoadBalancerHealthCheck, Ec2HealthCheck]);
+        assert_eq!(own.spent_with(0), 3);
+        // Ballast marked one (its activity is the user one), then two more
+        // whose activities have not started yet.
+        assert_eq!(own.spent_with(3), 5);
+        let operator = OwnReplacements::count([UserHealthCheck, UserHealthCheck]);
+        assert_eq!(operator.spent_with(1), 2);
+    }
+
+    #[test]
+    fn the_suspended_record_round_trips_and_names_its_target_groups() {
+        let tg =
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/73e2d6bc24d8a067";
+        assert_eq!(target_group_key(tg), "web/73e2d6bc24d8a067");
+        let r = Suspended {
+            processes: vec![REPLACE_UNHEALTHY.into()],
+            at: 1_796_140_800,
+            why: "share".into(),
+            target_groups: vec![target_group_key(tg).into()],
+        };
+        let value = r.encode();
+        assert_eq!(
+            value,
+            "p=ReplaceUnhealthy at=1796140800 why=share tg=web/73e2d6bc24d8a067"
+        );
+        assert_eq!(Suspended::parse(&value), Some(r.clone()));
+        assert_eq!(r.holding("web/73e2d6bc24d8a067"), None);
+        let two = r.holding("api/0123456789abcdef").unwrap();
+        assert_eq!(two.target_groups.len(), 2);
+        // Target groups beyond what a tag holds are not recorded.
+        let mut full = two;
+        for k in 0..10 {
+            if let Some(more) =
+                full.holding(&format!("a-long-target-group-name-{k:05}/0123456789abcdef"))
+            {
+                full = more;
+            }
+        }
+        assert!(full.encode().len() <= MAX_TAG_VALUE);
+        for bad in [
+            "",
+            "p= at=1",
+            "p=ReplaceUnhealthy",
+            "p=ReplaceUnhealthy at=x",
+            "x=1 p=A at=1",
+        ] {
+            assert_eq!(Suspended::parse(bad), None, "{bad}");
         }
     }
 

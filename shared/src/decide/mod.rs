@@ -47,6 +47,11 @@ pub enum Step {
     },
     /// `DeleteTags` on an Auto Scaling group.
     UntagGroup { asg: String, key: String },
+    /// `SuspendProcesses` on an Auto Scaling group (the breaker trips).
+    SuspendProcesses { asg: String, processes: Vec<String> },
+    /// `ResumeProcesses` on an Auto Scaling group: only processes Ballast
+    /// suspended (the breaker closes).
+    ResumeProcesses { asg: String, processes: Vec<String> },
     UpsertCname {
         zone_id: String,
         name: String,
@@ -68,6 +73,8 @@ impl Step {
             Step::UpdateGroup { .. } => "update-asg",
             Step::TagGroup { .. } => "tag-asg",
             Step::UntagGroup { .. } => "untag-asg",
+            Step::SuspendProcesses { .. } => "suspend-processes",
+            Step::ResumeProcesses { .. } => "resume-processes",
         }
     }
 
@@ -79,7 +86,9 @@ impl Step {
             Step::UpsertCname { name, .. } => name,
             Step::UpdateGroup { asg, .. }
             | Step::TagGroup { asg, .. }
-            | Step::UntagGroup { asg, .. } => asg,
+            | Step::UntagGroup { asg, .. }
+            | Step::SuspendProcesses { asg, .. }
+            | Step::ResumeProcesses { asg, .. } => asg,
         }
     }
 
@@ -88,19 +97,31 @@ impl Step {
             Step::MarkUnhealthy { asg, .. }
             | Step::UpdateGroup { asg, .. }
             | Step::TagGroup { asg, .. }
-            | Step::UntagGroup { asg, .. } => Some(asg),
+            | Step::UntagGroup { asg, .. }
+            | Step::SuspendProcesses { asg, .. }
+            | Step::ResumeProcesses { asg, .. } => Some(asg),
             _ => None,
         }
     }
 
     /// The resource whose chain of steps this one belongs to: the executor
     /// stops a chain at its first failure and runs the others on.
-    /// Marks are independent of each other; an ASG's record and subnet
-    /// changes are one chain.
+    /// Marks are independent of each other; an ASG's records, subnet
+    /// changes and processes are one chain.
     pub fn chain(&self) -> &str {
         match self {
             Step::MarkUnhealthy { instance_id, .. } => instance_id,
             other => other.asg().unwrap_or_else(|| other.target()),
+        }
+    }
+
+    /// The chain this step waits on, besides its own: a mark is not started
+    /// once its ASG's chain has stopped (its `ballast:replaced` record,
+    /// written before it, did not land).
+    pub fn after(&self) -> Option<&str> {
+        match self {
+            Step::MarkUnhealthy { asg, .. } => Some(asg),
+            _ => None,
         }
     }
 
@@ -133,6 +154,12 @@ impl Step {
             ),
             Step::TagGroup { asg, key, value } => format!("tag ASG {asg} {key}={value}"),
             Step::UntagGroup { asg, key } => format!("remove tag {key} from ASG {asg}"),
+            Step::SuspendProcesses { asg, processes } => {
+                format!("suspend {} of ASG {asg}", processes.join(", "))
+            }
+            Step::ResumeProcesses { asg, processes } => {
+                format!("resume {} of ASG {asg}", processes.join(", "))
+            }
             Step::UpsertCname {
                 name,
                 value,

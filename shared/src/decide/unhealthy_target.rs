@@ -1,19 +1,29 @@
 //! `unhealthy-target`: which impaired targets to hand to their Auto Scaling
-//! group for replacement, under the unhealthy-share guardrail.
+//! group for replacement, under the unhealthy-share guardrail and each
+//! group's replacement budget; and the fleet breaker, which suspends an
+//! ASG's own `ReplaceUnhealthy` while Ballast declines and resumes it (only
+//! what it suspended) once the target group is back within the guardrail.
 
 use std::collections::BTreeSet;
 
+use super::budget::{
+    target_group_key, Budget, OwnReplacements, Replaced, Suspended, REPLACE_UNHEALTHY,
+};
 use super::{Plan, Step, Verdict};
 use crate::event::short_name;
 use crate::report::{ActionRecord, ActionStatus, Severity};
+use crate::tags;
 
-/// A target group as observed: its targets' health joined with their ASG.
+/// A target group as observed: its targets' health joined with their ASG,
+/// and the managed ASGs behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetGroupState {
     pub arn: String,
     /// `instance`, `ip`, `lambda` or `alb`.
     pub target_type: String,
     pub targets: Vec<TargetState>,
+    /// Managed ASGs attached to the target group or with instances in it.
+    pub groups: Vec<AsgState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +49,74 @@ pub struct AsgMembership {
     pub lifecycle_state: String,
 }
 
+/// A managed ASG, with what the budget and the breaker read of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsgState {
+    pub name: String,
+    pub desired: i32,
+    /// `EC2`, `ELB`, `VPC_LATTICE`, or several of them comma-separated.
+    pub health_check_type: String,
+    /// Suspended processes, whoever suspended them.
+    pub suspended_processes: Vec<String>,
+    /// The `ballast:replaced` tag, as read.
+    pub replaced: Option<String>,
+    /// The `ballast:suspended` tag, as read.
+    pub suspended: Option<String>,
+    /// The ASG's health-check replacements inside the budget window.
+    pub own: OwnReplacements,
+}
+
+impl AsgState {
+    /// With ELB health checks the ASG replaces every instance its target
+    /// groups find unhealthy by itself, whatever Ballast decides.
+    pub fn replaces_by_itself(&self) -> bool {
+        self.health_check_type
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("ELB"))
+    }
+
+    fn is_suspended(&self, process: &str) -> bool {
+        self.suspended_processes.iter().any(|p| p == process)
+    }
+
+    fn marks(&self) -> Replaced {
+        self.replaced
+            .as_deref()
+            .and_then(Replaced::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// Who holds an ASG's `ReplaceUnhealthy` suspended, as its tags say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Breaker {
+    /// No `ballast:suspended` record.
+    Closed,
+    /// Ballast's record.
+    Open(Suspended),
+    /// A `ballast:suspended` value Ballast cannot read: left alone.
+    Unreadable(String),
+}
+
+impl AsgState {
+    pub fn breaker(&self) -> Breaker {
+        match self.suspended.as_deref() {
+            None => Breaker::Closed,
+            Some(v) => {
+                Suspended::parse(v).map_or_else(|| Breaker::Unreadable(v.into()), Breaker::Open)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// `BALLAST_MAX_UNHEALTHY_PERCENT`.
     pub max_unhealthy_percent: u8,
+    /// `BALLAST_MAX_REPLACED_PERCENT` / `BALLAST_REPLACEMENT_WINDOW_MINUTES`.
+    pub budget: Budget,
+    /// Epoch seconds.
+    pub now: i64,
 }
 
 impl TargetState {
@@ -60,11 +134,59 @@ impl TargetState {
             (state, None) => state.into(),
         }
     }
+
+    fn in_group(&self, asg: &str) -> bool {
+        self.member.as_ref().is_some_and(|m| m.asg == asg)
+    }
+
+    fn in_service(&self) -> bool {
+        self.member
+            .as_ref()
+            .is_some_and(|m| m.lifecycle_state == "InService")
+    }
+
+    /// Ballast may mark it: in service, in a managed ASG, not yet marked.
+    fn is_markable(&self) -> bool {
+        self.member.as_ref().is_some_and(|m| {
+            m.managed
+                && m.lifecycle_state == "InService"
+                && !m.health_status.eq_ignore_ascii_case("unhealthy")
+        })
+    }
 }
 
 /// Whether `impaired` of `counted` targets exceeds `max_percent` percent.
 pub fn exceeds_share(impaired: usize, counted: usize, max_percent: u8) -> bool {
     impaired * 100 > usize::from(max_percent) * counted
+}
+
+/// Why the breaker trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trip {
+    /// The target group's impaired share is over the guardrail.
+    Share,
+    /// The group's replacement budget is spent.
+    Budget,
+}
+
+impl Trip {
+    fn code(self) -> &'static str {
+        match self {
+            Trip::Share => "share",
+            Trip::Budget => "budget",
+        }
+    }
+}
+
+/// What one managed ASG gets from this target group's decision.
+#[derive(Default)]
+struct GroupDecision {
+    steps: Vec<Step>,
+    /// Sentences for the situation (the breaker's transitions).
+    notes: Vec<String>,
+    /// The budget's account, when it declined something.
+    budget: Option<String>,
+    trips: bool,
 }
 
 pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
@@ -80,15 +202,15 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             resources,
         );
     }
-    if !tg
+    let managed_member = tg
         .targets
         .iter()
-        .any(|t| t.member.as_ref().is_some_and(|m| m.managed))
-    {
+        .any(|t| t.member.as_ref().is_some_and(|m| m.managed));
+    if !managed_member && tg.groups.is_empty() {
         return Plan::ignored(
             format!(
                 "no target of {name} belongs to an Auto Scaling group tagged {}=true",
-                crate::tags::MANAGED
+                tags::MANAGED
             ),
             resources,
         );
@@ -106,37 +228,85 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         .filter(|t| t.is_impaired())
         .collect();
     let (n, k) = (counted.len(), impaired.len());
+    let over_share = !impaired.is_empty() && exceeds_share(k, n, policy.max_unhealthy_percent);
 
-    if impaired.is_empty() {
-        return Plan::noop(
-            format!("No impaired target in {name} ({n} registered)."),
-            resources,
-        );
+    // Per managed ASG: the breaker, then the budget.
+    let mut steps = vec![];
+    let mut notes = vec![];
+    let mut budget_notes = vec![];
+    let mut over_budget: BTreeSet<&str> = BTreeSet::new();
+    let mut marked: BTreeSet<&str> = BTreeSet::new();
+    let mut trips = false;
+    for g in &tg.groups {
+        let (d, mark) = decide_group(tg, g, &impaired, over_share, policy);
+        if d.budget.is_some() {
+            over_budget.extend(
+                impaired
+                    .iter()
+                    .filter(|t| t.in_group(&g.name) && t.is_markable())
+                    .filter(|t| !mark.contains(&t.id.as_str()))
+                    .map(|t| t.id.as_str()),
+            );
+        }
+        marked.extend(mark);
+        steps.extend(d.steps);
+        notes.extend(d.notes);
+        budget_notes.extend(d.budget);
+        trips |= d.trips;
     }
 
-    let pct = k * 100 / n;
-    if exceeds_share(k, n, policy.max_unhealthy_percent) {
-        let reason = format!(
-            "{k} of {n} targets ({pct}%) are impaired, above BALLAST_MAX_UNHEALTHY_PERCENT={}: \
+    let mut skipped = vec![];
+    for t in &impaired {
+        let why = t.why_impaired();
+        let detail = match &t.member {
+            _ if marked.contains(t.id.as_str()) => continue,
+            _ if over_share => format!("{why}; not marked: declined by guardrail"),
+            None => format!("{why}; not in an Auto Scaling group"),
+            Some(m) if !m.managed => {
+                format!("{why}; ASG {} is not tagged {}=true", m.asg, tags::MANAGED)
+            }
+            Some(m) if m.health_status.eq_ignore_ascii_case("unhealthy") => {
+                format!(
+                    "{why}; already marked Unhealthy, ASG {} is replacing it",
+                    m.asg
+                )
+            }
+            Some(m) if m.lifecycle_state != "InService" => format!(
+                "{why}; lifecycle state {} in ASG {}, left to the ASG",
+                m.lifecycle_state, m.asg
+            ),
+            Some(m) if over_budget.contains(t.id.as_str()) => format!(
+                "{why}; not marked: the replacement budget of ASG {} is spent",
+                m.asg
+            ),
+            // A managed ASG that was not observed (it vanished meanwhile).
+            Some(m) => format!("{why}; ASG {} could not be read", m.asg),
+        };
+        skipped.push(record(t, ActionStatus::Skipped, detail));
+    }
+    let breaker = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", notes.join(" "))
+    };
+
+    if over_share {
+        let mut reason = format!(
+            "{k} of {n} targets ({}%) are impaired, above BALLAST_MAX_UNHEALTHY_PERCENT={}: \
              suspect the application or its health check, not the instances",
+            k * 100 / n,
             policy.max_unhealthy_percent
         );
-        let skipped = impaired
-            .iter()
-            .map(|t| {
-                record(
-                    t,
-                    ActionStatus::Skipped,
-                    format!("{}; not marked: declined by guardrail", t.why_impaired()),
-                )
-            })
-            .collect();
+        if !budget_notes.is_empty() {
+            reason.push_str("; ");
+            reason.push_str(&budget_notes.join("; "));
+        }
         return Plan {
             verdict: Verdict::Declined,
-            steps: vec![],
+            steps,
             skipped,
             situation: format!(
-                "Declined to replace instances of {name}: {k} of {n} targets are impaired."
+                "Declined to replace instances of {name}: {k} of {n} targets are impaired.{breaker}"
             ),
             reason: Some(reason),
             severity: Severity::Critical,
@@ -145,57 +315,41 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         };
     }
 
-    let mut steps = vec![];
-    let mut skipped = vec![];
-    for t in &impaired {
-        match &t.member {
-            None => skipped.push(record(
-                t,
-                ActionStatus::Skipped,
-                format!("{}; not in an Auto Scaling group", t.why_impaired()),
-            )),
-            Some(m) if !m.managed => skipped.push(record(
-                t,
-                ActionStatus::Skipped,
-                format!(
-                    "{}; ASG {} is not tagged {}=true",
-                    t.why_impaired(),
-                    m.asg,
-                    crate::tags::MANAGED
-                ),
-            )),
-            Some(m) if m.health_status.eq_ignore_ascii_case("unhealthy") => skipped.push(record(
-                t,
-                ActionStatus::Skipped,
-                format!(
-                    "{}; already marked Unhealthy, ASG {} is replacing it",
-                    t.why_impaired(),
-                    m.asg
-                ),
-            )),
-            Some(m) if m.lifecycle_state != "InService" => skipped.push(record(
-                t,
-                ActionStatus::Skipped,
-                format!(
-                    "{}; lifecycle state {} in ASG {}, left to the ASG",
-                    t.why_impaired(),
-                    m.lifecycle_state,
-                    m.asg
-                ),
-            )),
-            Some(m) => steps.push(Step::MarkUnhealthy {
-                instance_id: t.id.clone(),
-                asg: m.asg.clone(),
-            }),
-        }
+    let declined = trips || !budget_notes.is_empty();
+    let reason = (!budget_notes.is_empty()).then(|| budget_notes.join("; "));
+    if marked.is_empty() && declined {
+        return Plan {
+            verdict: Verdict::Declined,
+            steps,
+            skipped,
+            situation: format!(
+                "Declined to replace instances of {name}: the replacement budget is spent ({k} of {n} targets impaired).{breaker}"
+            ),
+            reason,
+            severity: Severity::Critical,
+            resources,
+            sequential: false,
+        };
     }
 
     let hint = az_hint(&counted, &impaired);
+    if impaired.is_empty() {
+        let situation = format!("No impaired target in {name} ({n} registered).{breaker}");
+        return if steps.is_empty() {
+            Plan::noop(situation, resources)
+        } else {
+            Plan {
+                verdict: Verdict::Act,
+                steps,
+                ..Plan::noop(situation, resources)
+            }
+        };
+    }
     let mut situation = format!("{k} of {n} targets of {name} impaired");
-    if !steps.is_empty() {
+    if !marked.is_empty() {
         let list: Vec<String> = impaired
             .iter()
-            .filter(|t| steps.iter().any(|s| s.target() == t.id))
+            .filter(|t| marked.contains(t.id.as_str()))
             .map(|t| format!("{} ({})", t.id, t.why_impaired()))
             .collect();
         situation.push_str(&format!(": {}", list.join(", ")));
@@ -205,6 +359,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         situation.push(' ');
         situation.push_str(h);
     }
+    situation.push_str(&breaker);
 
     if steps.is_empty() {
         return Plan {
@@ -213,20 +368,242 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             ..Plan::noop("", resources)
         };
     }
+    let severity = if declined {
+        Severity::Critical
+    } else if hint.is_some() {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
     Plan {
         verdict: Verdict::Act,
         steps,
         skipped,
         situation,
-        reason: None,
-        severity: if hint.is_some() {
-            Severity::Warning
-        } else {
-            Severity::Info
-        },
+        reason,
+        severity,
         resources,
         sequential: false,
     }
+}
+
+/// One managed ASG behind the target group: its breaker's steps, and which
+/// of its impaired instances Ballast marks within its budget (in target
+/// order). Every chain is ordered so that each prefix is safe: the breaker's
+/// record before `SuspendProcesses`, `ResumeProcesses` before the record is
+/// removed, the `ballast:replaced` record before the marks it counts.
+fn decide_group<'a>(
+    tg: &'a TargetGroupState,
+    g: &AsgState,
+    impaired: &[&'a TargetState],
+    over_share: bool,
+    policy: &Policy,
+) -> (GroupDecision, Vec<&'a str>) {
+    let key = target_group_key(&tg.arn);
+    let mut d = GroupDecision::default();
+    let mine: Vec<&TargetState> = impaired
+        .iter()
+        .copied()
+        .filter(|t| t.in_group(&g.name))
+        .collect();
+    let markable: Vec<&TargetState> = mine.iter().copied().filter(|t| t.is_markable()).collect();
+    let at_risk = mine.iter().any(|t| t.in_service());
+    let window = policy.budget.window_secs;
+    let marks = g.marks();
+    let by_ballast = marks.within(policy.now, window);
+    let spent = g.own.spent_with(by_ballast);
+    let allowance = policy.budget.allowance(g.desired) as usize;
+    // A mark already recorded in the window (refused, or cut short, after
+    // its record landed) is made again without spending the budget twice.
+    let (again, fresh): (Vec<&TargetState>, Vec<&TargetState>) = markable
+        .iter()
+        .partition(|t| marks.has(&t.id, policy.now, window));
+
+    let trip = if !g.replaces_by_itself() {
+        None
+    } else if over_share && at_risk {
+        Some(Trip::Share)
+    } else if (!fresh.is_empty() && spent + fresh.len() > allowance)
+        || (spent > allowance && at_risk)
+    {
+        Some(Trip::Budget)
+    } else {
+        None
+    };
+    let can_mark = if over_share || trip.is_some() {
+        0
+    } else {
+        allowance.saturating_sub(spent).min(fresh.len())
+    };
+    let new_marks = &fresh[..can_mark];
+    let mark: Vec<&'a str> = if over_share || trip.is_some() {
+        vec![]
+    } else {
+        markable
+            .iter()
+            .filter(|t| again.contains(t) || new_marks.contains(t))
+            .map(|t| t.id.as_str())
+            .collect()
+    };
+    if !over_share && (mark.len() < markable.len() || trip == Some(Trip::Budget)) {
+        d.budget = Some(format!(
+            "replacement budget of ASG {}: {allowance} instance(s) per {} min \
+             (BALLAST_MAX_REPLACED_PERCENT={}% of desired capacity {}, at least 1), \
+             {spent} already replaced in the window ({by_ballast} marked by Ballast, \
+             {} by the ASG's own health checks), {} more impaired{}",
+            g.name,
+            window / 60,
+            policy.budget.percent,
+            g.desired,
+            spent - by_ballast.min(spent),
+            fresh.len(),
+            if new_marks.is_empty() {
+                String::new()
+            } else {
+                format!(", {} marked", new_marks.len())
+            }
+        ));
+    }
+
+    match (trip, g.breaker()) {
+        (Some(_), Breaker::Closed) if g.is_suspended(REPLACE_UNHEALTHY) => {
+            d.trips = true;
+            d.notes.push(format!(
+                "ASG {}'s {REPLACE_UNHEALTHY} is already suspended, not by Ballast: \
+                 left to whoever suspended it.",
+                g.name
+            ));
+        }
+        (Some(why), Breaker::Closed) => {
+            d.trips = true;
+            let record = Suspended {
+                processes: vec![REPLACE_UNHEALTHY.into()],
+                at: policy.now,
+                why: why.code().into(),
+                target_groups: vec![key.into()],
+            };
+            d.steps.push(Step::TagGroup {
+                asg: g.name.clone(),
+                key: tags::SUSPENDED.into(),
+                value: record.encode(),
+            });
+            d.steps.push(Step::SuspendProcesses {
+                asg: g.name.clone(),
+                processes: record.processes,
+            });
+            d.notes.push(format!(
+                "Breaker: ASG {} replaces unhealthy instances by itself (health check type {}); \
+                 its {REPLACE_UNHEALTHY} is suspended until {} is back within the guardrail.",
+                g.name,
+                g.health_check_type,
+                short_name(&tg.arn)
+            ));
+        }
+        (Some(_), Breaker::Open(record)) => {
+            d.trips = true;
+            if let Some(more) = record.holding(key) {
+                d.steps.push(Step::TagGroup {
+                    asg: g.name.clone(),
+                    key: tags::SUSPENDED.into(),
+                    value: more.encode(),
+                });
+            }
+            let missing: Vec<String> = record
+                .processes
+                .iter()
+                .filter(|p| !g.is_suspended(p))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                d.notes.push(format!(
+                    "Breaker open: ASG {}'s {} suspended by Ballast since {}.",
+                    g.name,
+                    record.processes.join(", "),
+                    crate::report::rfc3339(record.at)
+                ));
+            } else {
+                d.notes.push(format!(
+                    "Breaker: ASG {}'s {} is suspended again (the record says Ballast suspended it).",
+                    g.name,
+                    missing.join(", ")
+                ));
+                d.steps.push(Step::SuspendProcesses {
+                    asg: g.name.clone(),
+                    processes: missing,
+                });
+            }
+        }
+        (_, Breaker::Unreadable(value)) => d.notes.push(format!(
+            "ASG {} carries an unreadable {}={value:?}: Ballast leaves its processes as they are; \
+             fix or remove the tag.",
+            g.name,
+            tags::SUSPENDED
+        )),
+        (None, Breaker::Open(record))
+            if !over_share && record.target_groups.iter().any(|t| t == key) =>
+        {
+            let mut rest = record.clone();
+            rest.target_groups.retain(|t| t != key);
+            if rest.target_groups.is_empty() {
+                let resume: Vec<String> = record
+                    .processes
+                    .iter()
+                    .filter(|p| g.is_suspended(p))
+                    .cloned()
+                    .collect();
+                if !resume.is_empty() {
+                    d.steps.push(Step::ResumeProcesses {
+                        asg: g.name.clone(),
+                        processes: resume,
+                    });
+                }
+                d.steps.push(Step::UntagGroup {
+                    asg: g.name.clone(),
+                    key: tags::SUSPENDED.into(),
+                });
+                d.notes.push(format!(
+                    "{} is back within the guardrail: the breaker closes, ASG {} resumes {}.",
+                    short_name(&tg.arn),
+                    g.name,
+                    record.processes.join(", ")
+                ));
+            } else {
+                d.steps.push(Step::TagGroup {
+                    asg: g.name.clone(),
+                    key: tags::SUSPENDED.into(),
+                    value: rest.encode(),
+                });
+                d.notes.push(format!(
+                    "{} is back within the guardrail; the breaker of ASG {} stays open for {}.",
+                    short_name(&tg.arn),
+                    g.name,
+                    rest.target_groups.join(", ")
+                ));
+            }
+        }
+        _ => {}
+    }
+
+    if !mark.is_empty() {
+        if !new_marks.is_empty() {
+            let mut record = marks;
+            for t in new_marks {
+                record = record.with(&t.id, policy.now, window);
+            }
+            if let Some(value) = record.encode() {
+                d.steps.push(Step::TagGroup {
+                    asg: g.name.clone(),
+                    key: tags::REPLACED.into(),
+                    value,
+                });
+            }
+        }
+        d.steps.extend(mark.iter().map(|id| Step::MarkUnhealthy {
+            instance_id: (*id).to_string(),
+            asg: g.name.clone(),
+        }));
+    }
+    (d, mark)
 }
 
 /// Several impaired targets all in one AZ while another AZ still serves is a
@@ -275,9 +652,36 @@ mod tests {
     use proptest::prelude::*;
 
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc";
+    const NOW: i64 = 1_796_140_800;
+    /// A budget that never binds, for the guardrail's own tests.
     const POLICY: Policy = Policy {
         max_unhealthy_percent: 50,
+        budget: Budget {
+            percent: 100,
+            window_secs: 3600,
+        },
+        now: NOW,
     };
+    /// The defaults: 30% per 60 minutes.
+    const DEFAULTS: Policy = Policy {
+        budget: Budget {
+            percent: 30,
+            window_secs: 3600,
+        },
+        ..POLICY
+    };
+
+    fn asg(name: &str, desired: i32, check: &str) -> AsgState {
+        AsgState {
+            name: name.into(),
+            desired,
+            health_check_type: check.into(),
+            suspended_processes: vec![],
+            replaced: None,
+            suspended: None,
+            own: OwnReplacements::default(),
+        }
+    }
 
     fn target(id: &str, health: &str, az: &str, asg: &str, managed: bool) -> TargetState {
         TargetState {
@@ -298,11 +702,22 @@ mod tests {
         }
     }
 
+    /// The target group, with each managed ASG of its targets behind it
+    /// (EC2 health checks, desired capacity = its instances).
     fn tg(targets: Vec<TargetState>) -> TargetGroupState {
+        let mut groups: Vec<AsgState> = vec![];
+        for m in targets.iter().filter_map(|t| t.member.as_ref()) {
+            match groups.iter_mut().find(|g| g.name == m.asg) {
+                Some(g) => g.desired += 1,
+                None if m.managed => groups.push(asg(&m.asg, 1, "EC2")),
+                None => {}
+            }
+        }
         TargetGroupState {
             arn: TG.into(),
             target_type: "instance".into(),
             targets,
+            groups,
         }
     }
 
@@ -315,7 +730,7 @@ mod tests {
     }
 
     fn marked(plan: &Plan) -> Vec<&str> {
-        plan.steps.iter().map(Step::target).collect()
+        marks_of(plan)
     }
 
     #[test]
@@ -389,6 +804,7 @@ mod tests {
     fn threshold_is_configurable() {
         let strict = Policy {
             max_unhealthy_percent: 20,
+            ..POLICY
         };
         let plan = decide(
             &web(&[("unused", "a"), ("healthy", "b"), ("healthy", "b")]),
@@ -397,6 +813,7 @@ mod tests {
         assert_eq!(plan.verdict, Verdict::Declined);
         let zero = Policy {
             max_unhealthy_percent: 0,
+            ..POLICY
         };
         assert_eq!(
             decide(&web(&[("unused", "a"), ("healthy", "b")]), &zero).verdict,
@@ -591,14 +1008,558 @@ mod tests {
         })
     }
 
+    fn marks_of(plan: &Plan) -> Vec<&str> {
+        plan.steps
+            .iter()
+            .filter(|s| matches!(s, Step::MarkUnhealthy { .. }))
+            .map(Step::target)
+            .collect()
+    }
+
+    fn group_mut<'a>(g: &'a mut TargetGroupState, name: &str) -> &'a mut AsgState {
+        g.groups.iter_mut().find(|a| a.name == name).unwrap()
+    }
+
+    /// Applies `steps` to the observed state as AWS would.
+    fn apply(before: &TargetGroupState, steps: &[Step]) -> TargetGroupState {
+        let mut after = before.clone();
+        for step in steps {
+            match step {
+                Step::MarkUnhealthy { instance_id, .. } => {
+                    let t = after
+                        .targets
+                        .iter_mut()
+                        .find(|t| &t.id == instance_id)
+                        .unwrap();
+                    t.member.as_mut().unwrap().health_status = "Unhealthy".into();
+                }
+                Step::TagGroup { asg, key, value } => {
+                    let g = group_mut(&mut after, asg);
+                    match key.as_str() {
+                        tags::REPLACED => g.replaced = Some(value.clone()),
+                        tags::SUSPENDED => g.suspended = Some(value.clone()),
+                        other => panic!("unexpected tag {other}"),
+                    }
+                }
+                Step::UntagGroup { asg, key } => {
+                    let g = group_mut(&mut after, asg);
+                    match key.as_str() {
+                        tags::REPLACED => g.replaced = None,
+                        tags::SUSPENDED => g.suspended = None,
+                        other => panic!("unexpected tag {other}"),
+                    }
+                }
+                Step::SuspendProcesses { asg, processes } => {
+                    let g = group_mut(&mut after, asg);
+                    for p in processes {
+                        if !g.suspended_processes.contains(p) {
+                            g.suspended_processes.push(p.clone());
+                        }
+                    }
+                }
+                Step::ResumeProcesses { asg, processes } => {
+                    group_mut(&mut after, asg)
+                        .suspended_processes
+                        .retain(|p| !processes.contains(p));
+                }
+                other => panic!("unhealthy-target does not plan {other:?}"),
+            }
+        }
+        after
+    }
+
+    /// Every group of a stopped target, ELB health checks.
+    fn elb_fleet(states: &[&str]) -> TargetGroupState {
+        let mut g = web(&states.iter().map(|s| (*s, "a")).collect::<Vec<_>>());
+        g.groups[0].health_check_type = "ELB".into();
+        g
+    }
+
+    #[test]
+    fn a_mark_is_recorded_before_it_is_made() {
+        let plan = decide(
+            &web(&[
+                ("unused", "a"),
+                ("healthy", "b"),
+                ("healthy", "b"),
+                ("healthy", "b"),
+            ]),
+            &DEFAULTS,
+        );
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert_eq!(
+            plan.steps,
+            [
+                Step::TagGroup {
+                    asg: "web".into(),
+                    key: tags::REPLACED.into(),
+                    value: format!("b={} m=0:i-0", NOW / 60),
+                },
+                Step::MarkUnhealthy {
+                    instance_id: "i-0".into(),
+                    asg: "web".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_failure_within_the_window_waits_for_the_budget() {
+        // Two instances, 30%: one replacement per hour.
+        let first = web(&[("unused", "a"), ("healthy", "b")]);
+        let plan = decide(&first, &DEFAULTS);
+        assert_eq!(marks_of(&plan), ["i-0"]);
+        let mut after = apply(&first, &plan.steps);
+        // The ASG replaced i-0; twenty minutes later i-1 stops.
+        after.targets[0] = target("i-2", "healthy", "a", "web", true);
+        after.targets[1] = target("i-1", "unused", "b", "web", true);
+        after.groups[0].own =
+            OwnReplacements::count([super::super::budget::Replacement::UserHealthCheck]);
+        let later = Policy {
+            now: NOW + 1200,
+            ..DEFAULTS
+        };
+        let plan = decide(&after, &later);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert_eq!(plan.severity, Severity::Critical);
+        assert!(plan.steps.is_empty());
+        let reason = plan.reason.unwrap();
+        assert!(
+            reason.contains("replacement budget of ASG web: 1 instance(s) per 60 min (BALLAST_MAX_REPLACED_PERCENT=30% of desired capacity 2, at least 1), 1 already replaced in the window (1 marked by Ballast, 0 by the ASG's own health checks), 1 more impaired"),
+            "{reason}"
+        );
+        assert!(plan.skipped[0]
+            .detail
+            .contains("replacement budget of ASG web is spent"));
+        // Once the first mark (and its activity) has left the window, it is marked.
+        after.groups[0].own = OwnReplacements::default();
+        let plan = decide(
+            &after,
+            &Policy {
+                now: NOW + 3600,
+                ..DEFAULTS
+            },
+        );
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert_eq!(marks_of(&plan), ["i-1"]);
+    }
+
+    #[test]
+    fn a_mark_recorded_but_not_made_is_made_again_without_spending_twice() {
+        let mut g = web(&[("unused", "a"), ("healthy", "b")]);
+        g.groups[0].replaced = Some(format!("b={} m=0:i-0", NOW / 60 - 2));
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert_eq!(
+            plan.steps,
+            [Step::MarkUnhealthy {
+                instance_id: "i-0".into(),
+                asg: "web".into()
+            }]
+        );
+        // Another instance is a fresh mark: the budget (1) is spent.
+        g.targets[1] = target("i-1", "unused", "b", "web", true);
+        g.targets.push(target("i-2", "healthy", "b", "web", true));
+        g.targets.push(target("i-3", "healthy", "a", "web", true));
+        g.groups[0].desired = 4;
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(marks_of(&plan), ["i-0"]);
+        assert!(plan
+            .skipped
+            .iter()
+            .any(|a| a.target == "i-1" && a.detail.contains("budget")));
+    }
+
+    #[test]
+    fn the_asgs_own_replacements_count_against_the_budget() {
+        let mut g = web(&[("unused", "a"), ("healthy", "b"), ("healthy", "b")]);
+        g.groups[0].own.ec2 = 1;
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan
+            .reason
+            .unwrap()
+            .contains("(0 marked by Ballast, 1 by the ASG's own health checks)"));
+    }
+
+    #[test]
+    fn a_partial_budget_marks_what_it_allows_and_pages() {
+        // Ten instances: three per hour; four impaired (40%, under the share guardrail).
+        let states: Vec<(&str, &str)> = (0..10)
+            .map(|i| (if i < 4 { "unhealthy" } else { "healthy" }, "a"))
+            .collect();
+        let plan = decide(&web(&states), &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Act);
+        assert_eq!(plan.severity, Severity::Critical);
+        assert_eq!(marks_of(&plan), ["i-0", "i-1", "i-2"]);
+        assert!(plan.reason.unwrap().contains("4 more impaired, 3 marked"));
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].target, "i-3");
+    }
+
+    #[test]
+    fn every_target_down_behind_elb_health_checks_trips_the_breaker() {
+        let g = elb_fleet(&["unhealthy", "unhealthy", "unused"]);
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert_eq!(plan.severity, Severity::Critical);
+        assert_eq!(
+            plan.steps,
+            [
+                Step::TagGroup {
+                    asg: "web".into(),
+                    key: tags::SUSPENDED.into(),
+                    value: format!("p=ReplaceUnhealthy at={NOW} why=share tg=web/abc"),
+                },
+                Step::SuspendProcesses {
+                    asg: "web".into(),
+                    processes: vec![REPLACE_UNHEALTHY.into()],
+                },
+            ]
+        );
+        assert!(
+            plan.situation.contains(
+                "Breaker: ASG web replaces unhealthy instances by itself (health check type ELB)"
+            ),
+            "{}",
+            plan.situation
+        );
+        // Open: the next look changes nothing and still pages.
+        let open = apply(&g, &plan.steps);
+        let again = decide(&open, &DEFAULTS);
+        assert_eq!(
+            (again.verdict, again.severity),
+            (Verdict::Declined, Severity::Critical)
+        );
+        assert!(again.steps.is_empty(), "{:?}", again.steps);
+        assert!(
+            again.situation.contains("Breaker open"),
+            "{}",
+            again.situation
+        );
+    }
+
+    #[test]
+    fn ec2_health_checks_need_no_breaker() {
+        let plan = decide(&web(&[("unhealthy", "a"), ("unhealthy", "b")]), &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn the_breaker_closes_when_the_target_group_is_back() {
+        let g = elb_fleet(&["unhealthy", "unhealthy", "unhealthy"]);
+        let open = apply(&g, &decide(&g, &DEFAULTS).steps);
+        assert_eq!(open.groups[0].suspended_processes, [REPLACE_UNHEALTHY]);
+        let mut fixed = open.clone();
+        for t in &mut fixed.targets {
+            *t = TargetState {
+                health: "healthy".into(),
+                reason: None,
+                ..t.clone()
+            };
+        }
+        let plan = decide(&fixed, &DEFAULTS);
+        assert_eq!(
+            (plan.verdict, plan.severity),
+            (Verdict::Act, Severity::Info)
+        );
+        assert_eq!(
+            plan.steps,
+            [
+                Step::ResumeProcesses {
+                    asg: "web".into(),
+                    processes: vec![REPLACE_UNHEALTHY.into()],
+                },
+                Step::UntagGroup {
+                    asg: "web".into(),
+                    key: tags::SUSPENDED.into(),
+                },
+            ]
+        );
+        assert!(
+            plan.situation
+                .contains("the breaker closes, ASG web resumes ReplaceUnhealthy"),
+            "{}",
+            plan.situation
+        );
+        let closed = apply(&fixed, &plan.steps);
+        assert!(closed.groups[0].suspended_processes.is_empty());
+        assert_eq!(decide(&closed, &DEFAULTS).verdict, Verdict::Noop);
+        // One target still impaired is within the guardrail: it closes too,
+        // and the budget allows the mark.
+        let mut one = open;
+        for t in &mut one.targets[1..] {
+            *t = TargetState {
+                health: "healthy".into(),
+                reason: None,
+                ..t.clone()
+            };
+        }
+        let plan = decide(&one, &DEFAULTS);
+        assert_eq!(plan.steps[0].kind(), "resume-processes");
+        assert_eq!(marks_of(&plan), ["i-0"]);
+    }
+
+    #[test]
+    fn an_operators_suspension_is_never_taken_over() {
+        let mut g = elb_fleet(&["unhealthy", "unhealthy"]);
+        g.groups[0].suspended_processes = vec![REPLACE_UNHEALTHY.into(), "AZRebalance".into()];
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(plan.steps.is_empty());
+        assert!(
+            plan.situation.contains("already suspended, not by Ballast"),
+            "{}",
+            plan.situation
+        );
+        // Back to healthy: nothing of it is resumed.
+        for t in &mut g.targets {
+            t.health = "healthy".into();
+        }
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Noop);
+        assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn a_record_whose_process_is_no_longer_suspended_resumes_nothing() {
+        let mut g = elb_fleet(&["healthy", "healthy"]);
+        g.groups[0].suspended = Some("p=ReplaceUnhealthy at=1 why=share tg=web/abc".into());
+        g.groups[0].suspended_processes = vec!["AZRebalance".into()];
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(
+            plan.steps,
+            [Step::UntagGroup {
+                asg: "web".into(),
+                key: tags::SUSPENDED.into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_breaker_held_by_two_target_groups_closes_with_the_last() {
+        let mut g = elb_fleet(&["healthy", "healthy"]);
+        g.groups[0].suspended = Some("p=ReplaceUnhealthy at=1 why=share tg=api/def,web/abc".into());
+        g.groups[0].suspended_processes = vec![REPLACE_UNHEALTHY.into()];
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(
+            plan.steps,
+            [Step::TagGroup {
+                asg: "web".into(),
+                key: tags::SUSPENDED.into(),
+                value: "p=ReplaceUnhealthy at=1 why=share tg=api/def".into(),
+            }]
+        );
+        assert!(
+            plan.situation.contains("stays open for api/def"),
+            "{}",
+            plan.situation
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_behind_elb_health_checks_trips_the_breaker() {
+        // Four instances: one replacement per hour; two impaired (50%, at the guardrail).
+        let mut g = elb_fleet(&["unhealthy", "unhealthy", "healthy", "healthy"]);
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined);
+        assert!(marks_of(&plan).is_empty());
+        assert_eq!(plan.steps[1].kind(), "suspend-processes");
+        assert!(plan.steps[0].describe().contains("why=budget"));
+        // The ASG replaced two by itself already and a third is at risk.
+        g.targets[1].health = "healthy".into();
+        g.targets[0].member.as_mut().unwrap().health_status = "Unhealthy".into();
+        g.groups[0].own.load_balancer = 2;
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.steps[1].kind(), "suspend-processes");
+    }
+
+    #[test]
+    fn an_unreadable_breaker_record_is_left_alone() {
+        let mut g = elb_fleet(&["healthy", "healthy"]);
+        g.groups[0].suspended = Some("suspended by hand".into());
+        g.groups[0].suspended_processes = vec![REPLACE_UNHEALTHY.into()];
+        let plan = decide(&g, &DEFAULTS);
+        assert!(plan.steps.is_empty());
+        assert!(plan.situation.contains("unreadable"), "{}", plan.situation);
+    }
+
+    /// The chains the executor runs for `plan`, as the states it can leave:
+    /// each ASG's chain cut after any of its steps, independently; its
+    /// marks (which wait on that chain) each made or not once the chain is
+    /// whole.
+    fn prefixes(before: &TargetGroupState, plan: &Plan) -> Vec<TargetGroupState> {
+        let mut states = vec![before.clone()];
+        for g in &before.groups {
+            let chain: Vec<Step> = plan
+                .steps
+                .iter()
+                .filter(|s| s.chain() == g.name)
+                .cloned()
+                .collect();
+            let marks: Vec<Step> = plan
+                .steps
+                .iter()
+                .filter(|s| s.after() == Some(g.name.as_str()))
+                .cloned()
+                .collect();
+            states = states
+                .iter()
+                .flat_map(|s| {
+                    let mut out: Vec<TargetGroupState> =
+                        (0..chain.len()).map(|k| apply(s, &chain[..k])).collect();
+                    let whole = apply(s, &chain);
+                    for subset in 0..1u32 << marks.len().min(4) {
+                        let made: Vec<Step> = marks
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i >= 4 || subset & (1 << i) != 0)
+                            .map(|(_, m)| m.clone())
+                            .collect();
+                        out.push(apply(&whole, &made));
+                    }
+                    out
+                })
+                .collect();
+        }
+        states
+    }
+
+    /// After any prefix: every process suspended since `original` is named
+    /// by a readable record (nothing stranded), every process suspended in
+    /// `original` without a record is still suspended (an operator's), and
+    /// the record counts at least every mark made.
+    fn check(
+        original: &TargetGroupState,
+        now: &TargetGroupState,
+        window: i64,
+        at: i64,
+    ) -> Result<(), String> {
+        for (g0, g) in original.groups.iter().zip(&now.groups) {
+            let operators: Vec<&String> = if g0.suspended.is_none() {
+                g0.suspended_processes.iter().collect()
+            } else {
+                vec![]
+            };
+            for p in &operators {
+                if !g.suspended_processes.contains(p) {
+                    return Err(format!("{}: an operator's {p} was resumed", g.name));
+                }
+            }
+            for p in g
+                .suspended_processes
+                .iter()
+                .filter(|p| !g0.suspended_processes.contains(p))
+            {
+                let named = g
+                    .suspended
+                    .as_deref()
+                    .and_then(Suspended::parse)
+                    .is_some_and(|r| r.processes.contains(p));
+                if !named {
+                    return Err(format!("{}: {p} suspended with no record", g.name));
+                }
+            }
+            // Every mark made is in the record (written before it).
+            for (t, t0) in now.targets.iter().zip(&original.targets) {
+                if t.in_group(&g.name) && t.member != t0.member && !g.marks().has(&t.id, at, window)
+                {
+                    return Err(format!("{}: {} marked, not recorded", g.name, t.id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn converge(mut g: TargetGroupState, policy: &Policy) -> Result<TargetGroupState, String> {
+        for _ in 0..4 {
+            let plan = decide(&g, policy);
+            if plan.steps.is_empty() {
+                return Ok(g);
+            }
+            g = apply(&g, &plan.steps);
+        }
+        Err(format!("no convergence: {g:#?}"))
+    }
+
+    fn arb_asg(name: &'static str) -> impl Strategy<Value = AsgState> {
+        (
+            1i32..12,
+            prop_oneof![
+                Just("EC2"),
+                Just("ELB"),
+                Just("EC2,ELB"),
+                Just("VPC_LATTICE")
+            ],
+            prop_oneof![
+                Just(vec![]),
+                Just(vec![REPLACE_UNHEALTHY]),
+                Just(vec!["AZRebalance"]),
+                Just(vec![REPLACE_UNHEALTHY, "AZRebalance"])
+            ],
+            prop_oneof![
+                Just(None),
+                Just(Some(
+                    "p=ReplaceUnhealthy at=1796140000 why=share tg=web/abc"
+                )),
+                Just(Some(
+                    "p=ReplaceUnhealthy at=1796140000 why=budget tg=api/def,web/abc"
+                )),
+                Just(Some(
+                    "p=ReplaceUnhealthy at=1796140000 why=share tg=api/def"
+                )),
+                Just(Some("garbage"))
+            ],
+            0usize..4,
+            0usize..3,
+            0usize..3,
+        )
+            .prop_map(
+                move |(desired, check, susp, rec, marks, user, lb)| AsgState {
+                    suspended_processes: susp.into_iter().map(str::to_string).collect(),
+                    suspended: rec.map(str::to_string),
+                    replaced: (marks > 0).then(|| {
+                        let offsets: Vec<String> =
+                            (0..marks).map(|k| (k * 10).to_string()).collect();
+                        format!("b={} m={}", (NOW - 2400) / 60, offsets.join("."))
+                    }),
+                    own: OwnReplacements {
+                        user,
+                        load_balancer: lb,
+                        ec2: 0,
+                    },
+                    ..asg(name, desired, check)
+                },
+            )
+    }
+
+    fn arb_fleet() -> impl Strategy<Value = TargetGroupState> {
+        (arb_group(), arb_asg("web"), 0u8..=100).prop_map(|(mut g, web, _)| {
+            g.groups = vec![web];
+            g
+        })
+    }
+
+    fn arb_policy() -> impl Strategy<Value = Policy> {
+        (0u8..=100, 1u8..=100).prop_map(|(max, percent)| Policy {
+            max_unhealthy_percent: max,
+            budget: Budget {
+                percent,
+                window_secs: 3600,
+            },
+            now: NOW,
+        })
+    }
+
     proptest! {
         #[test]
         fn never_marks_more_than_the_cap_nor_anything_unmanaged_or_healthy(g in arb_group(), max in 0u8..=100) {
-            let plan = decide(&g, &Policy { max_unhealthy_percent: max });
+            let plan = decide(&g, &Policy { max_unhealthy_percent: max, ..POLICY });
             let counted = g.targets.iter().filter(|t| t.health != "draining").count();
-            prop_assert!(!exceeds_share(plan.steps.len(), counted, max));
-            for s in &plan.steps {
-                let t = g.targets.iter().find(|t| t.id == s.target()).unwrap();
+            prop_assert!(!exceeds_share(marks_of(&plan).len(), counted, max));
+            for id in marks_of(&plan) {
+                let t = g.targets.iter().find(|t| t.id == id).unwrap();
                 prop_assert!(t.is_impaired());
                 let m = t.member.as_ref().unwrap();
                 prop_assert!(m.managed && m.lifecycle_state == "InService" && m.health_status == "Healthy");
@@ -607,17 +1568,105 @@ mod tests {
         }
 
         #[test]
-        fn applying_the_plan_and_deciding_again_is_a_noop(g in arb_group(), max in 0u8..=100) {
-            let policy = Policy { max_unhealthy_percent: max };
+        fn applying_the_plan_and_deciding_again_changes_nothing(g in arb_fleet(), policy in arb_policy()) {
             let plan = decide(&g, &policy);
-            let mut after = g.clone();
-            for s in &plan.steps {
-                let t = after.targets.iter_mut().find(|t| t.id == s.target()).unwrap();
-                t.member.as_mut().unwrap().health_status = "Unhealthy".into();
-            }
-            let again = decide(&after, &policy);
-            prop_assert!(again.steps.is_empty());
+            let again = decide(&apply(&g, &plan.steps), &policy);
+            prop_assert!(again.steps.is_empty(), "{:?}", again.steps);
             prop_assert_ne!(again.verdict, Verdict::Act);
+        }
+
+        /// Resumes only what its record names and what is suspended;
+        /// suspends only with its record written first (or already there).
+        #[test]
+        fn the_breaker_never_resumes_what_it_did_not_suspend(g in arb_fleet(), policy in arb_policy()) {
+            let plan = decide(&g, &policy);
+            let web = &g.groups[0];
+            let record = web.suspended.as_deref().and_then(Suspended::parse);
+            for (i, step) in plan.steps.iter().enumerate() {
+                match step {
+                    Step::ResumeProcesses { processes, .. } => {
+                        let record = record.as_ref().expect("a resume needs a record");
+                        for p in processes {
+                            prop_assert!(record.processes.contains(p) && web.suspended_processes.contains(p));
+                        }
+                    }
+                    Step::SuspendProcesses { processes, .. } => {
+                        prop_assert!(!processes.is_empty());
+                        let written = plan.steps[..i].iter().any(|s| matches!(s, Step::TagGroup { key, .. } if key == tags::SUSPENDED));
+                        prop_assert!(written || record.is_some());
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Every prefix the executor can leave is safe, and redelivering
+        /// converges from it.
+        #[test]
+        fn every_prefix_of_a_breaker_or_budget_plan_is_safe_and_converges(g in arb_fleet(), policy in arb_policy()) {
+            let plan = decide(&g, &policy);
+            for cut in prefixes(&g, &plan) {
+                check(&g, &cut, policy.budget.window_secs, policy.now).map_err(TestCaseError::fail)?;
+                let end = converge(cut, &policy).map_err(TestCaseError::fail)?;
+                check(&g, &end, policy.budget.window_secs, policy.now).map_err(TestCaseError::fail)?;
+            }
+        }
+
+        /// Failures arriving over time never make Ballast mark more than
+        /// the budget allows in any window, counting the ASG's own
+        /// health-check replacements.
+        #[test]
+        fn the_budget_is_never_exceeded_across_any_sequence_of_failures(
+            desired in 1usize..8,
+            percent in 1u8..=100,
+            elb in any::<bool>(),
+            events in proptest::collection::vec((0i64..40, proptest::collection::vec(0usize..8, 0..4)), 1..12),
+        ) {
+            let window = 3600;
+            let mut fleet = tg((0..desired).map(|i| target(&format!("i-{i}"), "healthy", "a", "web", true)).collect());
+            fleet.groups[0].health_check_type = if elb { "ELB".into() } else { "EC2".into() };
+            let allowance = Budget { percent, window_secs: window }.allowance(desired as i32) as usize;
+            let (mut now, mut next) = (NOW, desired);
+            let mut marked: Vec<i64> = vec![];
+            let mut own: Vec<i64> = vec![];
+            for (minutes, failing) in events {
+                now += minutes * 60;
+                for i in failing {
+                    if let Some(t) = fleet.targets.get_mut(i) {
+                        t.health = "unused".into();
+                        t.reason = Some("Target.InvalidState".into());
+                    }
+                }
+                let in_window = |times: &[i64]| times.iter().filter(|t| **t > now - window).count();
+                fleet.groups[0].own = OwnReplacements {
+                    user: in_window(&marked),
+                    load_balancer: in_window(&own),
+                    ec2: 0,
+                };
+                let policy = Policy { max_unhealthy_percent: 100, budget: Budget { percent, window_secs: window }, now };
+                let plan = decide(&fleet, &policy);
+                let made = marks_of(&plan).len();
+                if made > 0 {
+                    prop_assert!(in_window(&marked) + made + in_window(&own) <= allowance,
+                        "{} marked + {made} + {} own > {allowance}", in_window(&marked), in_window(&own));
+                }
+                marked.extend(std::iter::repeat_n(now, made));
+                fleet = apply(&fleet, &plan.steps);
+                // The ASG replaces what was marked, and (ELB health checks,
+                // breaker closed) every impaired instance by itself.
+                let replaces = !fleet.groups[0].suspended_processes.iter().any(|p| p == REPLACE_UNHEALTHY);
+                for t in &mut fleet.targets {
+                    let m = t.member.as_ref().unwrap();
+                    let own_check = elb && t.is_impaired() && m.health_status == "Healthy";
+                    if replaces && (m.health_status == "Unhealthy" || own_check) {
+                        if own_check {
+                            own.push(now);
+                        }
+                        *t = target(&format!("i-{next}"), "healthy", "a", "web", true);
+                        next += 1;
+                    }
+                }
+            }
         }
     }
 }

@@ -223,8 +223,9 @@ pub async fn carry_out(
     )
 }
 
-/// Carries out `plan` under a lease on `scope` (see [`lease`]) when it acts
-/// and this is not a dry run: once the lease is won, `redecide` observes and
+/// Carries out `plan` under a lease on `scope` (see [`lease`]) when it has
+/// steps (it acts, or declines and trips a breaker) and this is not a dry
+/// run: once the lease is won, `redecide` observes and
 /// decides again, and that plan is carried out. A lease held by another
 /// invocation changes nothing, is not published, and makes Lambda retry.
 pub async fn carry_out_leased<F, Fut>(
@@ -239,7 +240,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Plan, AwsError>>,
 {
-    let acts = plan.verdict == crate::decide::Verdict::Act && !ballast.config.dry_run;
+    let acts = !plan.steps.is_empty() && !ballast.config.dry_run;
     let Some(scope) = scope.filter(|_| acts) else {
         return carry_out(ballast, ctx, plan, invocation).await;
     };

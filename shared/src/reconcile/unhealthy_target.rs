@@ -1,21 +1,29 @@
-//! `unhealthy-target`: an `UnHealthyHostCount` alarm, a sweep or an operator
-//! names target groups; impaired instances of managed ASGs are handed to
-//! their ASG for replacement.
+//! `unhealthy-target`: an `UnHealthyHostCount` alarm (to `ALARM` or back to
+//! `OK`), a sweep or an operator names target groups; impaired instances of
+//! managed ASGs are handed to their ASG for replacement within its budget,
+//! and the breaker on the ASG's own replacement trips or closes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{carry_out, merge_sweep, not_observed, respond, HandlerError, Reconciled};
-use crate::aws::{balancer, fleet, AwsError};
-use crate::decide::unhealthy_target::{
-    decide, AsgMembership, Policy, TargetGroupState, TargetState,
+use super::{
+    carry_out, carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError,
+    Reconciled,
 };
+use crate::aws::{balancer, fleet, AwsError};
+use crate::decide::budget::OwnReplacements;
+use crate::decide::unhealthy_target::{
+    decide, AsgMembership, AsgState, Policy, TargetGroupState, TargetState,
+};
+use crate::decide::Step;
 use crate::event::alarm::AlarmChange;
 use crate::event::{direct_usage, is_scheduled, json_kind, partition_of, Arn, Inbound};
 use crate::execute::ReportContext;
+use crate::report::now_epoch;
 use crate::report::Report;
 use crate::runtime::{Ballast, Invocation};
+use crate::tags;
 
 pub const FUNCTION: &str = "unhealthy-target";
 
@@ -78,9 +86,11 @@ fn is_target_group_arn(arn: &str) -> bool {
 }
 
 fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
-    if !alarm.is_alarm() {
+    // ALARM: look for instances to replace; OK: look whether a breaker
+    // closes. INSUFFICIENT_DATA says neither.
+    if !alarm.is_alarm() && alarm.state != "OK" {
         return Err(format!(
-            "alarm {} is in state {}, not ALARM: nothing to replace",
+            "alarm {} is in state {}, neither ALARM nor OK: nothing to look at",
             alarm.alarm_name,
             if alarm.state.is_empty() {
                 "(none)"
@@ -157,7 +167,8 @@ async fn reconcile(
             None,
         );
     }
-    let state = match observe(ballast, arn).await {
+    let policy = policy(ballast);
+    let state = match observe(ballast, arn, &policy).await {
         Ok(Some(state)) => state,
         Ok(None) => {
             return (
@@ -167,17 +178,81 @@ async fn reconcile(
         }
         Err(e) => return not_observed(ctx, vec![arn.to_string()], e),
     };
-    let plan = decide(
-        &state,
-        &Policy {
-            max_unhealthy_percent: ballast.config.max_unhealthy_percent,
-        },
-    );
-    carry_out(ballast, ctx, plan, invocation).await
+    let plan = decide(&state, &policy);
+    // The budget's record and the breaker's are read, then written: one
+    // invocation at a time per ASG whose records the plan changes, or two
+    // could spend one budget twice. A plan of marks alone (marks already
+    // recorded, made again) changes no record and needs no lease.
+    let groups: BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter(|s| !matches!(s, Step::MarkUnhealthy { .. }))
+        .filter_map(|s| s.asg().map(str::to_string))
+        .collect();
+    if groups.is_empty() {
+        return carry_out(ballast, ctx, plan, invocation).await;
+    }
+    let scope = lease::Scope::Groups(groups.into_iter().collect());
+    carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
+        // Under the lease, the groups are read again: their records and
+        // processes are what another invocation may have changed. A mark
+        // it made meanwhile is in its record, so deciding on the targets
+        // as read above makes it again at most, never spends it twice.
+        let policy = self::policy(ballast);
+        Ok(decide(&regroup(ballast, state).await?, &policy))
+    })
+    .await
 }
 
-/// Reads the target group, its targets' health and their ASGs.
-pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupState>, AwsError> {
+/// The policy, now.
+fn policy(ballast: &Ballast) -> Policy {
+    Policy {
+        max_unhealthy_percent: ballast.config.max_unhealthy_percent,
+        budget: ballast.config.replacement_budget,
+        now: now_epoch(),
+    }
+}
+
+/// `state` with its groups read again (one call).
+async fn regroup(
+    ballast: &Ballast,
+    mut state: TargetGroupState,
+) -> Result<TargetGroupState, AwsError> {
+    let names: Vec<String> = state.groups.iter().map(|g| g.name.clone()).collect();
+    let fresh = fleet::describe_groups(&ballast.aws.autoscaling, &names).await?;
+    state.groups.retain_mut(|g| {
+        let Some(f) = fresh.iter().find(|f| f.name == g.name && f.is_managed()) else {
+            return false;
+        };
+        *g = AsgState {
+            own: g.own,
+            ..group_state(f.clone())
+        };
+        true
+    });
+    Ok(state)
+}
+
+fn group_state(g: fleet::Group) -> AsgState {
+    AsgState {
+        desired: g.desired_capacity,
+        replaced: g.tags.get(tags::REPLACED).cloned(),
+        suspended: g.tags.get(tags::SUSPENDED).cloned(),
+        health_check_type: g.health_check_type,
+        suspended_processes: g.suspended_processes,
+        own: OwnReplacements::default(),
+        name: g.name,
+    }
+}
+
+/// Reads the target group, its targets' health, their ASGs, and the managed
+/// ASGs behind it with their records and (where an instance is impaired)
+/// their own health-check replacements inside the budget window.
+pub async fn observe(
+    ballast: &Ballast,
+    arn: &str,
+    policy: &Policy,
+) -> Result<Option<TargetGroupState>, AwsError> {
     let aws = &ballast.aws;
     let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
         return Ok(None);
@@ -185,7 +260,6 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
     let health = balancer::target_health(&aws.elbv2, &tg.arn).await?;
 
     let mut members = BTreeMap::new();
-    let mut managed = BTreeMap::new();
     if tg.target_type == "instance" && !health.is_empty() {
         let ids: Vec<String> = health
             .iter()
@@ -196,18 +270,21 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
         for i in fleet::describe_instances(&aws.autoscaling, &ids).await? {
             members.insert(i.instance_id.clone(), i);
         }
-        let names: Vec<String> = members
-            .values()
-            .map(|i| i.asg.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for g in fleet::describe_groups(&aws.autoscaling, &names).await? {
-            managed.insert(g.name.clone(), g.is_managed());
-        }
     }
+    // Managed groups attached to the target group, or with instances in it.
+    let behind: Vec<fleet::Group> = if tg.target_type == "instance" {
+        fleet::managed_groups(&aws.autoscaling)
+            .await?
+            .into_iter()
+            .filter(|g| {
+                g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
+            })
+            .collect()
+    } else {
+        vec![]
+    };
 
-    let targets = health
+    let targets: Vec<TargetState> = health
         .into_iter()
         .map(|h| {
             let member = members.get(&h.id);
@@ -218,7 +295,7 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
                     .or(h.az),
                 member: member.map(|m| AsgMembership {
                     asg: m.asg.clone(),
-                    managed: managed.get(&m.asg).copied().unwrap_or(false),
+                    managed: behind.iter().any(|g| g.name == m.asg),
                     health_status: m.health_status.clone(),
                     lifecycle_state: m.lifecycle_state.clone(),
                 }),
@@ -228,10 +305,30 @@ pub async fn observe(ballast: &Ballast, arn: &str) -> Result<Option<TargetGroupS
             }
         })
         .collect();
+
+    let mut groups = Vec::with_capacity(behind.len());
+    for g in behind {
+        let impaired = targets
+            .iter()
+            .any(|t| t.is_impaired() && t.member.as_ref().is_some_and(|m| m.asg == g.name));
+        // Only an impaired instance makes the budget matter.
+        let own = if impaired {
+            let since = policy.now - policy.budget.window_secs;
+            let found = fleet::health_replacements(&aws.autoscaling, &g.name, since).await?;
+            OwnReplacements::count(found.into_iter().map(|(_, why)| why))
+        } else {
+            OwnReplacements::default()
+        };
+        groups.push(AsgState {
+            own,
+            ..group_state(g)
+        });
+    }
     Ok(Some(TargetGroupState {
         arn: tg.arn,
         target_type: tg.target_type,
         targets,
+        groups,
     }))
 }
 
@@ -306,14 +403,26 @@ mod tests {
     }
 
     #[test]
-    fn alarm_back_to_ok_is_ignored() {
+    fn alarm_back_to_ok_looks_again_and_insufficient_data_is_ignored() {
         let r = intent(alarm(
             "OK",
             "AWS/ApplicationELB",
             "UnHealthyHostCount",
             json!({"TargetGroup":"targetgroup/web/abc"}),
         ));
-        assert!(r.unwrap_err().contains("not ALARM"));
+        assert_eq!(
+            r,
+            Ok(Intent::TargetGroup(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc".into()
+            ))
+        );
+        let r = intent(alarm(
+            "INSUFFICIENT_DATA",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            json!({"TargetGroup":"targetgroup/web/abc"}),
+        ));
+        assert!(r.unwrap_err().contains("neither ALARM nor OK"));
     }
 
     #[test]
