@@ -351,7 +351,9 @@ impl Stack {
             .expect("StartInstances");
     }
 
-    /// The ASG replaces an instance, as it does one marked unhealthy.
+    /// The ASG replaces an instance, as it does one marked unhealthy: a new
+    /// instance, and the old one terminated and deregistered from the
+    /// target group (moto keeps a terminated target registered).
     pub async fn replace(&self, id: &str) {
         self.autoscaling
             .terminate_instance_in_auto_scaling_group()
@@ -360,6 +362,17 @@ impl Stack {
             .send()
             .await
             .expect("TerminateInstanceInAutoScalingGroup");
+        self.elbv2
+            .deregister_targets()
+            .target_group_arn(&self.tg_arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DeregisterTargets");
     }
 
     /// The group's suspended processes, sorted.

@@ -168,10 +168,13 @@ async fn main() {
     decision(&tl, &report);
     delivered(&tl, &stack).await;
     asg_state(&tl, &stack).await;
+    stack.replace(&web[0]).await;
     tl.say(
-        "note",
-        "in AWS the ASG now launches a replacement and terminates the marked instance;\n\
-         the emulator records the health change only",
+        "asg",
+        format!(
+            "ASG {MANAGED_ASG} replaces {} (in AWS by itself; here TerminateInstanceInAutoScalingGroup)",
+            web[0]
+        ),
     );
 
     tl.say(
@@ -182,28 +185,61 @@ async fn main() {
     decision(&tl, &again);
     delivered(&tl, &stack).await;
 
-    tl.story("Story 2: the second instance stops too; the guardrail holds");
-    stack.stop(&web[1..]).await;
+    tl.story("Story 2: a bad deploy takes every target down; the breaker keeps the fleet");
+    let mut fleet = stack.instances(MANAGED_ASG).await;
+    fleet.extend(stack.instances(UNMANAGED_ASG).await);
+    stack.stop(&fleet).await;
     tl.say(
         "fault",
         format!(
-            "{} (ASG {MANAGED_ASG}) stops as well: 2 of 3 targets impaired",
-            web[1]
+            "a bad deploy: all {} targets fail. ASG {MANAGED_ASG} has HealthCheckType ELB:\n\
+             by itself it would terminate and replace every one of them",
+            fleet.len()
         ),
     );
-    tl.say(
-        "event",
-        "CloudWatch Alarm State Change (ALARM), then the scheduled sweep",
-    );
+    tl.say("event", "CloudWatch Alarm State Change (ALARM)");
     let declined = invoke(&host, &process, alarm).await;
     decision(&tl, &declined);
     delivered(&tl, &stack).await;
+    tl.say(
+        "state",
+        format!(
+            "ASG {MANAGED_ASG} suspended processes: {:?}; ballast:suspended={}",
+            stack.suspended_processes(MANAGED_ASG).await,
+            stack
+                .tag_of(MANAGED_ASG, ballast::tags::SUSPENDED)
+                .await
+                .unwrap_or_default()
+        ),
+    );
     let sweep = invoke(&host, &process, sample_event("scheduled-sweep.json")).await;
     tl.say(
         "sweep",
         format!("{}: {}", sweep.outcome.as_str(), sweep.summary),
     );
     delivered(&tl, &stack).await;
+
+    stack.start(&fleet).await;
+    tl.say(
+        "fix",
+        "the rollback is out: every target passes its health check again",
+    );
+    tl.say("event", "CloudWatch Alarm State Change (OK)");
+    let closed = invoke(
+        &host,
+        &process,
+        stack.alarm_event("unhealthy-target-alarm-ok.json"),
+    )
+    .await;
+    decision(&tl, &closed);
+    delivered(&tl, &stack).await;
+    tl.say(
+        "state",
+        format!(
+            "ASG {MANAGED_ASG} suspended processes: {:?}",
+            stack.suspended_processes(MANAGED_ASG).await
+        ),
+    );
     asg_state(&tl, &stack).await;
 
     tl.story("Story 3: an event that is not Ballast's business");
