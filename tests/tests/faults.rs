@@ -35,8 +35,9 @@ fn seeds(sdk_retries: bool) -> &'static [u64] {
 /// plus a few sweeps).
 const ATTEMPTS: usize = 12;
 /// Without the SDK's retries, about one call in four fails for good and an
-/// invocation makes a dozen (a mark: five reads, the lease's three calls,
-/// the groups read again, the record, the mark, the release): most stop
+/// invocation makes a dozen or more (a mark: five reads, the lease's three
+/// calls, the groups and instances read again, the record, the mark, the
+/// release): most stop
 /// before their steps, and it takes more redeliveries (Lambda's,
 /// EventBridge's retry policy, the sweeps). Seen: up to 58.
 const ATTEMPTS_WITHOUT_SDK_RETRIES: usize = 120;

@@ -8,15 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{
-    carry_out, carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError,
-    Reconciled,
+    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
 };
 use crate::aws::{balancer, fleet, AwsError};
 use crate::decide::budget::OwnReplacements;
 use crate::decide::unhealthy_target::{
     decide, AsgMembership, AsgState, Policy, TargetGroupState, TargetState,
 };
-use crate::decide::Step;
 use crate::event::alarm::AlarmChange;
 use crate::event::{direct_usage, is_scheduled, json_kind, partition_of, Arn, Inbound};
 use crate::execute::ReportContext;
@@ -180,24 +178,19 @@ async fn reconcile(
     };
     let plan = decide(&state, &policy);
     // The budget's record and the breaker's are read, then written: one
-    // invocation at a time per ASG whose records the plan changes, or two
-    // could spend one budget twice. A plan of marks alone (marks already
-    // recorded, made again) changes no record and needs no lease.
+    // invocation at a time per ASG the plan changes, or two could spend one
+    // budget twice (and a mark made twice would be reported twice).
     let groups: BTreeSet<String> = plan
         .steps
         .iter()
-        .filter(|s| !matches!(s, Step::MarkUnhealthy { .. }))
         .filter_map(|s| s.asg().map(str::to_string))
         .collect();
-    if groups.is_empty() {
-        return carry_out(ballast, ctx, plan, invocation).await;
-    }
     let scope = lease::Scope::Groups(groups.into_iter().collect());
     carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
-        // Under the lease, the groups are read again: their records and
-        // processes are what another invocation may have changed. A mark
-        // it made meanwhile is in its record, so deciding on the targets
-        // as read above makes it again at most, never spends it twice.
+        // Under the lease, the groups and the instances' ASG view are read
+        // again: another invocation may have changed records, processes
+        // and marks meanwhile. (Target health is not: a mark it made is
+        // seen here, and a target that changed since is the next event's.)
         let policy = self::policy(ballast);
         Ok(decide(&regroup(ballast, state).await?, &policy))
     })
@@ -213,13 +206,16 @@ fn policy(ballast: &Ballast) -> Policy {
     }
 }
 
-/// `state` with its groups read again (one call).
+/// `state` with its groups and its instances' ASG view read again (two
+/// calls): what another invocation may have changed before this one won
+/// the lease (records, processes, marks).
 async fn regroup(
     ballast: &Ballast,
     mut state: TargetGroupState,
 ) -> Result<TargetGroupState, AwsError> {
+    let autoscaling = &ballast.aws.autoscaling;
     let names: Vec<String> = state.groups.iter().map(|g| g.name.clone()).collect();
-    let fresh = fleet::describe_groups(&ballast.aws.autoscaling, &names).await?;
+    let fresh = fleet::describe_groups(autoscaling, &names).await?;
     state.groups.retain_mut(|g| {
         let Some(f) = fresh.iter().find(|f| f.name == g.name && f.is_managed()) else {
             return false;
@@ -230,6 +226,24 @@ async fn regroup(
         };
         true
     });
+    let ids: Vec<String> = state
+        .targets
+        .iter()
+        .filter(|t| t.member.is_some())
+        .map(|t| t.id.clone())
+        .collect();
+    let members = fleet::describe_instances(autoscaling, &ids).await?;
+    for t in &mut state.targets {
+        let Some(m) = t.member.as_mut() else { continue };
+        match members.iter().find(|i| i.instance_id == t.id) {
+            Some(i) => {
+                m.health_status = i.health_status.clone();
+                m.lifecycle_state = i.lifecycle_state.clone();
+            }
+            // Gone from its group meanwhile: not Ballast's to mark.
+            None => m.lifecycle_state = "Detached".into(),
+        }
+    }
     Ok(state)
 }
 
