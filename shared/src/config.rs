@@ -101,84 +101,66 @@ impl Config {
             })?,
         };
 
-        let max_unhealthy_percent =
-            match get(MAX_UNHEALTHY_PERCENT) {
-                None => 50,
-                Some(v) => v.trim().parse::<u8>().ok().filter(|p| *p <= 100).ok_or(
-                    ConfigError::Invalid {
-                        variable: MAX_UNHEALTHY_PERCENT,
+        // A whole number in `range`, or `default` when unset.
+        let number = |variable: &'static str,
+                      default: i64,
+                      range: std::ops::RangeInclusive<i64>,
+                      expected: &'static str|
+         -> Result<i64, ConfigError> {
+            match get(variable) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or(ConfigError::Invalid {
+                        variable,
                         value: v,
-                        expected: "a whole number of percent from 0 to 100",
-                    },
-                )?,
-            };
-
-        let max_evacuated_azs =
-            match get(MAX_EVACUATED_AZS) {
-                None => 1,
-                Some(v) => v.trim().parse::<u32>().ok().filter(|n| *n <= 32).ok_or(
-                    ConfigError::Invalid {
-                        variable: MAX_EVACUATED_AZS,
-                        value: v,
-                        expected: "a whole number of Availability Zones from 0 to 32",
-                    },
-                )?,
-            };
-
-        let dns_ttl = match get(DNS_TTL) {
-            None => DEFAULT_DNS_TTL,
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|t| (1..=86_400).contains(t))
-                .ok_or(ConfigError::Invalid {
-                    variable: DNS_TTL,
-                    value: v,
-                    expected: "a TTL in seconds from 1 to 86400",
-                })?,
+                        expected,
+                    }),
+            }
         };
-
-        let evacuation_warn_hours = match get(EVACUATION_WARN_HOURS) {
-            None => DEFAULT_EVACUATION_WARN_HOURS,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|h| (1..=8_760).contains(h))
-                .ok_or(ConfigError::Invalid {
-                    variable: EVACUATION_WARN_HOURS,
-                    value: v,
-                    expected: "a whole number of hours from 1 to 8760",
-                })?,
-        };
-
-        let percent = match get(MAX_REPLACED_PERCENT) {
-            None => 30,
-            Some(v) => v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| (1..=100).contains(p))
-                .ok_or(ConfigError::Invalid {
-                    variable: MAX_REPLACED_PERCENT,
-                    value: v,
-                    expected: "a whole number of percent from 1 to 100",
-                })?,
-        };
-        let window_minutes = match get(REPLACEMENT_WINDOW_MINUTES) {
-            None => 60,
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|m| (1..=1_440).contains(m))
-                .ok_or(ConfigError::Invalid {
-                    variable: REPLACEMENT_WINDOW_MINUTES,
-                    value: v,
-                    expected: "a whole number of minutes from 1 to 1440",
-                })?,
-        };
+        // Every range below fits its field's type.
+        fn narrow<T: TryFrom<i64> + Default>(n: i64) -> T {
+            T::try_from(n).unwrap_or_default()
+        }
+        let max_unhealthy_percent = narrow(number(
+            MAX_UNHEALTHY_PERCENT,
+            50,
+            0..=100,
+            "a whole number of percent from 0 to 100",
+        )?);
+        let max_evacuated_azs = narrow(number(
+            MAX_EVACUATED_AZS,
+            1,
+            0..=32,
+            "a whole number of Availability Zones from 0 to 32",
+        )?);
+        let dns_ttl = number(
+            DNS_TTL,
+            DEFAULT_DNS_TTL,
+            1..=86_400,
+            "a TTL in seconds from 1 to 86400",
+        )?;
+        let evacuation_warn_hours = narrow(number(
+            EVACUATION_WARN_HOURS,
+            DEFAULT_EVACUATION_WARN_HOURS.into(),
+            1..=8_760,
+            "a whole number of hours from 1 to 8760",
+        )?);
+        let percent = narrow(number(
+            MAX_REPLACED_PERCENT,
+            30,
+            1..=100,
+            "a whole number of percent from 1 to 100",
+        )?);
+        let window_minutes = number(
+            REPLACEMENT_WINDOW_MINUTES,
+            60,
+            1..=1_440,
+            "a whole number of minutes from 1 to 1440",
+        )?;
 
         Ok(Config {
             topic_arn,

@@ -6,10 +6,9 @@
 
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast::Report;
-use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{sample_event, start_function};
+use ballast_tests::{sample_event, start_function, Deployed};
 use serde_json::Value;
 
 const FUNCTION: &str = "unhealthy-target";
@@ -17,8 +16,7 @@ const REPLACE_UNHEALTHY: &str = "ReplaceUnhealthy";
 
 struct Fleet {
     // Field order is drop order: the function before the emulator.
-    host: RuntimeHost,
-    process: FunctionProcess,
+    function: Deployed,
     stack: Stack,
     _moto: Moto,
 }
@@ -29,18 +27,14 @@ impl Fleet {
         let stack = Stack::seed(&moto.sdk_config()).await;
         let (host, process) = start_function(FUNCTION, &moto, &stack.topic_arn, extra).await;
         Fleet {
-            host,
-            process,
+            function: Deployed { host, process },
             stack,
             _moto: moto,
         }
     }
 
     async fn run(&self, event: Value) -> Report {
-        match self.host.invoke(event).await.expect("the function answers") {
-            Answer::Response(v) => serde_json::from_value(v).expect("the response is a report"),
-            Answer::Error(e) => panic!("function error: {e}; logs: {:#?}", self.process.logs()),
-        }
+        self.function.run(event).await
     }
 
     async fn alarm(&self) -> Report {
