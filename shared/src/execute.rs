@@ -283,6 +283,7 @@ impl ReportContext {
             reason: None,
             region: self.region.clone(),
             time: now_rfc3339(),
+            evidence: Default::default(),
         }
     }
 
@@ -366,6 +367,7 @@ impl ReportContext {
             resources: plan.resources,
             actions,
             reason,
+            evidence: plan.evidence,
             ..self.report(outcome, severity, summary)
         }
     }
@@ -406,6 +408,7 @@ mod tests {
 
     fn plan() -> Plan {
         Plan {
+            evidence: Default::default(),
             verdict: Verdict::Act,
             steps: vec![Step::MarkUnhealthy {
                 instance_id: "i-1".into(),

@@ -10,6 +10,8 @@ pub mod config;
 pub mod decide;
 pub mod event;
 pub mod execute;
+pub mod metrics;
+pub mod notice;
 pub mod reconcile;
 pub mod report;
 pub mod runtime;

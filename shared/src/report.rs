@@ -119,7 +119,15 @@ pub struct Report {
     pub reason: Option<String>,
     pub region: String,
     pub time: String,
+    /// The observed facts the decision rested on (counts and states, signal
+    /// ids, the writer and its status): compact, structured, additive to the
+    /// contract (`version` stays "1"); absent when nothing was observed.
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
+    pub evidence: Evidence,
 }
+
+/// The `evidence` of a report: names to observed facts, in name order.
+pub type Evidence = serde_json::Map<String, serde_json::Value>;
 
 /// The SNS `Subject` limit.
 pub const SUBJECT_MAX: usize = 100;
@@ -196,6 +204,19 @@ impl Report {
                 out.push_str(&format!("  {r}\n"));
             }
         }
+        if !self.evidence.is_empty() {
+            out.push_str("\nEvidence:\n");
+            for line in evidence_lines(&self.evidence) {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        let next = crate::notice::next_steps(self);
+        if !next.is_empty() {
+            out.push_str("\nNext steps:\n");
+            for step in next {
+                out.push_str(&format!("  {step}\n"));
+            }
+        }
         out.push_str(&format!(
             "\nTrigger: {} / {} / {}\nRegion:  {}\nTime:    {}\n",
             self.trigger.source, self.trigger.detail_type, self.trigger.id, self.region, self.time
@@ -204,9 +225,16 @@ impl Report {
     }
 
     /// The SNS `Message` for `MessageStructure: json`: `default` is the JSON
-    /// report (SQS, Lambda, HTTP subscribers), `email` the readable text.
+    /// report (SQS, Lambda, Firehose subscribers), `email` the readable text,
+    /// `https` the chat notice (Amazon Q Developer in chat applications is an
+    /// HTTPS subscriber; `notice`).
     pub fn sns_message(&self) -> String {
-        serde_json::json!({"default": self.to_json(), "email": self.email_text()}).to_string()
+        serde_json::json!({
+            "default": self.to_json(),
+            "email": self.email_text(),
+            "https": crate::notice::chat_notice(self).to_string(),
+        })
+        .to_string()
     }
 
     /// SNS message attributes, so subscribers can filter.
@@ -217,6 +245,33 @@ impl Report {
             ("severity", self.severity.as_str()),
         ]
     }
+}
+
+/// One `name: value` line per fact, nested objects flattened with dots.
+pub fn evidence_lines(evidence: &Evidence) -> Vec<String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&name, v, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push(format!("{prefix}: {s}")),
+            serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => {
+                let items: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
+                out.push(format!("{prefix}: {}", items.join(", ")));
+            }
+            other => out.push(format!("{prefix}: {other}")),
+        }
+    }
+    let mut out = vec![];
+    walk("", &serde_json::Value::Object(evidence.clone()), &mut out);
+    out
 }
 
 /// Now, as RFC 3339 (UTC).
@@ -263,6 +318,7 @@ mod tests {
             reason: None,
             region: "us-east-1".into(),
             time: now_rfc3339(),
+            evidence: Evidence::new(),
         }
     }
 

@@ -90,7 +90,21 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let invocation = Invocation::from_context(&event.context);
-            handler(ballast, event.payload, invocation)
+            let started = Instant::now();
+            let answer = handler(ballast, event.payload, invocation);
+            async move {
+                let answer = answer.await;
+                let epoch_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                crate::metrics::emit(&crate::metrics::record(
+                    function,
+                    answer.as_ref().ok(),
+                    started.elapsed(),
+                    epoch_ms,
+                ));
+                answer
+            }
         },
     ))
     .await

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Plan, Step, Verdict};
 use crate::event::zonal::Signal;
-use crate::report::{ActionRecord, ActionStatus, Severity};
+use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 use crate::tags;
 
 /// A managed Auto Scaling group as observed.
@@ -308,8 +308,15 @@ pub fn still_held(fleet: &FleetState, az: &str, hold: &Hold, now: i64, warn_hour
         .collect();
     let resources = resources(&groups);
     let held_by = hold.describe();
-    match hold.since.map(|t| now - t) {
+    let mut evidence = evidence(fleet, &Change::ClearAll, az);
+    evidence.insert("change".into(), "hold".into());
+    evidence.insert(
+        "signals".into(),
+        serde_json::json!(hold.signals.iter().map(Signal::token).collect::<Vec<_>>()),
+    );
+    let plan = match hold.since.map(|t| now - t) {
         Some(age) if age > i64::from(warn_hours) * 3600 => Plan {
+            evidence: Default::default(),
             verdict: Verdict::Declined,
             severity: Severity::Warning,
             reason: Some(format!(
@@ -326,14 +333,69 @@ pub fn still_held(fleet: &FleetState, az: &str, hold: &Hold, now: i64, warn_hour
             )
         },
         _ => Plan::noop(format!("{az} stays evacuated: held by {held_by}."), resources),
-    }
+    };
+    plan.with_evidence(evidence)
 }
 
 pub fn decide(fleet: &FleetState, change: &Change, az: &str, policy: &Policy) -> Plan {
-    match change {
+    let plan = match change {
         Change::Raise(signal) => evacuate(fleet, signal, az, policy),
         Change::Clear(_) | Change::ClearAll => restore(fleet, change, az),
-    }
+    };
+    plan.with_evidence(evidence(fleet, change, az))
+}
+
+/// The facts a decision about `az` rests on: the change asked and by which
+/// signals, every zone already evacuated and what holds it, and per managed
+/// group its zones, instances in `az` and capacity.
+pub fn evidence(fleet: &FleetState, change: &Change, az: &str) -> Evidence {
+    let tokens = |signals: &mut dyn Iterator<Item = &Signal>| -> Vec<String> {
+        signals.map(Signal::token).collect()
+    };
+    let (kind, signals) = match change {
+        Change::Raise(s) => ("evacuate", tokens(&mut std::iter::once(s))),
+        Change::Clear(list) => ("restore", tokens(&mut list.iter())),
+        Change::ClearAll => ("restore", vec!["operator".to_string()]),
+    };
+    let held: serde_json::Map<String, serde_json::Value> = holds(fleet)
+        .into_iter()
+        .map(|(zone, hold)| {
+            let mut by = tokens(&mut hold.signals.iter());
+            if hold.overflow {
+                by.push("more".into());
+            }
+            (zone, serde_json::json!(by))
+        })
+        .collect();
+    let groups: serde_json::Map<String, serde_json::Value> = fleet
+        .groups
+        .iter()
+        .map(|g| {
+            let zones: BTreeSet<&str> = g
+                .subnets
+                .iter()
+                .filter_map(|s| fleet.subnet_zone.get(s).map(String::as_str))
+                .collect();
+            let here = g.instances.iter().filter(|(_, z)| z == az).count();
+            (
+                g.name.clone(),
+                serde_json::json!({
+                    "zones": zones,
+                    "instancesInZone": here,
+                    "instances": g.instances.len(),
+                    "desired": g.desired,
+                    "max": g.max_size,
+                }),
+            )
+        })
+        .collect();
+    let mut e = Evidence::new();
+    e.insert("availabilityZone".into(), az.into());
+    e.insert("change".into(), kind.into());
+    e.insert("signals".into(), serde_json::json!(signals));
+    e.insert("evacuatedZones".into(), serde_json::Value::Object(held));
+    e.insert("groups".into(), serde_json::Value::Object(groups));
+    e
 }
 
 fn in_zone(fleet: &FleetState, subnet: &str, az: &str) -> bool {
@@ -366,6 +428,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
     if !already.contains(az) && already.len() as u32 + 1 > policy.max_evacuated_azs {
         let list: Vec<&str> = already.iter().map(String::as_str).collect();
         return Plan {
+            evidence: Default::default(),
             verdict: Verdict::Declined,
             situation: format!("Declined to evacuate {az} ({why}): {} AZ(s) already evacuated.", already.len()),
             reason: Some(format!(
@@ -502,6 +565,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
     if steps.is_empty() {
         if !last_az.is_empty() {
             return Plan {
+                evidence: Default::default(),
                 verdict: Verdict::Declined,
                 skipped,
                 situation: format!("Declined to evacuate {az} ({why})."),
@@ -514,6 +578,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             };
         }
         return Plan {
+            evidence: Default::default(),
             skipped,
             ..Plan::noop(
                 format!("Already evacuated from {az}; {why} already recorded."),
@@ -550,6 +615,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         ));
     }
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Act,
         steps,
         skipped,
@@ -732,6 +798,7 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
     if steps.is_empty() {
         if conflicts.is_empty() {
             return Plan {
+                evidence: Default::default(),
                 reason: Some(format!("{cleared} did not hold it")),
                 ..Plan::noop(
                     format!("{az} stays evacuated: {}.", staying.join("; ")),
@@ -740,6 +807,7 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
             };
         }
         return Plan {
+            evidence: Default::default(),
             verdict: Verdict::Declined,
             skipped,
             situation: format!("Declined to restore {az}."),
@@ -759,6 +827,7 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
     let mut reasons = conflicts.clone();
     reasons.extend(override_note);
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Act,
         situation,
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
@@ -1370,6 +1439,7 @@ mod tests {
                 .flat_map(|s| {
                     (0..=chain.len()).map(|k| {
                         let cut = Plan {
+                            evidence: Default::default(),
                             steps: chain[..k].to_vec(),
                             ..plan.clone()
                         };

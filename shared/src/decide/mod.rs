@@ -6,7 +6,7 @@ pub mod budget;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
-use crate::report::{ActionRecord, ActionStatus, Severity};
+use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 
 /// One mutating call the executor may make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,11 +213,19 @@ pub struct Plan {
     /// at the first failure. Otherwise each resource's steps are a chain of
     /// their own ([`Step::chain`]).
     pub sequential: bool,
+    /// The observed facts the decision rested on (the report's `evidence`).
+    pub evidence: Evidence,
 }
 
 impl Plan {
+    /// The plan, with the facts it rested on.
+    pub fn with_evidence(self, evidence: Evidence) -> Self {
+        Plan { evidence, ..self }
+    }
+
     pub fn noop(situation: impl Into<String>, resources: Vec<String>) -> Self {
         Plan {
+            evidence: Default::default(),
             verdict: Verdict::Noop,
             steps: vec![],
             skipped: vec![],
@@ -232,6 +240,7 @@ impl Plan {
     pub fn ignored(reason: impl Into<String>, resources: Vec<String>) -> Self {
         let reason = reason.into();
         Plan {
+            evidence: Default::default(),
             verdict: Verdict::Ignored,
             situation: format!("Ignored: {reason}."),
             reason: Some(reason),

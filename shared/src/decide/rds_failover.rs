@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{Plan, Step, Verdict};
 use crate::aws::dns::normalise;
 use crate::event::rds::EventClass;
-use crate::report::Severity;
+use crate::report::{Evidence, Severity};
 use crate::tags;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +191,7 @@ fn dns_tag(tags: &BTreeMap<String, String>) -> Option<Result<(String, String), S
 
 fn declined(situation: String, reason: String, severity: Severity, resources: Vec<String>) -> Plan {
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Declined,
         situation,
         reason: Some(reason),
@@ -201,6 +202,7 @@ fn declined(situation: String, reason: String, severity: Severity, resources: Ve
 
 fn waiting(situation: String, resources: Vec<String>) -> Plan {
     Plan {
+        evidence: Default::default(),
         severity: Severity::Warning,
         ..Plan::noop(
             format!("{situation} Not yet verifiable; the completion event or the sweep finishes the job."),
@@ -228,6 +230,7 @@ fn keep_dns_on(
         );
     }
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Act,
         steps: vec![Step::UpsertCname {
             zone_id,
@@ -247,6 +250,74 @@ fn keep_dns_on(
 }
 
 pub fn decide(subject: &Subject, signal: &Signal, policy: &Policy) -> Plan {
+    decide_plan(subject, signal, policy).with_evidence(evidence(subject, signal, policy))
+}
+
+fn instance_facts(i: &Instance) -> serde_json::Value {
+    serde_json::json!({
+        "id": i.id,
+        "status": i.status,
+        "az": i.az,
+        "multiAz": i.multi_az,
+        "readReplicaOf": i.source,
+        "endpoint": i.endpoint,
+    })
+}
+
+/// The facts a decision rests on: the writer (or primary and standby) and
+/// their states, the event's class, and where the record points.
+pub fn evidence(subject: &Subject, signal: &Signal, policy: &Policy) -> Evidence {
+    let mut e = Evidence::new();
+    let (tags, dns_current) = match subject {
+        Subject::Cluster {
+            cluster,
+            writer,
+            dns_current,
+        } => {
+            let writers: Vec<&str> = cluster
+                .members
+                .iter()
+                .filter(|m| m.is_writer)
+                .map(|m| m.id.as_str())
+                .collect();
+            e.insert(
+                "cluster".into(),
+                serde_json::json!({"id": cluster.id, "status": cluster.status, "endpoint": cluster.endpoint, "writers": writers}),
+            );
+            if let Some(w) = writer {
+                e.insert("writer".into(), instance_facts(w));
+            }
+            (&cluster.tags, dns_current)
+        }
+        Subject::Instance {
+            primary,
+            standby,
+            dns_current,
+        } => {
+            e.insert("primary".into(), instance_facts(primary));
+            if let Some(s) = standby {
+                e.insert("standby".into(), instance_facts(s));
+            }
+            let tags = match standby {
+                Some(s) if s.tags.contains_key(tags::DNS_RECORD) => &s.tags,
+                _ => &primary.tags,
+            };
+            (tags, dns_current)
+        }
+    };
+    if let Some(class) = signal.class {
+        e.insert("event".into(), format!("{class:?}").into());
+    }
+    if let Some(Ok((zone, name))) = dns_tag(tags) {
+        e.insert(
+            "record".into(),
+            serde_json::json!({"zone": zone, "name": name, "pointedAt": dns_current, "ttl": policy.dns_ttl}),
+        );
+    }
+    e
+}
+
+fn decide_plan(subject: &Subject, signal: &Signal, policy: &Policy) -> Plan {
     match subject {
         Subject::Cluster {
             cluster,
@@ -477,6 +548,7 @@ fn decide_instance(
         }
         Some(r) if policy.now - r.at < policy.promotion_settle_secs => {
             return Plan {
+                evidence: Default::default(),
                 situation: format!(
                     "{failed} The promotion of {replica_id} was requested {}s ago and RDS does not show it yet: \
                      waiting rather than promoting twice.",
@@ -565,6 +637,7 @@ fn promotion(
     let mut resources = resources;
     resources.push(replica.arn.clone());
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Act,
         steps,
         situation,

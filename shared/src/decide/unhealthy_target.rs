@@ -4,14 +4,14 @@
 //! ASG's own `ReplaceUnhealthy` while Ballast declines and resumes it (only
 //! what it suspended) once the target group is back within the guardrail.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::budget::{
     target_group_key, Budget, OwnReplacements, Replaced, Suspended, REPLACE_UNHEALTHY,
 };
 use super::{Plan, Step, Verdict};
 use crate::event::short_name;
-use crate::report::{ActionRecord, ActionStatus, Severity};
+use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 use crate::tags;
 
 /// A target group as observed: its targets' health joined with their ASG,
@@ -190,6 +190,72 @@ struct GroupDecision {
 }
 
 pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
+    decide_plan(tg, policy).with_evidence(evidence(tg, policy))
+}
+
+/// How many impaired targets the evidence names, at most.
+const EVIDENCE_TARGETS: usize = 10;
+
+/// The facts a decision on `tg` rests on: target counts by state against
+/// the guardrail, the impaired targets, and per managed ASG its capacity,
+/// health-check type, budget and breaker.
+pub fn evidence(tg: &TargetGroupState, policy: &Policy) -> Evidence {
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &tg.targets {
+        *states.entry(t.health.as_str()).or_default() += 1;
+    }
+    let counted = tg.targets.iter().filter(|t| t.health != "draining").count();
+    let impaired: Vec<&TargetState> = tg.targets.iter().filter(|t| t.is_impaired()).collect();
+    let mut groups = serde_json::Map::new();
+    for g in &tg.groups {
+        let marks = g.marks().within(policy.now, policy.budget.window_secs);
+        let breaker = match g.breaker() {
+            Breaker::Closed => "closed".to_string(),
+            Breaker::Open(s) => format!(
+                "open ({} since {})",
+                s.why,
+                crate::report::rfc3339(s.at)
+            ),
+            Breaker::Unreadable(v) => format!("unreadable record {v:?}"),
+        };
+        groups.insert(
+            g.name.clone(),
+            serde_json::json!({
+                "desired": g.desired,
+                "healthCheckType": g.health_check_type,
+                "replacedInWindow": g.own.spent_with(marks),
+                "allowance": policy.budget.allowance(g.desired),
+                "breaker": breaker,
+                "suspendedProcesses": g.suspended_processes,
+            }),
+        );
+    }
+    let mut e = Evidence::new();
+    e.insert("targetGroup".into(), short_name(&tg.arn).into());
+    e.insert("targets".into(), serde_json::json!(states));
+    e.insert(
+        "impaired".into(),
+        serde_json::json!(format!(
+            "{} of {counted} (guardrail {}%)",
+            impaired.len(),
+            policy.max_unhealthy_percent
+        )),
+    );
+    if !impaired.is_empty() {
+        let named: Vec<String> = impaired
+            .iter()
+            .take(EVIDENCE_TARGETS)
+            .map(|t| format!("{} ({})", t.id, t.why_impaired()))
+            .collect();
+        e.insert("impairedTargets".into(), serde_json::json!(named));
+    }
+    if !groups.is_empty() {
+        e.insert("groups".into(), serde_json::Value::Object(groups));
+    }
+    e
+}
+
+fn decide_plan(tg: &TargetGroupState, policy: &Policy) -> Plan {
     let name = short_name(&tg.arn);
     let resources = vec![tg.arn.clone()];
 
@@ -302,6 +368,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             reason.push_str(&budget_notes.join("; "));
         }
         return Plan {
+            evidence: Default::default(),
             verdict: Verdict::Declined,
             steps,
             skipped,
@@ -319,6 +386,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
     let reason = (!budget_notes.is_empty()).then(|| budget_notes.join("; "));
     if marked.is_empty() && declined {
         return Plan {
+            evidence: Default::default(),
             verdict: Verdict::Declined,
             steps,
             skipped,
@@ -339,6 +407,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
             Plan::noop(situation, resources)
         } else {
             Plan {
+                evidence: Default::default(),
                 verdict: Verdict::Act,
                 steps,
                 ..Plan::noop(situation, resources)
@@ -363,6 +432,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
 
     if steps.is_empty() {
         return Plan {
+            evidence: Default::default(),
             skipped,
             situation: format!("{situation} Nothing for Ballast to mark."),
             ..Plan::noop("", resources)
@@ -376,6 +446,7 @@ pub fn decide(tg: &TargetGroupState, policy: &Policy) -> Plan {
         Severity::Info
     };
     Plan {
+        evidence: Default::default(),
         verdict: Verdict::Act,
         steps,
         skipped,

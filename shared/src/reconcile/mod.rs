@@ -160,6 +160,11 @@ pub fn merge_sweep(ctx: &ReportContext, what: &str, parts: Vec<Report>) -> Repor
         if let (Some(r), true) = (&part.reason, part.outcome != Outcome::Noop) {
             reasons.push(format!("{name}: {r}"));
         }
+        if part.outcome.is_published() && !part.evidence.is_empty() {
+            report
+                .evidence
+                .insert(name.clone(), serde_json::Value::Object(part.evidence));
+        }
         report.resources.extend(part.resources);
         report.actions.extend(part.actions);
     }
@@ -260,6 +265,7 @@ where
         Ok(lease::Leased::Lost { resource, holder }) => {
             let error = lease_held(&resource, &holder);
             let standing_down = Plan {
+                evidence: Default::default(),
                 reason: Some(error.message.clone()),
                 ..Plan::noop(
                     format!(

@@ -217,6 +217,7 @@ pub async fn publish_parked(
                 parked.at, parked.event
             )),
             time: now_rfc3339(),
+            evidence: Default::default(),
             ..report.clone()
         };
         if let Err(e) = super::publish(ballast, &late, deadline).await {
@@ -267,6 +268,7 @@ mod tests {
             reason: None,
             region: "us-east-1".into(),
             time: "2026-12-01T12:00:00Z".into(),
+            evidence: Default::default(),
         }
     }
 

@@ -1,0 +1,127 @@
+//! One CloudWatch Embedded Metric Format record per invocation, written to
+//! stdout as one JSON line: Lambda sends it to the function's log group and
+//! CloudWatch extracts the metrics (no `PutMetricData`, no extra call or
+//! permission). Specification:
+//! docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+//!
+//! Namespace `Ballast`; dimension sets `[function, outcome]` and `[outcome]`
+//! (the second lets one alarm watch every function); metrics `Decisions`,
+//! `ActionsDone`, `ActionsFailed`, `ActionsSkipped` (Count) and `Duration`
+//! (Milliseconds).
+
+use std::time::Duration;
+
+use crate::report::{ActionStatus, Report};
+
+pub const NAMESPACE: &str = "Ballast";
+/// The outcome of an invocation that ended in a Lambda error (retried by
+/// Lambda, then kept by the dead-letter queue) instead of a report.
+pub const ERROR_OUTCOME: &str = "error";
+
+/// The EMF record of one invocation: its report, or `None` when it ended in
+/// a Lambda error.
+pub fn record(
+    function: &str,
+    report: Option<&Report>,
+    duration: Duration,
+    epoch_ms: u128,
+) -> serde_json::Value {
+    let outcome = report.map_or(ERROR_OUTCOME, |r| r.outcome.as_str());
+    let count = |status: ActionStatus| {
+        report.map_or(0, |r| {
+            r.actions.iter().filter(|a| a.status == status).count()
+        })
+    };
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": epoch_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["function", "outcome"], ["outcome"]],
+                "Metrics": [
+                    {"Name": "Decisions", "Unit": "Count"},
+                    {"Name": "ActionsDone", "Unit": "Count"},
+                    {"Name": "ActionsFailed", "Unit": "Count"},
+                    {"Name": "ActionsSkipped", "Unit": "Count"},
+                    {"Name": "Duration", "Unit": "Milliseconds"},
+                ],
+            }],
+        },
+        "function": function,
+        "outcome": outcome,
+        "Decisions": 1,
+        "ActionsDone": count(ActionStatus::Done),
+        "ActionsFailed": count(ActionStatus::Failed),
+        "ActionsSkipped": count(ActionStatus::Skipped),
+        "Duration": duration.as_secs_f64() * 1000.0,
+    })
+}
+
+/// Writes the record as one line on stdout (one `write` of a whole line, so
+/// log lines of other tasks cannot split it).
+pub fn emit(record: &serde_json::Value) {
+    use std::io::Write;
+    let line = format!("{record}\n");
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Trigger;
+    use crate::report::{ActionRecord, Outcome, Severity, REPORT_VERSION};
+
+    #[test]
+    fn a_record_follows_the_specification() {
+        let action = |status| ActionRecord {
+            kind: "mark-unhealthy".into(),
+            target: "i-1".into(),
+            asg: None,
+            status,
+            detail: String::new(),
+        };
+        let report = Report {
+            version: REPORT_VERSION.into(),
+            function: "unhealthy-target".into(),
+            outcome: Outcome::Remediated,
+            severity: Severity::Info,
+            summary: String::new(),
+            trigger: Trigger::direct("r"),
+            resources: vec![],
+            actions: vec![
+                action(ActionStatus::Done),
+                action(ActionStatus::Done),
+                action(ActionStatus::Failed),
+            ],
+            reason: None,
+            region: "us-east-1".into(),
+            time: String::new(),
+            evidence: Default::default(),
+        };
+        let r = record(
+            "unhealthy-target",
+            Some(&report),
+            Duration::from_millis(42),
+            1_700_000_000_000,
+        );
+        let directive = &r["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Ballast");
+        // Every dimension and metric a directive names is a member of the root.
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for d in set.as_array().unwrap() {
+                assert!(r[d.as_str().unwrap()].is_string(), "{d}");
+            }
+        }
+        for m in directive["Metrics"].as_array().unwrap() {
+            assert!(r[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
+        assert_eq!(r["outcome"], "remediated");
+        assert_eq!(r["ActionsDone"], 2);
+        assert_eq!(r["ActionsFailed"], 1);
+        assert_eq!(r["ActionsSkipped"], 0);
+        assert_eq!(r["Duration"], 42.0);
+        let error = record("rds-failover", None, Duration::ZERO, 0);
+        assert_eq!(error["outcome"], "error");
+        assert_eq!(error["Decisions"], 1);
+    }
+}
