@@ -30,6 +30,10 @@ pub const FUNCTION: &str = "az-impairment";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     Signal(ZonalSignal),
+    /// An operator's direct invoke with `"dryRun": true` (`ballast evacuate
+    /// --dry-run`): decided and reported as a dry run, whatever
+    /// `BALLAST_DRY_RUN` says.
+    Rehearse(ZonalSignal),
     /// Re-read every recorded signal of every evacuated zone.
     Sweep,
 }
@@ -127,12 +131,20 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                     .ok_or_else(|| format!("availabilityZone {z:?} is not an AZ name or ID"))?,
                 _ => return Err(direct_usage(FUNCTION, needs, object)),
             };
-            Ok(Intent::Signal(ZonalSignal {
+            let signal = ZonalSignal {
                 direction,
                 zones: vec![zone],
                 signal: Signal::Operator,
                 evidence: None,
-            }))
+            };
+            match object.get("dryRun") {
+                None | Some(Value::Bool(false)) => Ok(Intent::Signal(signal)),
+                Some(Value::Bool(true)) => Ok(Intent::Rehearse(signal)),
+                Some(other) => Err(format!(
+                    "dryRun must be true or false, not a {}",
+                    json_kind(other)
+                )),
+            }
         }
     }
 }
@@ -153,6 +165,16 @@ pub async fn handle(
         |ctx, intent| async move {
             match intent {
                 Intent::Signal(signal) => act(ballast, &ctx, &signal, invocation).await,
+                Intent::Rehearse(signal) => {
+                    let rehearsal = Ballast {
+                        config: crate::Config {
+                            dry_run: true,
+                            ..ballast.config.clone()
+                        },
+                        aws: ballast.aws.clone(),
+                    };
+                    act(&rehearsal, &ctx, &signal, invocation).await
+                }
                 Intent::Sweep => sweep(ballast, &ctx, invocation).await,
             }
         },
@@ -474,9 +496,21 @@ mod tests {
 
     fn signal(payload: Value) -> Result<ZonalSignal, String> {
         match intent(payload)? {
-            Intent::Signal(s) => Ok(s),
+            Intent::Signal(s) | Intent::Rehearse(s) => Ok(s),
             Intent::Sweep => Err("a sweep".into()),
         }
+    }
+
+    #[test]
+    fn a_direct_invoke_may_ask_for_a_dry_run() {
+        let rehearsal = intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": true}));
+        assert!(matches!(rehearsal, Ok(Intent::Rehearse(_))), "{rehearsal:?}");
+        let real = intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": false}));
+        assert!(matches!(real, Ok(Intent::Signal(_))), "{real:?}");
+        assert_eq!(
+            intent(json!({"action": "restore", "availabilityZone": "us-east-1a", "dryRun": "yes"})),
+            Err("dryRun must be true or false, not a string".into())
+        );
     }
 
     #[test]
