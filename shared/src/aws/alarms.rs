@@ -7,6 +7,71 @@ use aws_sdk_cloudwatch::Client;
 
 use super::AwsError;
 
+/// A metric alarm as `ballast doctor` reads it: every metric it watches
+/// (its own, or each of a metric-math alarm's queries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricAlarm {
+    pub name: String,
+    pub state: String,
+    /// `breaching`, `notBreaching`, `ignore`, `missing` (the default).
+    pub treat_missing_data: String,
+    pub metrics: Vec<WatchedMetric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedMetric {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// Every metric alarm of the account and Region (`DescribeAlarms`, paged).
+pub async fn metric_alarms(client: &Client) -> Result<Vec<MetricAlarm>, AwsError> {
+    let dims = |list: &[aws_sdk_cloudwatch::types::Dimension]| -> BTreeMap<String, String> {
+        list.iter()
+            .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+            .collect()
+    };
+    let mut alarms = vec![];
+    let mut pages = client
+        .describe_alarms()
+        .alarm_types(AlarmType::MetricAlarm)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeAlarms", "*", e))?;
+        for a in page.metric_alarms() {
+            let mut metrics = vec![];
+            if let (Some(ns), Some(name)) = (a.namespace(), a.metric_name()) {
+                metrics.push(WatchedMetric {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    dimensions: dims(a.dimensions()),
+                });
+            }
+            for q in a.metrics() {
+                if let Some(m) = q.metric_stat().and_then(|s| s.metric()) {
+                    metrics.push(WatchedMetric {
+                        namespace: m.namespace().unwrap_or_default().to_string(),
+                        name: m.metric_name().unwrap_or_default().to_string(),
+                        dimensions: dims(m.dimensions()),
+                    });
+                }
+            }
+            alarms.push(MetricAlarm {
+                name: a.alarm_name().unwrap_or_default().to_string(),
+                state: a
+                    .state_value()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                treat_missing_data: a.treat_missing_data().unwrap_or("missing").to_string(),
+                metrics,
+            });
+        }
+    }
+    Ok(alarms)
+}
+
 /// `DescribeAlarms` takes at most 100 names a call.
 const NAMES_PER_CALL: usize = 100;
 

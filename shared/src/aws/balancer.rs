@@ -9,6 +9,9 @@ pub struct TargetGroup {
     pub arn: String,
     pub name: String,
     pub target_type: String,
+    /// The load balancers that route to it (CloudWatch's `LoadBalancer`
+    /// dimension is the part after `:loadbalancer/`).
+    pub load_balancer_arns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,7 @@ pub async fn describe_target_group(
             .target_type()
             .map(|t| t.as_str().to_string())
             .unwrap_or_else(|| "instance".into()),
+        load_balancer_arns: tg.load_balancer_arns().to_vec(),
     }))
 }
 

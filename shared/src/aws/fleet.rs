@@ -36,6 +36,8 @@ pub struct Group {
     pub health_check_type: String,
     /// Processes suspended on the group, by whoever suspended them.
     pub suspended_processes: Vec<String>,
+    /// Seconds a new instance is spared health checks.
+    pub health_check_grace_period: i32,
 }
 
 impl Group {
@@ -80,6 +82,7 @@ impl Group {
                 .iter()
                 .filter_map(|p| p.process_name().map(str::to_string))
                 .collect(),
+            health_check_grace_period: g.health_check_grace_period().unwrap_or_default(),
         }
     }
 }

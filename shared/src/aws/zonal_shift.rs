@@ -31,6 +31,17 @@ pub async fn active_autoshifts(client: &Client) -> Result<BTreeSet<String>, AwsE
     Ok(away)
 }
 
+/// Whether ARC sends autoshift notifications to EventBridge in this account
+/// and Region (`GetAutoshiftObserverNotificationStatus`: ENABLED | DISABLED).
+pub async fn observer_notification(client: &Client) -> Result<String, AwsError> {
+    let out = client
+        .get_autoshift_observer_notification_status()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetAutoshiftObserverNotificationStatus", "account", e))?;
+    Ok(out.status().as_str().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,795 @@
+//! `ballast doctor`: a read-only readiness audit of the account and Region
+//! against what Ballast needs, before the bad day. `observe` reads (every
+//! read is a Describe/List/Get), `checks` is pure (unit-tested per defect),
+//! `render` prints; any `fail` exits 1 so it can gate a deploy pipeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use ballast::aws::alarms::MetricAlarm;
+use ballast::aws::balancer::TargetGroup;
+use ballast::aws::reports::Subscription;
+use ballast::aws::{alarms, balancer, database, dns, fleet, network, reports, zonal_shift};
+use ballast::decide::budget::target_group_key;
+use ballast::decide::rds_failover::{parse_dns_tag, Instance};
+use ballast::tags;
+
+use crate::steer::function_name;
+use crate::{print_json, Exit, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Which check (stable, for scripts).
+    pub check: &'static str,
+    /// What it looked at.
+    pub subject: String,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// How to fix it (absent on a pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn check(
+    check: &'static str,
+    subject: impl Into<String>,
+    verdict: Verdict,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Check {
+    Check {
+        check,
+        subject: subject.into(),
+        verdict,
+        detail: detail.into(),
+        fix,
+    }
+}
+
+/// What the deployed stack is configured with, read from its function's
+/// environment (`GetFunctionConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deployment {
+    pub function: String,
+    pub topic_arn: Option<String>,
+    pub hosted_zone_ids: Vec<String>,
+    pub zonal_alarm_prefix: Option<String>,
+}
+
+/// Everything the checks look at. A read that failed is kept as its error:
+/// the check it feeds says it could not look (warn), the others go on.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub region: String,
+    pub groups: Vec<fleet::Group>,
+    pub subnet_zone: BTreeMap<String, String>,
+    pub target_groups: BTreeMap<String, Result<Option<TargetGroup>, String>>,
+    pub alarms: Result<Vec<MetricAlarm>, String>,
+    pub deployment: Result<Deployment, String>,
+    /// DB id → its tags (clusters and instances that carry a Ballast tag).
+    pub databases: Vec<(String, BTreeMap<String, String>, Option<Instance>)>,
+    /// `<zone>/<name>` → the CNAME's value.
+    pub records: BTreeMap<String, Result<Option<String>, String>>,
+    /// Replica id → what it is.
+    pub replicas: BTreeMap<String, Result<Option<Instance>, String>>,
+    pub observer: Result<String, String>,
+    pub subscriptions: Result<Vec<Subscription>, String>,
+}
+
+impl Facts {
+    /// Nothing read yet: every read is "not read".
+    pub fn new(region: impl Into<String>) -> Facts {
+        let not_read = || "not read".to_string();
+        Facts {
+            region: region.into(),
+            groups: vec![],
+            subnet_zone: BTreeMap::new(),
+            target_groups: BTreeMap::new(),
+            alarms: Err(not_read()),
+            deployment: Err(not_read()),
+            databases: vec![],
+            records: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            observer: Err(not_read()),
+            subscriptions: Err(not_read()),
+        }
+    }
+}
+
+fn zones_of(g: &fleet::Group, subnet_zone: &BTreeMap<String, String>) -> BTreeSet<String> {
+    g.vpc_zone_identifier
+        .split(',')
+        .filter_map(|s| subnet_zone.get(s.trim()).cloned())
+        .collect()
+}
+
+/// Every check, in a fixed order: groups, target groups and alarms,
+/// zonal alarms, databases, autoshift, the report topic.
+pub fn checks(f: &Facts) -> Vec<Check> {
+    let mut out = vec![];
+    if f.groups.is_empty() {
+        out.push(check(
+            "managed-groups",
+            "account",
+            Verdict::Warn,
+            format!("no Auto Scaling group is tagged {}=true: Ballast replaces and evacuates nothing", tags::MANAGED),
+            Some(format!(
+                "aws autoscaling create-or-update-tags --tags ResourceId=<asg>,ResourceType=auto-scaling-group,Key={},Value=true,PropagateAtLaunch=false",
+                tags::MANAGED
+            )),
+        ));
+    }
+    for g in &f.groups {
+        out.extend(group_checks(g, f));
+    }
+    out.extend(zonal_alarm_checks(f));
+    out.extend(database_checks(f));
+    out.push(match &f.observer {
+        Ok(s) if s == "ENABLED" => check(
+            "autoshift-observer",
+            "account",
+            Verdict::Pass,
+            "ARC autoshift observer notification is ENABLED: AWS-started autoshifts reach az-impairment",
+            None,
+        ),
+        Ok(s) => check(
+            "autoshift-observer",
+            "account",
+            Verdict::Fail,
+            format!("ARC autoshift observer notification is {s}: an autoshift AWS starts for a zone never reaches Ballast"),
+            Some(format!("aws arc-zonal-shift update-autoshift-observer-notification-status --status ENABLED --region {} (or deploy with EnableAutoshiftObserverNotification=true)", f.region)),
+        ),
+        Err(e) => check(
+            "autoshift-observer",
+            "account",
+            Verdict::Warn,
+            format!("could not read the autoshift observer notification status: {e}"),
+            Some("allow arc-zonal-shift:GetAutoshiftObserverNotificationStatus to the caller".into()),
+        ),
+    });
+    out.push(topic_check(f));
+    out
+}
+
+fn group_checks(g: &fleet::Group, f: &Facts) -> Vec<Check> {
+    let mut out = vec![];
+    let subject = format!("asg/{}", g.name);
+    // Zones the group uses now, and those an evacuation took away.
+    let mut zones = zones_of(g, &f.subnet_zone);
+    if let Some(e) = g
+        .tags
+        .get(tags::EVACUATED)
+        .and_then(|v| ballast::decide::az_impairment::Evacuation::parse(v).ok())
+    {
+        zones.extend(e.azs.keys().cloned());
+    }
+    out.push(if zones.len() >= 2 {
+        check(
+            "zones",
+            &subject,
+            Verdict::Pass,
+            format!("{} zones: {}", zones.len(), zones.iter().cloned().collect::<Vec<_>>().join(", ")),
+            None,
+        )
+    } else {
+        check(
+            "zones",
+            &subject,
+            Verdict::Fail,
+            format!(
+                "subnets in {} zone(s) ({}): when that zone is impaired there is nowhere to evacuate to",
+                zones.len(),
+                zones.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Some(format!("add a subnet of another zone: aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --vpc-zone-identifier <subnet-a>,<subnet-b>", g.name)),
+        )
+    });
+    out.push(static_stability(g, &subject));
+    out.push(health_check(g, &subject));
+    for tg in &g.target_group_arns {
+        out.push(unhealthy_alarm(tg, f));
+    }
+    if g.target_group_arns.is_empty() {
+        out.push(check(
+            "unhealthy-alarm",
+            &subject,
+            Verdict::Warn,
+            "the group is attached to no target group: unhealthy-target has nothing to watch for it",
+            None,
+        ));
+    }
+    out
+}
+
+/// Static stability, computed as: count the group's instances per zone now
+/// (`DescribeAutoScalingGroups`), take away the zone with the most, and
+/// compare what is left with `MinSize`. Below it, losing that zone leaves
+/// the service short until the group launches replacements elsewhere.
+pub fn static_stability(g: &fleet::Group, subject: &str) -> Check {
+    let mut per_zone: BTreeMap<&str, i32> = BTreeMap::new();
+    for (_, az) in &g.instances {
+        *per_zone.entry(az.as_str()).or_default() += 1;
+    }
+    let total: i32 = per_zone.values().sum();
+    let (largest, most) = per_zone
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map_or(("(none)", 0), |(z, n)| (*z, *n));
+    let left = total - most;
+    let detail = format!(
+        "{total} instances; losing {largest} ({most}) leaves {left}, MinSize is {}",
+        g.min_size
+    );
+    if left >= g.min_size {
+        check("static-stability", subject, Verdict::Pass, detail, None)
+    } else {
+        let zones = per_zone.len().max(2) as i32;
+        let needed = (g.min_size * zones + zones - 2) / (zones - 1);
+        check(
+            "static-stability",
+            subject,
+            Verdict::Warn,
+            format!("{detail}: the rest cannot carry the minimum until replacements launch"),
+            Some(format!(
+                "run at least {needed} instances spread evenly over {zones} zones (aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --desired-capacity {needed} --min-size {needed}), or lower MinSize to what {} zone(s) carry",
+                g.name,
+                zones - 1
+            )),
+        )
+    }
+}
+
+fn health_check(g: &fleet::Group, subject: &str) -> Check {
+    let elb = g
+        .health_check_type
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("ELB"));
+    let grace = g.health_check_grace_period;
+    let fix_cmd = |kind: &str, grace: i32| {
+        format!(
+            "aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --health-check-type {kind} --health-check-grace-period {grace}",
+            g.name
+        )
+    };
+    if grace == 0 {
+        return check(
+            "health-check",
+            subject,
+            Verdict::Warn,
+            format!("health check {} with a 0 s grace period: a new instance can be judged (and replaced, by the ASG or by Ballast) before it has booted", g.health_check_type),
+            Some(fix_cmd(if elb { "ELB" } else { "EC2" }, 300)),
+        );
+    }
+    if elb {
+        check(
+            "health-check",
+            subject,
+            Verdict::Pass,
+            format!("health check {} (grace {grace} s): the group replaces what the load balancer finds unhealthy by itself; when Ballast declines (too much of the fleet impaired, budget spent) its breaker suspends ReplaceUnhealthy so the group cannot replace the fleet", g.health_check_type),
+            None,
+        )
+    } else {
+        check(
+            "health-check",
+            subject,
+            Verdict::Warn,
+            format!("health check {} (grace {grace} s): the group replaces only instances that fail EC2 status checks; an instance the load balancer finds unhealthy waits for Ballast's mark (within its budget), and the breaker has nothing to suspend", g.health_check_type),
+            Some(fix_cmd("ELB", grace)),
+        )
+    }
+}
+
+fn watches(alarm: &MetricAlarm, namespace: &str, metric: &str, dimension: (&str, &str)) -> bool {
+    alarm.metrics.iter().any(|m| {
+        m.namespace == namespace
+            && m.name == metric
+            && m.dimensions.get(dimension.0).map(String::as_str) == Some(dimension.1)
+    })
+}
+
+fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
+    let key = target_group_key(tg_arn);
+    let subject = format!("targetgroup/{key}");
+    let Ok(alarms) = &f.alarms else {
+        return check(
+            "unhealthy-alarm",
+            subject,
+            Verdict::Warn,
+            format!("could not read the alarms: {}", f.alarms.as_ref().err().cloned().unwrap_or_default()),
+            Some("allow cloudwatch:DescribeAlarms to the caller".into()),
+        );
+    };
+    let dimension = format!("targetgroup/{key}");
+    let found: Vec<&MetricAlarm> = alarms
+        .iter()
+        .filter(|a| watches(a, "AWS/ApplicationELB", "UnHealthyHostCount", ("TargetGroup", &dimension)))
+        .collect();
+    if let Some(a) = found.first() {
+        return check(
+            "unhealthy-alarm",
+            subject,
+            Verdict::Pass,
+            format!("alarm {} ({}) watches UnHealthyHostCount; its ALARM and OK reach unhealthy-target through the stack's rule", a.name, a.state),
+            None,
+        );
+    }
+    let lb = match f.target_groups.get(tg_arn) {
+        Some(Ok(Some(tg))) => tg
+            .load_balancer_arns
+            .first()
+            .and_then(|a| a.split_once(":loadbalancer/").map(|(_, k)| k.to_string())),
+        _ => None,
+    }
+    .unwrap_or_else(|| "<app/name/id of its load balancer>".into());
+    check(
+        "unhealthy-alarm",
+        subject,
+        Verdict::Fail,
+        "no alarm watches its UnHealthyHostCount: Ballast hears of unhealthy targets only at the next sweep, and the breaker closes only then",
+        Some(format!(
+            "aws cloudwatch put-metric-alarm --alarm-name {name}-unhealthy-hosts --namespace AWS/ApplicationELB --metric-name UnHealthyHostCount --dimensions Name=TargetGroup,Value={dimension} Name=LoadBalancer,Value={lb} --statistic Maximum --period 60 --evaluation-periods 2 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching --region {region}",
+            name = key.split('/').next().unwrap_or(key),
+            region = f.region,
+        )),
+    )
+}
+
+fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
+    let (Ok(alarms), Ok(deployment)) = (&f.alarms, &f.deployment) else {
+        return vec![];
+    };
+    let Some(prefix) = deployment.zonal_alarm_prefix.as_deref() else {
+        return vec![];
+    };
+    let zonal: Vec<&MetricAlarm> = alarms
+        .iter()
+        .filter(|a| a.name.starts_with(prefix))
+        .filter(|a| a.metrics.iter().any(|m| m.dimensions.contains_key("AvailabilityZone")))
+        .collect();
+    if zonal.is_empty() {
+        return vec![check(
+            "zonal-alarms",
+            format!("alarms {prefix}*"),
+            Verdict::Warn,
+            format!("no alarm named {prefix}* with an AvailabilityZone dimension: only AWS Health and ARC autoshift evacuate a zone"),
+            Some("add a per-zone canary alarm (see the README, \"az-impairment\") named with the ZonalAlarmPrefix".into()),
+        )];
+    }
+    zonal
+        .into_iter()
+        .map(|a| {
+            let subject = format!("alarm/{}", a.name);
+            let fix = Some(format!(
+                "set TreatMissingData to breaching on {} (aws cloudwatch put-metric-alarm ... --treat-missing-data breaching)",
+                a.name
+            ));
+            match a.treat_missing_data.as_str() {
+                "breaching" => check("zonal-alarm-missing-data", subject, Verdict::Pass, "TreatMissingData breaching: a canary that goes silent in a dead zone keeps the zone evacuated", None),
+                "notBreaching" => check("zonal-alarm-missing-data", subject, Verdict::Fail, "TreatMissingData notBreaching: a canary that goes silent in a dead zone turns the alarm OK, and Ballast restores the zone", fix),
+                other => check("zonal-alarm-missing-data", subject, Verdict::Warn, format!("TreatMissingData {other}: a canary that goes silent in a dead zone leaves the alarm where it was or INSUFFICIENT_DATA, so the zone is never evacuated for it"), fix),
+            }
+        })
+        .collect()
+}
+
+fn database_checks(f: &Facts) -> Vec<Check> {
+    let mut out = vec![];
+    for (id, tags, instance) in &f.databases {
+        let subject = format!("db/{id}");
+        if let Some(value) = tags.get(tags::DNS_RECORD) {
+            out.push(dns_record(&subject, value, f));
+        }
+        if let Some(replica) = tags.get(tags::STANDBY_REPLICA) {
+            out.push(standby(&subject, instance.as_ref(), replica, f));
+        }
+    }
+    out
+}
+
+fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
+    let (zone, name) = match parse_dns_tag(value) {
+        Ok(zn) => zn,
+        Err(e) => {
+            return check(
+                "dns-record",
+                subject,
+                Verdict::Fail,
+                e,
+                Some(format!("tag {} as <HostedZoneId>/<record name>", tags::DNS_RECORD)),
+            )
+        }
+    };
+    if let Ok(d) = &f.deployment {
+        if !d.hosted_zone_ids.iter().any(|z| z == &zone) {
+            return check(
+                "dns-record",
+                subject,
+                Verdict::Fail,
+                format!(
+                    "{zone}/{name}: Ballast may not change zone {zone} (HostedZoneIds = [{}]), so a failover leaves the record on the old writer",
+                    d.hosted_zone_ids.join(",")
+                ),
+                Some(format!("sam deploy --parameter-overrides HostedZoneIds={}", d.hosted_zone_ids.iter().cloned().chain([zone.clone()]).collect::<Vec<_>>().join(","))),
+            );
+        }
+    }
+    match f.records.get(&format!("{zone}/{name}")) {
+        Some(Ok(Some(v))) => check("dns-record", subject, Verdict::Pass, format!("{zone}/{name} is a CNAME to {v}"), None),
+        Some(Ok(None)) => check(
+            "dns-record",
+            subject,
+            Verdict::Fail,
+            format!("{zone}/{name}: no such CNAME in the zone (a typo in the tag, or the record was never created)"),
+            Some(format!("create the CNAME {name} in {zone}, pointing at the writer endpoint, or correct the tag")),
+        ),
+        Some(Err(e)) => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} could not be read: {e}"), Some("allow route53:ListResourceRecordSets to the caller".into())),
+        None => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} was not read"), None),
+    }
+}
+
+fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) -> Check {
+    let fix = Some(format!(
+        "aws rds create-db-instance-read-replica --db-instance-identifier {replica} --source-db-instance-identifier <primary> --availability-zone <another zone>, or correct {}",
+        tags::STANDBY_REPLICA
+    ));
+    let Some(primary) = primary else {
+        return check("standby-replica", subject, Verdict::Fail, format!("{} is set on a cluster: standbys are promoted only for DB instances", tags::STANDBY_REPLICA), None);
+    };
+    match f.replicas.get(replica) {
+        Some(Ok(Some(r))) => {
+            let problem = if r.source.as_deref() != Some(primary.id.as_str()) {
+                Some(format!("{replica} is not a read replica of {} (it replicates from {})", primary.id, r.source.as_deref().unwrap_or("nothing")))
+            } else if r.status != "available" {
+                Some(format!("{replica} is {}, not available", r.status))
+            } else if r.az.is_some() && r.az == primary.az {
+                Some(format!("{replica} is in {}, the primary's zone: it fails with it", r.az.as_deref().unwrap_or("?")))
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => check("standby-replica", subject, Verdict::Fail, p, fix),
+                None => check(
+                    "standby-replica",
+                    subject,
+                    Verdict::Pass,
+                    format!("{replica}: available replica of {} in {} (primary in {})", primary.id, r.az.as_deref().unwrap_or("?"), primary.az.as_deref().unwrap_or("?")),
+                    None,
+                ),
+            }
+        }
+        Some(Ok(None)) => check("standby-replica", subject, Verdict::Fail, format!("{replica} does not exist"), fix),
+        Some(Err(e)) => check("standby-replica", subject, Verdict::Warn, format!("{replica} could not be read: {e}"), None),
+        None => check("standby-replica", subject, Verdict::Warn, format!("{replica} was not read"), None),
+    }
+}
+
+fn topic_check(f: &Facts) -> Check {
+    let subject = match &f.deployment {
+        Ok(d) => d.topic_arn.clone().unwrap_or_else(|| "report topic".into()),
+        Err(_) => "report topic".into(),
+    };
+    let subscriptions = match (&f.deployment, &f.subscriptions) {
+        (Err(e), _) => {
+            return check(
+                "report-subscribers",
+                subject,
+                Verdict::Warn,
+                format!("could not read the deployed stack's configuration: {e}"),
+                Some("pass --stack <name> (the stack's name), and allow lambda:GetFunctionConfiguration".into()),
+            )
+        }
+        (_, Err(e)) => return check("report-subscribers", subject, Verdict::Warn, format!("could not list the topic's subscriptions: {e}"), None),
+        (_, Ok(s)) => s,
+    };
+    let confirmed: Vec<String> = subscriptions
+        .iter()
+        .filter(|s| s.confirmed)
+        .map(|s| format!("{} {}", s.protocol, s.endpoint))
+        .collect();
+    let fix = Some(format!("aws sns subscribe --topic-arn {subject} --protocol email --notification-endpoint you@example.com (or deploy with ReportEmail=...)"));
+    if !confirmed.is_empty() {
+        check("report-subscribers", subject, Verdict::Pass, format!("{} confirmed: {}", confirmed.len(), confirmed.join(", ")), None)
+    } else if !subscriptions.is_empty() {
+        check("report-subscribers", subject, Verdict::Warn, format!("{} subscription(s), none confirmed yet: reports reach nobody", subscriptions.len()), Some("confirm the subscription (the link in the email SNS sent)".into()))
+    } else {
+        check("report-subscribers", subject, Verdict::Fail, "no subscriber: every report Ballast publishes reaches nobody", fix)
+    }
+}
+
+/// Reads every fact, going on past the reads that fail.
+pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
+    let aws = &target.aws;
+    let mut f = Facts::new(aws.region.clone());
+    f.groups = fleet::managed_groups(&aws.autoscaling)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut subnets: BTreeSet<String> = BTreeSet::new();
+    for g in &f.groups {
+        subnets.extend(g.vpc_zone_identifier.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+    }
+    let subnets: Vec<String> = subnets.into_iter().collect();
+    f.subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tgs: BTreeSet<&String> = f.groups.iter().flat_map(|g| &g.target_group_arns).collect();
+    for tg in tgs {
+        let read = balancer::describe_target_group(&aws.elbv2, tg)
+            .await
+            .map_err(|e| e.to_string());
+        f.target_groups.insert(tg.clone(), read);
+    }
+    f.alarms = alarms::metric_alarms(&aws.cloudwatch)
+        .await
+        .map_err(|e| e.to_string());
+    f.deployment = deployment(target, &function_name(stack, "az-impairment")).await;
+
+    let (clusters, instances) = database::tagged(&aws.rds).await.map_err(|e| e.to_string())?;
+    for c in clusters {
+        f.databases.push((c.id.clone(), c.tags.clone(), None));
+    }
+    for i in instances {
+        f.databases.push((i.id.clone(), i.tags.clone(), Some(i)));
+    }
+    for (_, tags, _) in &f.databases {
+        if let Some(Ok((zone, name))) = tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v)) {
+            let read = dns::current_cname(&aws.route53, &zone, &name)
+                .await
+                .map_err(|e| e.to_string());
+            f.records.insert(format!("{zone}/{name}"), read);
+        }
+        if let Some(replica) = tags.get(tags::STANDBY_REPLICA) {
+            let read = database::describe_instance(&aws.rds, replica)
+                .await
+                .map_err(|e| e.to_string());
+            f.replicas.insert(replica.clone(), read);
+        }
+    }
+    f.observer = zonal_shift::observer_notification(&aws.zonal_shift)
+        .await
+        .map_err(|e| e.to_string());
+    f.subscriptions = match &f.deployment {
+        Ok(Deployment { topic_arn: Some(topic), .. }) => reports::subscriptions(&aws.sns, topic)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(_) => Err("the function has no BALLAST_TOPIC_ARN".into()),
+        Err(e) => Err(e.clone()),
+    };
+    Ok(f)
+}
+
+/// The stack's configuration, from its function's environment.
+pub async fn deployment(target: &Target, function: &str) -> Result<Deployment, String> {
+    let out = target
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| ballast::aws::AwsError::from_sdk("GetFunctionConfiguration", function, e).to_string())?;
+    let env = out.environment();
+    if let Some(err) = env.and_then(|e| e.error()) {
+        return Err(format!(
+            "the environment of {function} is not readable: {} {}",
+            err.error_code().unwrap_or_default(),
+            err.message().unwrap_or_default()
+        ));
+    }
+    let vars = env.and_then(|e| e.variables()).cloned().unwrap_or_default();
+    Ok(Deployment {
+        function: function.to_string(),
+        topic_arn: vars.get("BALLAST_TOPIC_ARN").cloned(),
+        hosted_zone_ids: vars
+            .get("BALLAST_HOSTED_ZONE_IDS")
+            .map(|v| v.split(',').map(str::trim).filter(|z| !z.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+        zonal_alarm_prefix: vars.get("BALLAST_ZONAL_ALARM_PREFIX").cloned(),
+    })
+}
+
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        };
+        out.push_str(&format!("{mark}  {:<26} {}: {}\n", c.check, c.subject, c.detail));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("      fix: {fix}\n"));
+        }
+    }
+    let count = |v| checks.iter().filter(|c| c.verdict == v).count();
+    out.push_str(&format!(
+        "\n{} checks: {} pass, {} warn, {} fail\n",
+        checks.len(),
+        count(Verdict::Pass),
+        count(Verdict::Warn),
+        count(Verdict::Fail)
+    ));
+    out
+}
+
+pub fn exit_of(checks: &[Check]) -> Exit {
+    if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+        Exit::Attention
+    } else {
+        Exit::Ok
+    }
+}
+
+pub async fn run(target: &Target, stack: &str, json: bool) -> Exit {
+    let facts = match observe(target, stack).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("ballast: could not read the account: {e}");
+            return Exit::Aws;
+        }
+    };
+    let checks = checks(&facts);
+    if json {
+        print_json(&serde_json::json!({"checks": checks, "failed": checks.iter().any(|c| c.verdict == Verdict::Fail)}));
+    } else {
+        print!("{}", render(&checks));
+    }
+    exit_of(&checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast::aws::alarms::WatchedMetric;
+
+    const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc";
+
+    fn group() -> fleet::Group {
+        fleet::Group {
+            name: "web".into(),
+            arn: None,
+            tags: [(tags::MANAGED.to_string(), "true".to_string())].into(),
+            target_group_arns: vec![TG.into()],
+            vpc_zone_identifier: "subnet-a,subnet-b,subnet-c".into(),
+            min_size: 2,
+            max_size: 9,
+            desired_capacity: 3,
+            instances: vec![
+                ("i-1".into(), "us-east-1a".into()),
+                ("i-2".into(), "us-east-1b".into()),
+                ("i-3".into(), "us-east-1c".into()),
+            ],
+            health_check_type: "ELB".into(),
+            suspended_processes: vec![],
+            health_check_grace_period: 300,
+        }
+    }
+
+    fn alarm(name: &str, dims: &[(&str, &str)], missing: &str) -> MetricAlarm {
+        MetricAlarm {
+            name: name.into(),
+            state: "OK".into(),
+            treat_missing_data: missing.into(),
+            metrics: vec![WatchedMetric {
+                namespace: "AWS/ApplicationELB".into(),
+                name: "UnHealthyHostCount".into(),
+                dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            }],
+        }
+    }
+
+    fn instance(id: &str, az: &str, source: Option<&str>, tags: &[(&str, &str)]) -> Instance {
+        Instance {
+            id: id.into(),
+            arn: format!("arn:aws:rds:us-east-1:1:db:{id}"),
+            status: "available".into(),
+            endpoint: Some(format!("{id}.rds.amazonaws.com")),
+            az: Some(az.into()),
+            secondary_az: None,
+            multi_az: false,
+            source: source.map(str::to_string),
+            cluster: None,
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    /// An account with nothing to fix.
+    fn ready() -> Facts {
+        let mut f = Facts::new("us-east-1");
+        f.groups = vec![group()];
+        f.subnet_zone = [("subnet-a", "us-east-1a"), ("subnet-b", "us-east-1b"), ("subnet-c", "us-east-1c")]
+            .iter()
+            .map(|(s, z)| (s.to_string(), z.to_string()))
+            .collect();
+        f.alarms = Ok(vec![
+            alarm("web-unhealthy", &[("TargetGroup", "targetgroup/web/abc"), ("LoadBalancer", "app/lb/1")], "notBreaching"),
+            alarm("ballast-az-canary-a", &[("AvailabilityZone", "us-east-1a")], "breaching"),
+        ]);
+        f.deployment = Ok(Deployment {
+            function: "ballast-az-impairment".into(),
+            topic_arn: Some("arn:aws:sns:us-east-1:1:reports".into()),
+            hosted_zone_ids: vec!["Z1".into()],
+            zonal_alarm_prefix: Some("ballast-az-".into()),
+        });
+        let primary = instance("orders", "us-east-1a", None, &[(tags::DNS_RECORD, "Z1/db.example.com"), (tags::STANDBY_REPLICA, "orders-b")]);
+        f.databases = vec![("orders".into(), primary.tags.clone(), Some(primary))];
+        f.records.insert("Z1/db.example.com.".into(), Ok(Some("orders.rds.amazonaws.com".into())));
+        f.replicas.insert("orders-b".into(), Ok(Some(instance("orders-b", "us-east-1b", Some("orders"), &[]))));
+        f.observer = Ok("ENABLED".into());
+        f.subscriptions = Ok(vec![Subscription { protocol: "email".into(), endpoint: "sre@example.com".into(), confirmed: true }]);
+        f
+    }
+
+    fn verdict_of(f: &Facts, check: &str) -> Vec<Verdict> {
+        checks(f).into_iter().filter(|c| c.check == check).map(|c| c.verdict).collect()
+    }
+
+    #[test]
+    fn a_ready_account_passes_every_check() {
+        let all = checks(&ready());
+        assert!(all.iter().all(|c| c.verdict == Verdict::Pass), "{}", render(&all));
+        assert_eq!(all.len(), 9, "{}", render(&all));
+        assert_eq!(exit_of(&all), Exit::Ok);
+    }
+
+    #[test]
+    fn each_defect_is_reported_with_its_fix() {
+        type Seed = fn(&mut Facts);
+        let cases: Vec<(&str, Verdict, Seed)> = vec![
+            ("zones", Verdict::Fail, |f| f.groups[0].vpc_zone_identifier = "subnet-a".into()),
+            ("static-stability", Verdict::Warn, |f| f.groups[0].min_size = 3),
+            ("health-check", Verdict::Warn, |f| f.groups[0].health_check_type = "EC2".into()),
+            ("health-check", Verdict::Warn, |f| f.groups[0].health_check_grace_period = 0),
+            ("unhealthy-alarm", Verdict::Fail, |f| f.alarms.as_mut().unwrap().remove(0).name.clear()),
+            ("zonal-alarm-missing-data", Verdict::Fail, |f| f.alarms.as_mut().unwrap()[1].treat_missing_data = "notBreaching".into()),
+            ("zonal-alarm-missing-data", Verdict::Warn, |f| f.alarms.as_mut().unwrap()[1].treat_missing_data = "missing".into()),
+            ("zonal-alarms", Verdict::Warn, |f| { f.alarms.as_mut().unwrap().remove(1); }),
+            ("dns-record", Verdict::Fail, |f| { f.databases[0].1.insert(tags::DNS_RECORD.into(), "db.example.com".into()); }),
+            ("dns-record", Verdict::Fail, |f| f.deployment.as_mut().unwrap().hosted_zone_ids.clear()),
+            ("dns-record", Verdict::Fail, |f| { f.records.insert("Z1/db.example.com.".into(), Ok(None)); }),
+            ("standby-replica", Verdict::Fail, |f| { f.replicas.insert("orders-b".into(), Ok(None)); }),
+            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().source = Some("other".into())),
+            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().az = Some("us-east-1a".into())),
+            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().status = "creating".into()),
+            ("autoshift-observer", Verdict::Fail, |f| f.observer = Ok("DISABLED".into())),
+            ("autoshift-observer", Verdict::Warn, |f| f.observer = Err("AccessDenied".into())),
+            ("report-subscribers", Verdict::Fail, |f| f.subscriptions = Ok(vec![])),
+            ("report-subscribers", Verdict::Warn, |f| f.subscriptions.as_mut().unwrap()[0].confirmed = false),
+            ("managed-groups", Verdict::Warn, |f| f.groups.clear()),
+        ];
+        for (name, verdict, seed) in cases {
+            let mut f = ready();
+            seed(&mut f);
+            let all = checks(&f);
+            let hit: Vec<&Check> = all.iter().filter(|c| c.check == name && c.verdict == verdict).collect();
+            assert_eq!(hit.len(), 1, "{name} {verdict:?}:\n{}", render(&all));
+            assert!(hit[0].fix.is_some(), "{name} {verdict:?} without a fix");
+            // Only the seeded defect shows (a lost group takes its checks along).
+            let others = all.iter().filter(|c| c.verdict != Verdict::Pass).count();
+            assert_eq!(others, 1, "{name} {verdict:?}:\n{}", render(&all));
+            assert_eq!(exit_of(&all) == Exit::Attention, verdict == Verdict::Fail);
+        }
+    }
+
+    #[test]
+    fn static_stability_is_what_the_other_zones_hold_against_the_minimum() {
+        let mut g = group();
+        g.instances = vec![
+            ("i-1".into(), "us-east-1a".into()),
+            ("i-2".into(), "us-east-1a".into()),
+            ("i-3".into(), "us-east-1b".into()),
+        ];
+        let c = static_stability(&g, "asg/web");
+        assert_eq!(c.verdict, Verdict::Warn);
+        assert!(c.detail.starts_with("3 instances; losing us-east-1a (2) leaves 1, MinSize is 2"), "{}", c.detail);
+        // Two zones, minimum 2: 4 instances, 2 a zone.
+        assert!(c.fix.unwrap().contains("run at least 4 instances spread evenly over 2 zones"));
+    }
+}

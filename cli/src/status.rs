@@ -1,0 +1,406 @@
+//! `ballast status`: what Ballast manages and where things stand, read live
+//! (Auto Scaling, EC2 subnets, RDS, Route 53), in one screen.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use ballast::aws::{database, dns, fleet, network};
+use ballast::decide::az_impairment::Evacuation;
+use ballast::decide::budget::{Replaced, Suspended};
+use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
+use ballast::reconcile::lease::Lock;
+use ballast::report::{now_epoch, rfc3339};
+use ballast::tags;
+
+use crate::{print_json, Exit, Target};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub region: String,
+    pub groups: Vec<GroupStatus>,
+    pub databases: Vec<DatabaseStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub name: String,
+    pub desired: i32,
+    pub min: i32,
+    pub max: i32,
+    pub health_check_type: String,
+    /// Zones of the current subnets, each with its instance count.
+    pub zones: BTreeMap<String, usize>,
+    /// Evacuated zone → the signals that hold it (`ballast:evacuated`).
+    pub evacuated: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evacuated_since: Option<String>,
+    pub suspended_processes: Vec<String>,
+    /// The breaker's record (`ballast:suspended`), readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
+    /// Ballast's marks in its record (`ballast:replaced`).
+    pub marks: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// Records Ballast could not read.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    pub id: String,
+    /// `cluster` or `instance`.
+    pub kind: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// Where the writer is reached (cluster endpoint or instance address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_endpoint: Option<String>,
+    /// `<zone>/<name>` of `ballast:dns-record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// What the CNAME points at now, or why it is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// One managed group, from what was read.
+pub fn group_status(
+    g: &fleet::Group,
+    subnet_zone: &BTreeMap<String, String>,
+    now: i64,
+) -> GroupStatus {
+    let mut problems = vec![];
+    let mut zones: BTreeMap<String, usize> = g
+        .vpc_zone_identifier
+        .split(',')
+        .filter_map(|s| subnet_zone.get(s.trim()).cloned())
+        .map(|z| (z, 0))
+        .collect();
+    for (_, az) in &g.instances {
+        *zones.entry(az.clone()).or_default() += 1;
+    }
+    let mut evacuated = BTreeMap::new();
+    let mut evacuated_since = None;
+    if let Some(v) = g.tags.get(tags::EVACUATED) {
+        match Evacuation::parse(v) {
+            Ok(e) => {
+                for (az, hold) in e.azs {
+                    let mut by: Vec<String> = hold.signals.iter().map(|s| s.token()).collect();
+                    if hold.overflow {
+                        by.push("more".into());
+                    }
+                    if let Some(t) = hold.since {
+                        evacuated_since = Some(rfc3339(t));
+                    }
+                    evacuated.insert(az, by);
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    let breaker = g.tags.get(tags::SUSPENDED).map(|v| match Suspended::parse(v) {
+        Some(s) => format!(
+            "{} suspended by Ballast ({}) since {} for {}",
+            s.processes.join(","),
+            s.why,
+            rfc3339(s.at),
+            s.target_groups.join(",")
+        ),
+        None => format!("unreadable record {v:?}"),
+    });
+    let marks = g
+        .tags
+        .get(tags::REPLACED)
+        .and_then(|v| Replaced::parse(v))
+        .map_or(0, |r| r.marks.len());
+    let lock = g.tags.get(tags::LOCK).map(|v| match Lock::parse(v) {
+        Some(l) if l.is_live(now) => format!("held by {} until {}", l.holder, rfc3339(l.until)),
+        Some(l) => format!("expired at {} (left by {})", rfc3339(l.until), l.holder),
+        None => format!("unreadable {v:?}"),
+    });
+    GroupStatus {
+        name: g.name.clone(),
+        desired: g.desired_capacity,
+        min: g.min_size,
+        max: g.max_size,
+        health_check_type: g.health_check_type.clone(),
+        zones,
+        evacuated,
+        evacuated_since,
+        suspended_processes: g.suspended_processes.clone(),
+        breaker,
+        marks,
+        lock,
+        problems,
+    }
+}
+
+fn record_of(tags: &BTreeMap<String, String>) -> Option<Result<(String, String), String>> {
+    tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v))
+}
+
+fn cluster_status(c: &Cluster) -> DatabaseStatus {
+    DatabaseStatus {
+        id: c.id.clone(),
+        kind: "cluster".into(),
+        status: c.status.clone(),
+        writer: c
+            .members
+            .iter()
+            .find(|m| m.is_writer)
+            .map(|m| m.id.clone()),
+        writer_endpoint: c.endpoint.clone(),
+        record: None,
+        points_to: None,
+        standby: None,
+        problems: vec![],
+    }
+}
+
+fn instance_status(i: &Instance) -> DatabaseStatus {
+    DatabaseStatus {
+        id: i.id.clone(),
+        kind: "instance".into(),
+        status: i.status.clone(),
+        writer: Some(i.id.clone()),
+        writer_endpoint: i.endpoint.clone(),
+        record: None,
+        points_to: None,
+        standby: i.tags.get(tags::STANDBY_REPLICA).cloned(),
+        problems: vec![],
+    }
+}
+
+/// Reads everything `status` shows.
+pub async fn observe(target: &Target) -> Result<Status, String> {
+    let aws = &target.aws;
+    let groups = fleet::managed_groups(&aws.autoscaling)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut subnets: Vec<String> = vec![];
+    for g in &groups {
+        subnets.extend(g.vpc_zone_identifier.split(',').map(|s| s.trim().to_string()));
+    }
+    subnets.retain(|s| !s.is_empty());
+    subnets.sort();
+    subnets.dedup();
+    let subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = now_epoch();
+    let groups = groups
+        .iter()
+        .map(|g| group_status(g, &subnet_zone, now))
+        .collect();
+
+    let (clusters, instances) = database::tagged(&aws.rds)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut databases = vec![];
+    let subjects = clusters
+        .iter()
+        .map(|c| (cluster_status(c), &c.tags))
+        .chain(instances.iter().map(|i| (instance_status(i), &i.tags)));
+    for (mut db, tags) in subjects {
+        match record_of(tags) {
+            Some(Ok((zone, name))) => {
+                db.points_to = Some(
+                    match dns::current_cname(&aws.route53, &zone, &name).await {
+                        Ok(Some(v)) => v,
+                        Ok(None) => "(no such CNAME)".into(),
+                        Err(e) => format!("(not read: {e})"),
+                    },
+                );
+                db.record = Some(format!("{zone}/{name}"));
+            }
+            Some(Err(e)) => db.problems.push(e),
+            None => {}
+        }
+        if let Some(id) = db.standby.clone() {
+            db.standby = Some(match database::describe_instance(&aws.rds, &id).await {
+                Ok(Some(r)) => format!(
+                    "{id} {} in {}{}",
+                    r.status,
+                    r.az.as_deref().unwrap_or("?"),
+                    r.source
+                        .as_deref()
+                        .map(|s| format!(", replica of {s}"))
+                        .unwrap_or_else(|| ", not a replica".into())
+                ),
+                Ok(None) => format!("{id} (does not exist)"),
+                Err(e) => format!("{id} (not read: {e})"),
+            });
+        }
+        databases.push(db);
+    }
+    Ok(Status {
+        region: aws.region.clone(),
+        groups,
+        databases,
+    })
+}
+
+/// The one-screen text rendering.
+pub fn render(s: &Status) -> String {
+    let mut out = format!("Ballast status, {}\n", s.region);
+    out.push_str(&format!(
+        "\nAuto Scaling groups tagged {}=true: {}\n",
+        tags::MANAGED,
+        s.groups.len()
+    ));
+    for g in &s.groups {
+        out.push_str(&format!(
+            "  {}  desired {} (min {}, max {}), health check {}\n",
+            g.name, g.desired, g.min, g.max, g.health_check_type
+        ));
+        let zones: Vec<String> = g.zones.iter().map(|(z, n)| format!("{z} ({n})")).collect();
+        out.push_str(&format!("    zones      {}\n", zones.join(", ")));
+        for (az, by) in &g.evacuated {
+            out.push_str(&format!(
+                "    evacuated  {az}{}, held by {}\n",
+                g.evacuated_since
+                    .as_deref()
+                    .map(|t| format!(" since {t}"))
+                    .unwrap_or_default(),
+                if by.is_empty() { "(unnamed)".to_string() } else { by.join(", ") }
+            ));
+        }
+        if !g.suspended_processes.is_empty() {
+            out.push_str(&format!(
+                "    suspended  {}\n",
+                g.suspended_processes.join(", ")
+            ));
+        }
+        if let Some(b) = &g.breaker {
+            out.push_str(&format!("    breaker    {b}\n"));
+        }
+        if g.marks > 0 {
+            out.push_str(&format!("    marks      {} in Ballast's record\n", g.marks));
+        }
+        if let Some(l) = &g.lock {
+            out.push_str(&format!("    lock       {l}\n"));
+        }
+        for p in &g.problems {
+            out.push_str(&format!("    problem    {p}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "\nDatabases tagged {} or {}: {}\n",
+        tags::DNS_RECORD,
+        tags::STANDBY_REPLICA,
+        s.databases.len()
+    ));
+    for d in &s.databases {
+        out.push_str(&format!(
+            "  {} ({})  {}  writer {}\n",
+            d.id,
+            d.kind,
+            d.status,
+            d.writer.as_deref().unwrap_or("(none)")
+        ));
+        if let (Some(r), Some(p)) = (&d.record, &d.points_to) {
+            let verdict = match &d.writer_endpoint {
+                Some(w) if ballast::aws::dns::normalise(w) == ballast::aws::dns::normalise(p) => {
+                    " (the writer)"
+                }
+                Some(_) => " (NOT the writer endpoint)",
+                None => "",
+            };
+            out.push_str(&format!("    record     {r} -> {p}{verdict}\n"));
+        }
+        if let Some(s) = &d.standby {
+            out.push_str(&format!("    standby    {s}\n"));
+        }
+        for p in &d.problems {
+            out.push_str(&format!("    problem    {p}\n"));
+        }
+    }
+    out
+}
+
+pub async fn run(target: &Target, json: bool) -> Exit {
+    match observe(target).await {
+        Ok(status) => {
+            if json {
+                print_json(&status);
+            } else {
+                print!("{}", render(&status));
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("ballast: could not read the live state: {e}");
+            Exit::Aws
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(tags: &[(&str, &str)]) -> fleet::Group {
+        fleet::Group {
+            name: "web".into(),
+            arn: None,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            target_group_arns: vec![],
+            vpc_zone_identifier: "subnet-a,subnet-b".into(),
+            min_size: 2,
+            max_size: 6,
+            desired_capacity: 4,
+            instances: vec![
+                ("i-1".into(), "us-east-1a".into()),
+                ("i-2".into(), "us-east-1b".into()),
+                ("i-3".into(), "us-east-1b".into()),
+            ],
+            health_check_type: "ELB".into(),
+            suspended_processes: vec!["ReplaceUnhealthy".into()],
+            health_check_grace_period: 300,
+        }
+    }
+
+    #[test]
+    fn a_group_shows_zones_records_and_locks() {
+        let zones = [
+            ("subnet-a".to_string(), "us-east-1a".to_string()),
+            ("subnet-b".to_string(), "us-east-1b".to_string()),
+        ]
+        .into();
+        let g = group_status(
+            &group(&[
+                (tags::SUSPENDED, "p=ReplaceUnhealthy at=1764590400 why=share tg=web/abc"),
+                (tags::LOCK, "holder=req-1 until=2000000000"),
+                (tags::EVACUATED, "not a record"),
+            ]),
+            &zones,
+            1_764_590_500,
+        );
+        assert_eq!(g.zones, [("us-east-1a".into(), 1), ("us-east-1b".into(), 2)].into());
+        assert_eq!(
+            g.breaker.as_deref(),
+            Some("ReplaceUnhealthy suspended by Ballast (share) since 2025-12-01T12:00:00Z for web/abc")
+        );
+        assert!(g.lock.as_deref().unwrap().starts_with("held by req-1 until 2033"));
+        assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
+        let text = render(&Status {
+            region: "us-east-1".into(),
+            groups: vec![g],
+            databases: vec![],
+        });
+        assert!(text.contains("zones      us-east-1a (1), us-east-1b (2)"), "{text}");
+        assert!(text.contains("suspended  ReplaceUnhealthy"), "{text}");
+    }
+}
