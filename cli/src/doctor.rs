@@ -16,7 +16,7 @@ use ballast::decide::rds_failover::{parse_dns_tag, Instance};
 use ballast::tags;
 
 use crate::steer::function_name;
-use crate::{print_json, Exit, Target};
+use crate::{json_text, Answer, Exit, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -627,21 +627,21 @@ pub fn exit_of(checks: &[Check]) -> Exit {
     }
 }
 
-pub async fn run(target: &Target, stack: &str, json: bool) -> Exit {
+pub async fn run(target: &Target, stack: &str, json: bool) -> Answer {
     let facts = match observe(target, stack).await {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("ballast: could not read the account: {e}");
-            return Exit::Aws;
-        }
+        Err(e) => return Answer::err(Exit::Aws, format!("could not read the account: {e}")),
     };
     let checks = checks(&facts);
+    let exit = exit_of(&checks);
     if json {
-        print_json(&serde_json::json!({"checks": checks, "failed": checks.iter().any(|c| c.verdict == Verdict::Fail)}));
+        Answer::out(
+            exit,
+            json_text(&serde_json::json!({"checks": checks, "failed": exit == Exit::Attention})),
+        )
     } else {
-        print!("{}", render(&checks));
+        Answer::out(exit, render(&checks))
     }
-    exit_of(&checks)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod steer;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
+use clap::{Parser, Subcommand};
 use aws_config::BehaviorVersion;
 
 use ballast::aws::Aws;
@@ -64,10 +65,118 @@ impl Target {
     }
 }
 
-/// Prints `value` as pretty JSON on stdout.
-pub fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
+/// What a command answers: its exit code and what it prints on stdout and
+/// stderr (`main` prints them; tests and the demo read them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub exit: Exit,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Answer {
+    pub fn out(exit: Exit, stdout: String) -> Answer {
+        Answer {
+            exit,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+
+    pub fn err(exit: Exit, stderr: String) -> Answer {
+        Answer {
+            exit,
+            stdout: String::new(),
+            stderr: format!("ballast: {stderr}\n"),
+        }
+    }
+}
+
+/// `value` as pretty JSON, one line break at the end.
+pub fn json_text(value: &impl serde::Serialize) -> String {
+    format!(
+        "{}\n",
         serde_json::to_string_pretty(value).expect("serialisable")
-    );
+    )
+}
+
+/// See and steer Ballast: what it manages, readiness before the incident,
+/// and evacuating or restoring a zone through the deployed function.
+///
+/// Exit codes: 0 success; 1 a `doctor` check failed, or an evacuate/restore
+/// was declined or failed; 2 bad usage; 3 AWS could not be read or the
+/// function could not be invoked.
+#[derive(Debug, Parser)]
+#[command(name = "ballast", version)]
+pub struct Cli {
+    /// AWS Region (default: the SDK's: AWS_REGION, the profile, ...).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile of the shared AWS config and credentials files.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Managed Auto Scaling groups (zones, evacuations and their signals,
+    /// suspended processes, locks) and tagged databases (writer, record,
+    /// standby), in one screen.
+    Status,
+    /// Evacuate a zone (name or ID) through the deployed az-impairment function.
+    Evacuate(SteerArgs),
+    /// Restore a zone (name or ID) through the deployed az-impairment function:
+    /// clears every signal that holds it.
+    Restore(SteerArgs),
+    /// Read-only readiness audit of the account and Region against what
+    /// Ballast needs; exits 1 when a check fails (gate a deploy on it).
+    Doctor(StackArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StackArgs {
+    /// The Ballast stack's name (its functions are `<stack>-<function>`).
+    #[arg(long, default_value = "ballast", env = "BALLAST_STACK")]
+    pub stack: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SteerArgs {
+    /// The Availability Zone, by name (us-east-1a) or ID (use1-az1).
+    pub zone: String,
+    /// Decide and report, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// The function to invoke, instead of `<stack>-az-impairment`.
+    #[arg(long)]
+    pub function: Option<String>,
+}
+
+
+/// Runs one parsed command against `target`.
+pub async fn execute(cli: Cli, target: &Target) -> Answer {
+    let json = cli.json;
+    match cli.command {
+        Command::Status => status::run(target, json).await,
+        Command::Doctor(args) => doctor::run(target, &args.stack, json).await,
+        Command::Evacuate(args) => steer_zone(target, "evacuate", args, json).await,
+        Command::Restore(args) => steer_zone(target, "restore", args, json).await,
+    }
+}
+
+async fn steer_zone(target: &Target, action: &str, args: SteerArgs, json: bool) -> Answer {
+    if args.zone.trim().is_empty() {
+        return Answer::err(Exit::Usage, "the zone must not be empty".into());
+    }
+    let function = args
+        .function
+        .unwrap_or_else(|| steer::function_name(&args.stack.stack, "az-impairment"));
+    steer::run(target, &function, action, &args.zone, args.dry_run, json).await
 }

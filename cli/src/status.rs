@@ -13,7 +13,7 @@ use ballast::reconcile::lease::Lock;
 use ballast::report::{now_epoch, rfc3339};
 use ballast::tags;
 
-use crate::{print_json, Exit, Target};
+use crate::{json_text, Answer, Exit, Target};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +33,10 @@ pub struct GroupStatus {
     pub health_check_type: String,
     /// Zones of the current subnets, each with its instance count.
     pub zones: BTreeMap<String, usize>,
+    /// Instances still in zones the group no longer uses (an evacuation
+    /// under way), by zone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub leaving: BTreeMap<String, usize>,
     /// Evacuated zone → the signals that hold it (`ballast:evacuated`).
     pub evacuated: BTreeMap<String, Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,8 +89,12 @@ pub fn group_status(
         .filter_map(|s| subnet_zone.get(s.trim()).cloned())
         .map(|z| (z, 0))
         .collect();
+    let mut leaving: BTreeMap<String, usize> = BTreeMap::new();
     for (_, az) in &g.instances {
-        *zones.entry(az.clone()).or_default() += 1;
+        match zones.get_mut(az) {
+            Some(n) => *n += 1,
+            None => *leaving.entry(az.clone()).or_default() += 1,
+        }
     }
     let mut evacuated = BTreeMap::new();
     let mut evacuated_since = None;
@@ -134,6 +142,7 @@ pub fn group_status(
         max: g.max_size,
         health_check_type: g.health_check_type.clone(),
         zones,
+        leaving,
         evacuated,
         evacuated_since,
         suspended_processes: g.suspended_processes.clone(),
@@ -264,6 +273,17 @@ pub fn render(s: &Status) -> String {
         ));
         let zones: Vec<String> = g.zones.iter().map(|(z, n)| format!("{z} ({n})")).collect();
         out.push_str(&format!("    zones      {}\n", zones.join(", ")));
+        if !g.leaving.is_empty() {
+            let leaving: Vec<String> = g
+                .leaving
+                .iter()
+                .map(|(z, n)| format!("{n} in {z}"))
+                .collect();
+            out.push_str(&format!(
+                "    leaving    {} (zones the group no longer uses)\n",
+                leaving.join(", ")
+            ));
+        }
         for (az, by) in &g.evacuated {
             out.push_str(&format!(
                 "    evacuated  {az}{}, held by {}\n",
@@ -327,20 +347,11 @@ pub fn render(s: &Status) -> String {
     out
 }
 
-pub async fn run(target: &Target, json: bool) -> Exit {
+pub async fn run(target: &Target, json: bool) -> Answer {
     match observe(target).await {
-        Ok(status) => {
-            if json {
-                print_json(&status);
-            } else {
-                print!("{}", render(&status));
-            }
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("ballast: could not read the live state: {e}");
-            Exit::Aws
-        }
+        Ok(status) if json => Answer::out(Exit::Ok, json_text(&status)),
+        Ok(status) => Answer::out(Exit::Ok, render(&status)),
+        Err(e) => Answer::err(Exit::Aws, format!("could not read the live state: {e}")),
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use ballast::report::{Outcome, Report};
 
-use crate::{print_json, Exit, Target};
+use crate::{json_text, Answer, Exit, Target};
 
 /// A Ballast function's name in a stack (`FunctionName` in the template).
 pub fn function_name(stack: &str, function: &str) -> String {
@@ -83,27 +83,20 @@ pub async fn run(
     zone: &str,
     dry_run: bool,
     json: bool,
-) -> Exit {
+) -> Answer {
     match invoke(target, function, &payload(action, zone, dry_run)).await {
-        Ok(Invoked::Report(report)) => {
-            if json {
-                print_json(&report);
+        Ok(Invoked::Report(report)) if json => Answer::out(exit_of(&report), json_text(&report)),
+        Ok(Invoked::Report(report)) => Answer::out(exit_of(&report), report.email_text()),
+        Ok(Invoked::FunctionError(kind, message)) => Answer {
+            exit: Exit::Attention,
+            stdout: if json {
+                json_text(&json!({"errorType": kind, "errorMessage": message}))
             } else {
-                print!("{}", report.email_text());
-            }
-            exit_of(&report)
-        }
-        Ok(Invoked::FunctionError(kind, message)) => {
-            if json {
-                print_json(&json!({"errorType": kind, "errorMessage": message}));
-            }
-            eprintln!("ballast: {function} failed ({kind}): {message}");
-            Exit::Attention
-        }
-        Err(e) => {
-            eprintln!("ballast: could not invoke {function}: {e}");
-            Exit::Aws
-        }
+                String::new()
+            },
+            stderr: format!("ballast: {function} failed ({kind}): {message}\n"),
+        },
+        Err(e) => Answer::err(Exit::Aws, format!("could not invoke {function}: {e}")),
     }
 }
 

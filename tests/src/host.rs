@@ -37,7 +37,13 @@ struct Pending {
 }
 
 struct Shared {
+    function_name: String,
     function_arn: String,
+    /// The environment the function was started with (what
+    /// `GetFunctionConfiguration` shows).
+    environment: Mutex<std::collections::BTreeMap<String, String>>,
+    sender: mpsc::UnboundedSender<Pending>,
+    counter: AtomicU64,
     timeout: Duration,
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
@@ -49,8 +55,6 @@ struct Shared {
 pub struct RuntimeHost {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    queue: mpsc::UnboundedSender<Pending>,
-    counter: AtomicU64,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -60,7 +64,11 @@ impl RuntimeHost {
     pub async fn start(function_name: &str, timeout: Duration) -> RuntimeHost {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            function_name: function_name.to_string(),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}"),
+            environment: Mutex::new(Default::default()),
+            sender: tx,
+            counter: AtomicU64::new(0),
             timeout,
             queue: tokio::sync::Mutex::new(rx),
             waiting: Mutex::new(HashMap::new()),
@@ -75,6 +83,11 @@ impl RuntimeHost {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // The Lambda API's Invoke and GetFunctionConfiguration, as the
+            // service model shapes them, for clients of the function (the
+            // `ballast` command): moto's Lambda runs code only in Docker.
+            .route("/2015-03-31/functions/{name}/invocations", post(lambda_invoke))
+            .route("/2015-03-31/functions/{name}/configuration", get(lambda_configuration))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -86,8 +99,6 @@ impl RuntimeHost {
         RuntimeHost {
             addr,
             shared,
-            queue: tx,
-            counter: AtomicU64::new(0),
             server,
         }
     }
@@ -99,21 +110,13 @@ impl RuntimeHost {
 
     /// Queues one event and waits for the function's answer.
     pub async fn invoke(&self, payload: Value) -> Result<Answer, String> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("00000000-0000-4000-8000-{n:012}");
-        let (tx, rx) = oneshot::channel();
-        self.shared.waiting.lock().unwrap().insert(id.clone(), tx);
-        self.queue
-            .send(Pending {
-                id: id.clone(),
-                payload,
-            })
-            .map_err(|_| "host stopped".to_string())?;
-        match tokio::time::timeout(self.shared.timeout + Duration::from_secs(5), rx).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(format!("invocation {id} was dropped")),
-            Err(_) => Err(format!("invocation {id} timed out")),
-        }
+        enqueue(&self.shared, payload).await
+    }
+
+    /// The endpoint of the Lambda API this host serves for its function
+    /// (`AWS_ENDPOINT_URL_LAMBDA` of a client).
+    pub fn lambda_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn init_error(&self) -> Option<Value> {
@@ -145,6 +148,11 @@ impl RuntimeHost {
         function_name: &str,
         env: &[(String, String)],
     ) -> FunctionProcess {
+        self.shared
+            .environment
+            .lock()
+            .unwrap()
+            .extend(env.iter().cloned());
         let mut cmd = tokio::process::Command::new(binary);
         cmd.args(args);
         if let Some(dir) = cwd {
@@ -310,4 +318,93 @@ async fn error(
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
     *shared.init_error.lock().unwrap() = Some(json_or_text(&body));
     StatusCode::ACCEPTED
+}
+
+async fn enqueue(shared: &Shared, payload: Value) -> Result<Answer, String> {
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let id = format!("00000000-0000-4000-8000-{n:012}");
+    let (tx, rx) = oneshot::channel();
+    shared.waiting.lock().unwrap().insert(id.clone(), tx);
+    shared
+        .sender
+        .send(Pending {
+            id: id.clone(),
+            payload,
+        })
+        .map_err(|_| "host stopped".to_string())?;
+    match tokio::time::timeout(shared.timeout + Duration::from_secs(5), rx).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(format!("invocation {id} was dropped")),
+        Err(_) => Err(format!("invocation {id} timed out")),
+    }
+}
+
+/// A Lambda API error: the type in `x-amzn-errortype`, as the REST-JSON
+/// protocol carries it.
+fn lambda_error(status: StatusCode, kind: &str, message: String) -> axum::response::Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amzn-errortype", HeaderValue::from_str(kind).expect("ascii"));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({"Type": "User", "message": message}).to_string();
+    (status, headers, body).into_response()
+}
+
+fn names_function(shared: &Shared, name: &str) -> bool {
+    name == shared.function_name || name == shared.function_arn
+}
+
+/// `Invoke` (RequestResponse): the function's answer is the payload; a
+/// function error is `X-Amz-Function-Error: Unhandled` with the error as
+/// the payload, status 200, as Lambda answers it.
+async fn lambda_invoke(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    body: Bytes,
+) -> axum::response::Response {
+    if !names_function(&shared, &name) {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: {name}"),
+        );
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    match enqueue(&shared, json_or_text(&body)).await {
+        Ok(Answer::Response(v)) => (StatusCode::OK, headers, v.to_string()).into_response(),
+        Ok(Answer::Error(v)) => {
+            headers.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            (StatusCode::OK, headers, v.to_string()).into_response()
+        }
+        Err(e) => lambda_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", e),
+    }
+}
+
+/// `GetFunctionConfiguration`: name, ARN, runtime and the environment.
+async fn lambda_configuration(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+) -> axum::response::Response {
+    if !names_function(&shared, &name) {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: {name}"),
+        );
+    }
+    let variables = shared.environment.lock().unwrap().clone();
+    let body = serde_json::json!({
+        "FunctionName": shared.function_name,
+        "FunctionArn": shared.function_arn,
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Timeout": shared.timeout.as_secs(),
+        "MemorySize": 256,
+        "Architectures": ["arm64"],
+        "Environment": {"Variables": variables},
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    (StatusCode::OK, headers, body.to_string()).into_response()
 }

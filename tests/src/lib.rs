@@ -162,15 +162,39 @@ pub async fn start_function(
 
 async fn spawn_function(
     function: &str,
+    env: Vec<(String, String)>,
+    topic_arn: &str,
+    extra: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> (host::RuntimeHost, host::FunctionProcess) {
+    spawn_named(function, function, env, topic_arn, extra, timeout).await
+}
+
+/// Like [`start_function`], deployed under the Lambda name `name` (a stack's
+/// functions are `<stack>-<function>`).
+pub async fn start_function_named(
+    function: &str,
+    name: &str,
+    moto: &moto::Moto,
+    topic_arn: &str,
+    extra: &[(&str, &str)],
+) -> (host::RuntimeHost, host::FunctionProcess) {
+    let timeout = std::time::Duration::from_secs(120);
+    spawn_named(function, name, moto.env(), topic_arn, extra, timeout).await
+}
+
+async fn spawn_named(
+    function: &str,
+    name: &str,
     mut env: Vec<(String, String)>,
     topic_arn: &str,
     extra: &[(&str, &str)],
     timeout: std::time::Duration,
 ) -> (host::RuntimeHost, host::FunctionProcess) {
-    let host = host::RuntimeHost::start(function, timeout).await;
+    let host = host::RuntimeHost::start(name, timeout).await;
     env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let process = host.spawn(&release_binary(function), function, &env);
+    let process = host.spawn(&release_binary(function), name, &env);
     (host, process)
 }
 

@@ -211,9 +211,23 @@ impl Stack {
             .topic_arn
             .expect("topic arn");
         let queue_url = self
+            .subscribe_queue(&topic_arn, "ballast-reports-subscriber", None)
+            .await;
+        (topic_arn, queue_url)
+    }
+
+    /// A new SQS queue subscribed to `topic_arn`, with a filter policy on
+    /// the message attributes when given; its URL.
+    pub async fn subscribe_queue(
+        &self,
+        topic_arn: &str,
+        name: &str,
+        filter_policy: Option<&str>,
+    ) -> String {
+        let queue_url = self
             .sqs
             .create_queue()
-            .queue_name("ballast-reports-subscriber")
+            .queue_name(name)
             .send()
             .await
             .expect("CreateQueue")
@@ -233,15 +247,52 @@ impl Stack {
                     .cloned()
             })
             .expect("queue arn");
-        self.sns
+        let mut subscribe = self
+            .sns
             .subscribe()
-            .topic_arn(&topic_arn)
+            .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await
-            .expect("Subscribe");
-        (topic_arn, queue_url)
+            .endpoint(queue_arn);
+        if let Some(policy) = filter_policy {
+            subscribe = subscribe.attributes("FilterPolicy", policy);
+        }
+        subscribe.send().await.expect("Subscribe");
+        queue_url
+    }
+
+    /// Every SNS envelope waiting in the queue (received and deleted).
+    pub async fn drain(&self, queue_url: &str) -> Vec<Value> {
+        let mut out = vec![];
+        loop {
+            let msgs = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if out.is_empty() { 1 } else { 0 })
+                .send()
+                .await
+                .expect("ReceiveMessage")
+                .messages
+                .unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let body = m.body().unwrap_or_default();
+                out.push(serde_json::from_str(body).expect("SNS envelope is JSON"));
+                if let Some(h) = m.receipt_handle() {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Another subnet of the stack's VPC, `10.0.<n>.0/24` in `az`.
@@ -474,25 +525,10 @@ impl Stack {
     /// Every report delivered to the subscriber queue so far (waits briefly
     /// for the first, then drains).
     pub async fn reports(&self) -> Vec<Delivery> {
-        let mut out = vec![];
-        loop {
-            let msgs = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(if out.is_empty() { 1 } else { 0 })
-                .send()
-                .await
-                .expect("ReceiveMessage")
-                .messages
-                .unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                let body = m.body().unwrap_or_default();
-                let raw: Value = serde_json::from_str(body).expect("SNS envelope is JSON");
+        self.drain(&self.queue_url)
+            .await
+            .into_iter()
+            .map(|raw| {
                 let report: Report =
                     serde_json::from_str(raw["Message"].as_str().expect("Message"))
                         .expect("the SQS subscriber receives the JSON report (default)");
@@ -509,24 +545,14 @@ impl Stack {
                             .collect()
                     })
                     .unwrap_or_default();
-                out.push(Delivery {
+                Delivery {
                     subject: raw["Subject"].as_str().unwrap_or_default().to_string(),
                     attributes,
                     report,
                     raw,
-                });
-                if let Some(h) = m.receipt_handle() {
-                    let _ = self
-                        .sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await;
                 }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            })
+            .collect()
     }
 }
 
