@@ -304,14 +304,24 @@ fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
             "unhealthy-alarm",
             subject,
             Verdict::Warn,
-            format!("could not read the alarms: {}", f.alarms.as_ref().err().cloned().unwrap_or_default()),
+            format!(
+                "could not read the alarms: {}",
+                f.alarms.as_ref().err().cloned().unwrap_or_default()
+            ),
             Some("allow cloudwatch:DescribeAlarms to the caller".into()),
         );
     };
     let dimension = format!("targetgroup/{key}");
     let found: Vec<&MetricAlarm> = alarms
         .iter()
-        .filter(|a| watches(a, "AWS/ApplicationELB", "UnHealthyHostCount", ("TargetGroup", &dimension)))
+        .filter(|a| {
+            watches(
+                a,
+                "AWS/ApplicationELB",
+                "UnHealthyHostCount",
+                ("TargetGroup", &dimension),
+            )
+        })
         .collect();
     if let Some(a) = found.first() {
         return check(
@@ -353,7 +363,11 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
     let zonal: Vec<&MetricAlarm> = alarms
         .iter()
         .filter(|a| a.name.starts_with(prefix))
-        .filter(|a| a.metrics.iter().any(|m| m.dimensions.contains_key("AvailabilityZone")))
+        .filter(|a| {
+            a.metrics
+                .iter()
+                .any(|m| m.dimensions.contains_key("AvailabilityZone"))
+        })
         .collect();
     if zonal.is_empty() {
         return vec![check(
@@ -404,7 +418,10 @@ fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
                 subject,
                 Verdict::Fail,
                 e,
-                Some(format!("tag {} as <HostedZoneId>/<record name>", tags::DNS_RECORD)),
+                Some(format!(
+                    "tag {} as <HostedZoneId>/<record name>",
+                    tags::DNS_RECORD
+                )),
             )
         }
     };
@@ -442,16 +459,32 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
         tags::STANDBY_REPLICA
     ));
     let Some(primary) = primary else {
-        return check("standby-replica", subject, Verdict::Fail, format!("{} is set on a cluster: standbys are promoted only for DB instances", tags::STANDBY_REPLICA), None);
+        return check(
+            "standby-replica",
+            subject,
+            Verdict::Fail,
+            format!(
+                "{} is set on a cluster: standbys are promoted only for DB instances",
+                tags::STANDBY_REPLICA
+            ),
+            None,
+        );
     };
     match f.replicas.get(replica) {
         Some(Ok(Some(r))) => {
             let problem = if r.source.as_deref() != Some(primary.id.as_str()) {
-                Some(format!("{replica} is not a read replica of {} (it replicates from {})", primary.id, r.source.as_deref().unwrap_or("nothing")))
+                Some(format!(
+                    "{replica} is not a read replica of {} (it replicates from {})",
+                    primary.id,
+                    r.source.as_deref().unwrap_or("nothing")
+                ))
             } else if r.status != "available" {
                 Some(format!("{replica} is {}, not available", r.status))
             } else if r.az.is_some() && r.az == primary.az {
-                Some(format!("{replica} is in {}, the primary's zone: it fails with it", r.az.as_deref().unwrap_or("?")))
+                Some(format!(
+                    "{replica} is in {}, the primary's zone: it fails with it",
+                    r.az.as_deref().unwrap_or("?")
+                ))
             } else {
                 None
             };
@@ -461,14 +494,37 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
                     "standby-replica",
                     subject,
                     Verdict::Pass,
-                    format!("{replica}: available replica of {} in {} (primary in {})", primary.id, r.az.as_deref().unwrap_or("?"), primary.az.as_deref().unwrap_or("?")),
+                    format!(
+                        "{replica}: available replica of {} in {} (primary in {})",
+                        primary.id,
+                        r.az.as_deref().unwrap_or("?"),
+                        primary.az.as_deref().unwrap_or("?")
+                    ),
                     None,
                 ),
             }
         }
-        Some(Ok(None)) => check("standby-replica", subject, Verdict::Fail, format!("{replica} does not exist"), fix),
-        Some(Err(e)) => check("standby-replica", subject, Verdict::Warn, format!("{replica} could not be read: {e}"), None),
-        None => check("standby-replica", subject, Verdict::Warn, format!("{replica} was not read"), None),
+        Some(Ok(None)) => check(
+            "standby-replica",
+            subject,
+            Verdict::Fail,
+            format!("{replica} does not exist"),
+            fix,
+        ),
+        Some(Err(e)) => check(
+            "standby-replica",
+            subject,
+            Verdict::Warn,
+            format!("{replica} could not be read: {e}"),
+            None,
+        ),
+        None => check(
+            "standby-replica",
+            subject,
+            Verdict::Warn,
+            format!("{replica} was not read"),
+            None,
+        ),
     }
 }
 
@@ -478,16 +534,25 @@ fn topic_check(f: &Facts) -> Check {
         Err(_) => "report topic".into(),
     };
     let subscriptions = match (&f.deployment, &f.subscriptions) {
-        (Err(e), _) => {
+        (Err(e), _) => return check(
+            "report-subscribers",
+            subject,
+            Verdict::Warn,
+            format!("could not read the deployed stack's configuration: {e}"),
+            Some(
+                "pass --stack <name> (the stack's name), and allow lambda:GetFunctionConfiguration"
+                    .into(),
+            ),
+        ),
+        (_, Err(e)) => {
             return check(
                 "report-subscribers",
                 subject,
                 Verdict::Warn,
-                format!("could not read the deployed stack's configuration: {e}"),
-                Some("pass --stack <name> (the stack's name), and allow lambda:GetFunctionConfiguration".into()),
+                format!("could not list the topic's subscriptions: {e}"),
+                None,
             )
         }
-        (_, Err(e)) => return check("report-subscribers", subject, Verdict::Warn, format!("could not list the topic's subscriptions: {e}"), None),
         (_, Ok(s)) => s,
     };
     let confirmed: Vec<String> = subscriptions
@@ -497,11 +562,32 @@ fn topic_check(f: &Facts) -> Check {
         .collect();
     let fix = Some(format!("aws sns subscribe --topic-arn {subject} --protocol email --notification-endpoint you@example.com (or deploy with ReportEmail=...)"));
     if !confirmed.is_empty() {
-        check("report-subscribers", subject, Verdict::Pass, format!("{} confirmed: {}", confirmed.len(), confirmed.join(", ")), None)
+        check(
+            "report-subscribers",
+            subject,
+            Verdict::Pass,
+            format!("{} confirmed: {}", confirmed.len(), confirmed.join(", ")),
+            None,
+        )
     } else if !subscriptions.is_empty() {
-        check("report-subscribers", subject, Verdict::Warn, format!("{} subscription(s), none confirmed yet: reports reach nobody", subscriptions.len()), Some("confirm the subscription (the link in the email SNS sent)".into()))
+        check(
+            "report-subscribers",
+            subject,
+            Verdict::Warn,
+            format!(
+                "{} subscription(s), none confirmed yet: reports reach nobody",
+                subscriptions.len()
+            ),
+            Some("confirm the subscription (the link in the email SNS sent)".into()),
+        )
     } else {
-        check("report-subscribers", subject, Verdict::Fail, "no subscriber: every report Ballast publishes reaches nobody", fix)
+        check(
+            "report-subscribers",
+            subject,
+            Verdict::Fail,
+            "no subscriber: every report Ballast publishes reaches nobody",
+            fix,
+        )
     }
 }
 
@@ -514,7 +600,12 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
         .map_err(|e| e.to_string())?;
     let mut subnets: BTreeSet<String> = BTreeSet::new();
     for g in &f.groups {
-        subnets.extend(g.vpc_zone_identifier.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+        subnets.extend(
+            g.vpc_zone_identifier
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
     }
     let subnets: Vec<String> = subnets.into_iter().collect();
     f.subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
@@ -532,7 +623,9 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
         .map_err(|e| e.to_string());
     f.deployment = deployment(target, &function_name(stack, "az-impairment")).await;
 
-    let (clusters, instances) = database::tagged(&aws.rds).await.map_err(|e| e.to_string())?;
+    let (clusters, instances) = database::tagged(&aws.rds)
+        .await
+        .map_err(|e| e.to_string())?;
     for c in clusters {
         f.databases.push((c.id.clone(), c.tags.clone(), None));
     }
@@ -557,7 +650,10 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
         .await
         .map_err(|e| e.to_string());
     f.subscriptions = match &f.deployment {
-        Ok(Deployment { topic_arn: Some(topic), .. }) => reports::subscriptions(&aws.sns, topic)
+        Ok(Deployment {
+            topic_arn: Some(topic),
+            ..
+        }) => reports::subscriptions(&aws.sns, topic)
             .await
             .map_err(|e| e.to_string()),
         Ok(_) => Err("the function has no BALLAST_TOPIC_ARN".into()),
@@ -574,7 +670,9 @@ pub async fn deployment(target: &Target, function: &str) -> Result<Deployment, S
         .function_name(function)
         .send()
         .await
-        .map_err(|e| ballast::aws::AwsError::from_sdk("GetFunctionConfiguration", function, e).to_string())?;
+        .map_err(|e| {
+            ballast::aws::AwsError::from_sdk("GetFunctionConfiguration", function, e).to_string()
+        })?;
     let env = out.environment();
     if let Some(err) = env.and_then(|e| e.error()) {
         return Err(format!(
@@ -589,7 +687,13 @@ pub async fn deployment(target: &Target, function: &str) -> Result<Deployment, S
         topic_arn: vars.get("BALLAST_TOPIC_ARN").cloned(),
         hosted_zone_ids: vars
             .get("BALLAST_HOSTED_ZONE_IDS")
-            .map(|v| v.split(',').map(str::trim).filter(|z| !z.is_empty()).map(str::to_string).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|z| !z.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         zonal_alarm_prefix: vars.get("BALLAST_ZONAL_ALARM_PREFIX").cloned(),
     })
@@ -603,7 +707,10 @@ pub fn render(checks: &[Check]) -> String {
             Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
         };
-        out.push_str(&format!("{mark}  {:<26} {}: {}\n", c.check, c.subject, c.detail));
+        out.push_str(&format!(
+            "{mark}  {:<26} {}: {}\n",
+            c.check, c.subject, c.detail
+        ));
         if let Some(fix) = &c.fix {
             out.push_str(&format!("      fix: {fix}\n"));
         }
@@ -680,7 +787,10 @@ mod tests {
             metrics: vec![WatchedMetric {
                 namespace: "AWS/ApplicationELB".into(),
                 name: "UnHealthyHostCount".into(),
-                dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                dimensions: dims
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             }],
         }
     }
@@ -696,7 +806,10 @@ mod tests {
             multi_az: false,
             source: source.map(str::to_string),
             cluster: None,
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -704,13 +817,28 @@ mod tests {
     fn ready() -> Facts {
         let mut f = Facts::new("us-east-1");
         f.groups = vec![group()];
-        f.subnet_zone = [("subnet-a", "us-east-1a"), ("subnet-b", "us-east-1b"), ("subnet-c", "us-east-1c")]
-            .iter()
-            .map(|(s, z)| (s.to_string(), z.to_string()))
-            .collect();
+        f.subnet_zone = [
+            ("subnet-a", "us-east-1a"),
+            ("subnet-b", "us-east-1b"),
+            ("subnet-c", "us-east-1c"),
+        ]
+        .iter()
+        .map(|(s, z)| (s.to_string(), z.to_string()))
+        .collect();
         f.alarms = Ok(vec![
-            alarm("web-unhealthy", &[("TargetGroup", "targetgroup/web/abc"), ("LoadBalancer", "app/lb/1")], "notBreaching"),
-            alarm("ballast-az-canary-a", &[("AvailabilityZone", "us-east-1a")], "breaching"),
+            alarm(
+                "web-unhealthy",
+                &[
+                    ("TargetGroup", "targetgroup/web/abc"),
+                    ("LoadBalancer", "app/lb/1"),
+                ],
+                "notBreaching",
+            ),
+            alarm(
+                "ballast-az-canary-a",
+                &[("AvailabilityZone", "us-east-1a")],
+                "breaching",
+            ),
         ]);
         f.deployment = Ok(Deployment {
             function: "ballast-az-impairment".into(),
@@ -718,23 +846,46 @@ mod tests {
             hosted_zone_ids: vec!["Z1".into()],
             zonal_alarm_prefix: Some("ballast-az-".into()),
         });
-        let primary = instance("orders", "us-east-1a", None, &[(tags::DNS_RECORD, "Z1/db.example.com"), (tags::STANDBY_REPLICA, "orders-b")]);
+        let primary = instance(
+            "orders",
+            "us-east-1a",
+            None,
+            &[
+                (tags::DNS_RECORD, "Z1/db.example.com"),
+                (tags::STANDBY_REPLICA, "orders-b"),
+            ],
+        );
         f.databases = vec![("orders".into(), primary.tags.clone(), Some(primary))];
-        f.records.insert("Z1/db.example.com.".into(), Ok(Some("orders.rds.amazonaws.com".into())));
-        f.replicas.insert("orders-b".into(), Ok(Some(instance("orders-b", "us-east-1b", Some("orders"), &[]))));
+        f.records.insert(
+            "Z1/db.example.com.".into(),
+            Ok(Some("orders.rds.amazonaws.com".into())),
+        );
+        f.replicas.insert(
+            "orders-b".into(),
+            Ok(Some(instance(
+                "orders-b",
+                "us-east-1b",
+                Some("orders"),
+                &[],
+            ))),
+        );
         f.observer = Ok("ENABLED".into());
-        f.subscriptions = Ok(vec![Subscription { protocol: "email".into(), endpoint: "sre@example.com".into(), confirmed: true }]);
+        f.subscriptions = Ok(vec![Subscription {
+            protocol: "email".into(),
+            endpoint: "sre@example.com".into(),
+            confirmed: true,
+        }]);
         f
-    }
-
-    fn verdict_of(f: &Facts, check: &str) -> Vec<Verdict> {
-        checks(f).into_iter().filter(|c| c.check == check).map(|c| c.verdict).collect()
     }
 
     #[test]
     fn a_ready_account_passes_every_check() {
         let all = checks(&ready());
-        assert!(all.iter().all(|c| c.verdict == Verdict::Pass), "{}", render(&all));
+        assert!(
+            all.iter().all(|c| c.verdict == Verdict::Pass),
+            "{}",
+            render(&all)
+        );
         assert_eq!(all.len(), 9, "{}", render(&all));
         assert_eq!(exit_of(&all), Exit::Ok);
     }
@@ -743,32 +894,96 @@ mod tests {
     fn each_defect_is_reported_with_its_fix() {
         type Seed = fn(&mut Facts);
         let cases: Vec<(&str, Verdict, Seed)> = vec![
-            ("zones", Verdict::Fail, |f| f.groups[0].vpc_zone_identifier = "subnet-a".into()),
-            ("static-stability", Verdict::Warn, |f| f.groups[0].min_size = 3),
-            ("health-check", Verdict::Warn, |f| f.groups[0].health_check_type = "EC2".into()),
-            ("health-check", Verdict::Warn, |f| f.groups[0].health_check_grace_period = 0),
-            ("unhealthy-alarm", Verdict::Fail, |f| f.alarms.as_mut().unwrap().remove(0).name.clear()),
-            ("zonal-alarm-missing-data", Verdict::Fail, |f| f.alarms.as_mut().unwrap()[1].treat_missing_data = "notBreaching".into()),
-            ("zonal-alarm-missing-data", Verdict::Warn, |f| f.alarms.as_mut().unwrap()[1].treat_missing_data = "missing".into()),
-            ("zonal-alarms", Verdict::Warn, |f| { f.alarms.as_mut().unwrap().remove(1); }),
-            ("dns-record", Verdict::Fail, |f| { f.databases[0].1.insert(tags::DNS_RECORD.into(), "db.example.com".into()); }),
-            ("dns-record", Verdict::Fail, |f| f.deployment.as_mut().unwrap().hosted_zone_ids.clear()),
-            ("dns-record", Verdict::Fail, |f| { f.records.insert("Z1/db.example.com.".into(), Ok(None)); }),
-            ("standby-replica", Verdict::Fail, |f| { f.replicas.insert("orders-b".into(), Ok(None)); }),
-            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().source = Some("other".into())),
-            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().az = Some("us-east-1a".into())),
-            ("standby-replica", Verdict::Fail, |f| f.replicas.get_mut("orders-b").unwrap().as_mut().unwrap().as_mut().unwrap().status = "creating".into()),
-            ("autoshift-observer", Verdict::Fail, |f| f.observer = Ok("DISABLED".into())),
-            ("autoshift-observer", Verdict::Warn, |f| f.observer = Err("AccessDenied".into())),
-            ("report-subscribers", Verdict::Fail, |f| f.subscriptions = Ok(vec![])),
-            ("report-subscribers", Verdict::Warn, |f| f.subscriptions.as_mut().unwrap()[0].confirmed = false),
+            ("zones", Verdict::Fail, |f| {
+                f.groups[0].vpc_zone_identifier = "subnet-a".into()
+            }),
+            ("static-stability", Verdict::Warn, |f| {
+                f.groups[0].min_size = 3
+            }),
+            ("health-check", Verdict::Warn, |f| {
+                f.groups[0].health_check_type = "EC2".into()
+            }),
+            ("health-check", Verdict::Warn, |f| {
+                f.groups[0].health_check_grace_period = 0
+            }),
+            ("unhealthy-alarm", Verdict::Fail, |f| {
+                f.alarms.as_mut().unwrap().remove(0).name.clear()
+            }),
+            ("zonal-alarm-missing-data", Verdict::Fail, |f| {
+                f.alarms.as_mut().unwrap()[1].treat_missing_data = "notBreaching".into()
+            }),
+            ("zonal-alarm-missing-data", Verdict::Warn, |f| {
+                f.alarms.as_mut().unwrap()[1].treat_missing_data = "missing".into()
+            }),
+            ("zonal-alarms", Verdict::Warn, |f| {
+                f.alarms.as_mut().unwrap().remove(1);
+            }),
+            ("dns-record", Verdict::Fail, |f| {
+                f.databases[0]
+                    .1
+                    .insert(tags::DNS_RECORD.into(), "db.example.com".into());
+            }),
+            ("dns-record", Verdict::Fail, |f| {
+                f.deployment.as_mut().unwrap().hosted_zone_ids.clear()
+            }),
+            ("dns-record", Verdict::Fail, |f| {
+                f.records.insert("Z1/db.example.com.".into(), Ok(None));
+            }),
+            ("standby-replica", Verdict::Fail, |f| {
+                f.replicas.insert("orders-b".into(), Ok(None));
+            }),
+            ("standby-replica", Verdict::Fail, |f| {
+                f.replicas
+                    .get_mut("orders-b")
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .source = Some("other".into())
+            }),
+            ("standby-replica", Verdict::Fail, |f| {
+                f.replicas
+                    .get_mut("orders-b")
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .az = Some("us-east-1a".into())
+            }),
+            ("standby-replica", Verdict::Fail, |f| {
+                f.replicas
+                    .get_mut("orders-b")
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .as_mut()
+                    .unwrap()
+                    .status = "creating".into()
+            }),
+            ("autoshift-observer", Verdict::Fail, |f| {
+                f.observer = Ok("DISABLED".into())
+            }),
+            ("autoshift-observer", Verdict::Warn, |f| {
+                f.observer = Err("AccessDenied".into())
+            }),
+            ("report-subscribers", Verdict::Fail, |f| {
+                f.subscriptions = Ok(vec![])
+            }),
+            ("report-subscribers", Verdict::Warn, |f| {
+                f.subscriptions.as_mut().unwrap()[0].confirmed = false
+            }),
             ("managed-groups", Verdict::Warn, |f| f.groups.clear()),
         ];
         for (name, verdict, seed) in cases {
             let mut f = ready();
             seed(&mut f);
             let all = checks(&f);
-            let hit: Vec<&Check> = all.iter().filter(|c| c.check == name && c.verdict == verdict).collect();
+            let hit: Vec<&Check> = all
+                .iter()
+                .filter(|c| c.check == name && c.verdict == verdict)
+                .collect();
             assert_eq!(hit.len(), 1, "{name} {verdict:?}:\n{}", render(&all));
             assert!(hit[0].fix.is_some(), "{name} {verdict:?} without a fix");
             // Only the seeded defect shows (a lost group takes its checks along).
@@ -788,8 +1003,16 @@ mod tests {
         ];
         let c = static_stability(&g, "asg/web");
         assert_eq!(c.verdict, Verdict::Warn);
-        assert!(c.detail.starts_with("3 instances; losing us-east-1a (2) leaves 1, MinSize is 2"), "{}", c.detail);
+        assert!(
+            c.detail
+                .starts_with("3 instances; losing us-east-1a (2) leaves 1, MinSize is 2"),
+            "{}",
+            c.detail
+        );
         // Two zones, minimum 2: 4 instances, 2 a zone.
-        assert!(c.fix.unwrap().contains("run at least 4 instances spread evenly over 2 zones"));
+        assert!(c
+            .fix
+            .unwrap()
+            .contains("run at least 4 instances spread evenly over 2 zones"));
     }
 }

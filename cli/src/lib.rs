@@ -8,8 +8,8 @@ pub mod steer;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use clap::{Parser, Subcommand};
 use aws_config::BehaviorVersion;
+use clap::{Parser, Subcommand};
 
 use ballast::aws::Aws;
 
@@ -158,7 +158,6 @@ pub struct SteerArgs {
     #[arg(long)]
     pub function: Option<String>,
 }
-
 
 /// Runs one parsed command against `target`.
 pub async fn execute(cli: Cli, target: &Target) -> Answer {

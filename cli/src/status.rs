@@ -115,16 +115,19 @@ pub fn group_status(
             Err(e) => problems.push(e),
         }
     }
-    let breaker = g.tags.get(tags::SUSPENDED).map(|v| match Suspended::parse(v) {
-        Some(s) => format!(
-            "{} suspended by Ballast ({}) since {} for {}",
-            s.processes.join(","),
-            s.why,
-            rfc3339(s.at),
-            s.target_groups.join(",")
-        ),
-        None => format!("unreadable record {v:?}"),
-    });
+    let breaker = g
+        .tags
+        .get(tags::SUSPENDED)
+        .map(|v| match Suspended::parse(v) {
+            Some(s) => format!(
+                "{} suspended by Ballast ({}) since {} for {}",
+                s.processes.join(","),
+                s.why,
+                rfc3339(s.at),
+                s.target_groups.join(",")
+            ),
+            None => format!("unreadable record {v:?}"),
+        });
     let marks = g
         .tags
         .get(tags::REPLACED)
@@ -162,11 +165,7 @@ fn cluster_status(c: &Cluster) -> DatabaseStatus {
         id: c.id.clone(),
         kind: "cluster".into(),
         status: c.status.clone(),
-        writer: c
-            .members
-            .iter()
-            .find(|m| m.is_writer)
-            .map(|m| m.id.clone()),
+        writer: c.members.iter().find(|m| m.is_writer).map(|m| m.id.clone()),
         writer_endpoint: c.endpoint.clone(),
         record: None,
         points_to: None,
@@ -197,7 +196,11 @@ pub async fn observe(target: &Target) -> Result<Status, String> {
         .map_err(|e| e.to_string())?;
     let mut subnets: Vec<String> = vec![];
     for g in &groups {
-        subnets.extend(g.vpc_zone_identifier.split(',').map(|s| s.trim().to_string()));
+        subnets.extend(
+            g.vpc_zone_identifier
+                .split(',')
+                .map(|s| s.trim().to_string()),
+        );
     }
     subnets.retain(|s| !s.is_empty());
     subnets.sort();
@@ -222,13 +225,11 @@ pub async fn observe(target: &Target) -> Result<Status, String> {
     for (mut db, tags) in subjects {
         match record_of(tags) {
             Some(Ok((zone, name))) => {
-                db.points_to = Some(
-                    match dns::current_cname(&aws.route53, &zone, &name).await {
-                        Ok(Some(v)) => v,
-                        Ok(None) => "(no such CNAME)".into(),
-                        Err(e) => format!("(not read: {e})"),
-                    },
-                );
+                db.points_to = Some(match dns::current_cname(&aws.route53, &zone, &name).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => "(no such CNAME)".into(),
+                    Err(e) => format!("(not read: {e})"),
+                });
                 db.record = Some(format!("{zone}/{name}"));
             }
             Some(Err(e)) => db.problems.push(e),
@@ -291,7 +292,11 @@ pub fn render(s: &Status) -> String {
                     .as_deref()
                     .map(|t| format!(" since {t}"))
                     .unwrap_or_default(),
-                if by.is_empty() { "(unnamed)".to_string() } else { by.join(", ") }
+                if by.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    by.join(", ")
+                }
             ));
         }
         if !g.suspended_processes.is_empty() {
@@ -392,26 +397,39 @@ mod tests {
         .into();
         let g = group_status(
             &group(&[
-                (tags::SUSPENDED, "p=ReplaceUnhealthy at=1764590400 why=share tg=web/abc"),
+                (
+                    tags::SUSPENDED,
+                    "p=ReplaceUnhealthy at=1764590400 why=share tg=web/abc",
+                ),
                 (tags::LOCK, "holder=req-1 until=2000000000"),
                 (tags::EVACUATED, "not a record"),
             ]),
             &zones,
             1_764_590_500,
         );
-        assert_eq!(g.zones, [("us-east-1a".into(), 1), ("us-east-1b".into(), 2)].into());
+        assert_eq!(
+            g.zones,
+            [("us-east-1a".into(), 1), ("us-east-1b".into(), 2)].into()
+        );
         assert_eq!(
             g.breaker.as_deref(),
             Some("ReplaceUnhealthy suspended by Ballast (share) since 2025-12-01T12:00:00Z for web/abc")
         );
-        assert!(g.lock.as_deref().unwrap().starts_with("held by req-1 until 2033"));
+        assert!(g
+            .lock
+            .as_deref()
+            .unwrap()
+            .starts_with("held by req-1 until 2033"));
         assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
         let text = render(&Status {
             region: "us-east-1".into(),
             groups: vec![g],
             databases: vec![],
         });
-        assert!(text.contains("zones      us-east-1a (1), us-east-1b (2)"), "{text}");
+        assert!(
+            text.contains("zones      us-east-1a (1), us-east-1b (2)"),
+            "{text}"
+        );
         assert!(text.contains("suspended  ReplaceUnhealthy"), "{text}");
     }
 }

@@ -48,7 +48,10 @@ pub async fn invoke(
             let e = ballast::aws::AwsError::from_sdk("Invoke", function, e);
             e.to_string()
         })?;
-    let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+    let body = out
+        .payload()
+        .map(|b| b.as_ref().to_vec())
+        .unwrap_or_default();
     if let Some(kind) = out.function_error() {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let message = v["errorMessage"]
@@ -114,6 +117,9 @@ mod tests {
             payload("restore", "use1-az1", true),
             json!({"action": "restore", "availabilityZone": "use1-az1", "dryRun": true})
         );
-        assert_eq!(function_name("ballast", "az-impairment"), "ballast-az-impairment");
+        assert_eq!(
+            function_name("ballast", "az-impairment"),
+            "ballast-az-impairment"
+        );
     }
 }

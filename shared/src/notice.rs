@@ -87,7 +87,10 @@ pub fn notice(report: &Report) -> Notice {
             text_type: "client-markdown".into(),
             title: clip(&title, TITLE_MAX),
             description: clip(&description(report), DESCRIPTION_MAX),
-            next_steps: next_steps(report).into_iter().take(NEXT_STEPS_MAX).collect(),
+            next_steps: next_steps(report)
+                .into_iter()
+                .take(NEXT_STEPS_MAX)
+                .collect(),
             keywords: vec![
                 report.severity.as_str().to_string(),
                 report.outcome.as_str().to_string(),
@@ -99,12 +102,7 @@ pub fn notice(report: &Report) -> Notice {
             thread_id: thread_id(report),
             summary: report.subject(),
             event_type: format!("ballast:{}:{}", report.function, report.outcome.as_str()),
-            related_resources: report
-                .resources
-                .iter()
-                .take(RELATED_MAX)
-                .cloned()
-                .collect(),
+            related_resources: report.resources.iter().take(RELATED_MAX).cloned().collect(),
             additional_context: additional,
         },
     }
@@ -290,7 +288,10 @@ mod tests {
             severity: Severity::Critical,
             summary: "Evacuated 2 groups from us-east-1a.".into(),
             trigger: Trigger::direct("req-1"),
-            resources: vec!["arn:aws:autoscaling:us-east-1:1:autoScalingGroup:u:autoScalingGroupName/web".into()],
+            resources: vec![
+                "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:u:autoScalingGroupName/web"
+                    .into(),
+            ],
             actions,
             reason: None,
             region: "us-east-1".into(),
@@ -332,7 +333,8 @@ mod tests {
             Outcome::Remediated,
             vec![action("update-asg", "web", ActionStatus::Done)],
         );
-        r.evidence.insert("availabilityZone".into(), "us-east-1a".into());
+        r.evidence
+            .insert("availabilityZone".into(), "us-east-1a".into());
         r.evidence.insert("change".into(), "evacuate".into());
         let n = chat_notice(&r);
         assert_valid(&n);
@@ -340,7 +342,10 @@ mod tests {
             n["content"]["nextSteps"][0],
             "When us-east-1a is healthy again, restore it: `ballast restore us-east-1a --region us-east-1`"
         );
-        assert_eq!(n["metadata"]["threadId"], "ballast-az-impairment-us-east-1a");
+        assert_eq!(
+            n["metadata"]["threadId"],
+            "ballast-az-impairment-us-east-1a"
+        );
         assert_eq!(
             n["content"]["title"],
             ":rotating_light: Ballast az-impairment: remediated us-east-1a"
@@ -361,7 +366,9 @@ mod tests {
         );
         let steps = next_steps(&r);
         assert!(steps[0].contains("aws autoscaling resume-processes --auto-scaling-group-name web --scaling-processes ReplaceUnhealthy --region us-east-1"), "{steps:?}");
-        assert!(steps.iter().any(|s| s.contains("ballast doctor --region us-east-1")));
+        assert!(steps
+            .iter()
+            .any(|s| s.contains("ballast doctor --region us-east-1")));
         // Not done (dry run, failed): no resume command.
         let dry = report(
             "unhealthy-target",
@@ -403,10 +410,7 @@ mod tests {
     }
 
     fn any_text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            ".{0,40}",
-            "[a-zé\u{1F6A8}\n `*_]{0,12000}",
-        ]
+        prop_oneof![".{0,40}", "[a-zé\u{1F6A8}\n `*_]{0,12000}",]
     }
 
     proptest! {

@@ -86,8 +86,14 @@ impl RuntimeHost {
             // The Lambda API's Invoke and GetFunctionConfiguration, as the
             // service model shapes them, for clients of the function (the
             // `ballast` command): moto's Lambda runs code only in Docker.
-            .route("/2015-03-31/functions/{name}/invocations", post(lambda_invoke))
-            .route("/2015-03-31/functions/{name}/configuration", get(lambda_configuration))
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                post(lambda_invoke),
+            )
+            .route(
+                "/2015-03-31/functions/{name}/configuration",
+                get(lambda_configuration),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -343,7 +349,10 @@ async fn enqueue(shared: &Shared, payload: Value) -> Result<Answer, String> {
 /// protocol carries it.
 fn lambda_error(status: StatusCode, kind: &str, message: String) -> axum::response::Response {
     let mut headers = HeaderMap::new();
-    headers.insert("x-amzn-errortype", HeaderValue::from_str(kind).expect("ascii"));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_str(kind).expect("ascii"),
+    );
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     let body = serde_json::json!({"Type": "User", "message": message}).to_string();
     (status, headers, body).into_response()
@@ -369,12 +378,18 @@ async fn lambda_invoke(
         );
     }
     let mut headers = HeaderMap::new();
-    headers.insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+    headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     match enqueue(&shared, json_or_text(&body)).await {
         Ok(Answer::Response(v)) => (StatusCode::OK, headers, v.to_string()).into_response(),
         Ok(Answer::Error(v)) => {
-            headers.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            headers.insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
             (StatusCode::OK, headers, v.to_string()).into_response()
         }
         Err(e) => lambda_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", e),

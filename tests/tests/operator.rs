@@ -65,7 +65,8 @@ fn verdicts(answer: &Answer) -> BTreeMap<(String, String), String> {
 
 async fn put_unhealthy_alarm(cw: &aws_sdk_cloudwatch::Client, stack: &Stack) {
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
-    let suffix = |arn: &str, marker: &str| arn.split_once(marker).map(|(_, k)| k.to_string()).unwrap();
+    let suffix =
+        |arn: &str, marker: &str| arn.split_once(marker).map(|(_, k)| k.to_string()).unwrap();
     cw.put_metric_alarm()
         .alarm_name("web-unhealthy-hosts")
         .namespace("AWS/ApplicationELB")
@@ -73,7 +74,10 @@ async fn put_unhealthy_alarm(cw: &aws_sdk_cloudwatch::Client, stack: &Stack) {
         .dimensions(
             Dimension::builder()
                 .name("TargetGroup")
-                .value(format!("targetgroup/{}", suffix(&stack.tg_arn, ":targetgroup/")))
+                .value(format!(
+                    "targetgroup/{}",
+                    suffix(&stack.tg_arn, ":targetgroup/")
+                ))
                 .build(),
         )
         .dimensions(
@@ -130,7 +134,9 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
         .period(60)
         .evaluation_periods(3)
         .threshold(50.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
         .treat_missing_data("notBreaching")
         .send()
         .await
@@ -139,29 +145,60 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
     let tag = |id: &'static str, key: &'static str, value: String| {
         let dbs = &dbs;
         async move {
-            let arn = dbs.instance(id).await.db_instance_arn().unwrap().to_string();
+            let arn = dbs
+                .instance(id)
+                .await
+                .db_instance_arn()
+                .unwrap()
+                .to_string();
             dbs.rds
                 .add_tags_to_resource()
                 .resource_name(arn)
-                .tags(aws_sdk_rds::types::Tag::builder().key(key).value(value).build())
+                .tags(
+                    aws_sdk_rds::types::Tag::builder()
+                        .key(key)
+                        .value(value)
+                        .build(),
+                )
                 .send()
                 .await
                 .expect("AddTagsToResource");
         }
     };
-    tag(MULTI_AZ, "ballast:dns-record", format!("{}/nope.internal.example.com", dbs.zone_id)).await;
+    tag(
+        MULTI_AZ,
+        "ballast:dns-record",
+        format!("{}/nope.internal.example.com", dbs.zone_id),
+    )
+    .await;
     tag(PRIMARY, "ballast:standby-replica", "ghost".into()).await;
 
     let answer = ballast(&target, &["--json", "doctor", "--stack", STACK]).await;
-    assert_eq!(answer.exit, Exit::Attention, "{answer:#?}\n{:#?}", process.logs());
+    assert_eq!(
+        answer.exit,
+        Exit::Attention,
+        "{answer:#?}\n{:#?}",
+        process.logs()
+    );
     let seen = verdicts(&answer);
-    let tg = format!("targetgroup/{}", stack.tg_arn.split_once(":targetgroup/").unwrap().1);
+    let tg = format!(
+        "targetgroup/{}",
+        stack.tg_arn.split_once(":targetgroup/").unwrap().1
+    );
     for (check, subject, verdict) in [
         ("zones", format!("asg/{MANAGED_ASG}"), "pass"),
         ("health-check", format!("asg/{MANAGED_ASG}"), "pass"),
         ("unhealthy-alarm", tg.clone(), "fail"),
-        ("zonal-alarm-missing-data", "alarm/ballast-az-a".into(), "pass"),
-        ("zonal-alarm-missing-data", "alarm/ballast-az-b".into(), "fail"),
+        (
+            "zonal-alarm-missing-data",
+            "alarm/ballast-az-a".into(),
+            "pass",
+        ),
+        (
+            "zonal-alarm-missing-data",
+            "alarm/ballast-az-b".into(),
+            "fail",
+        ),
         ("dns-record", format!("db/{MULTI_AZ}"), "fail"),
         ("dns-record", format!("db/{PRIMARY}"), "pass"),
         ("standby-replica", format!("db/{PRIMARY}"), "fail"),
@@ -170,7 +207,8 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
         ("autoshift-observer", "account".into(), "warn"),
     ] {
         assert_eq!(
-            seen.get(&(check.to_string(), subject.clone())).map(String::as_str),
+            seen.get(&(check.to_string(), subject.clone()))
+                .map(String::as_str),
             Some(verdict),
             "{check} {subject}: {seen:#?}"
         );
@@ -183,18 +221,37 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
     }
     // The text rendering says the same, with the fix under each failure.
     let text = ballast(&target, &["doctor", "--stack", STACK]).await;
-    assert!(text.stdout.contains(&format!("FAIL  unhealthy-alarm")), "{}", text.stdout);
-    assert!(text.stdout.contains("fix: aws cloudwatch put-metric-alarm"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("FAIL  unhealthy-alarm"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("fix: aws cloudwatch put-metric-alarm"),
+        "{}",
+        text.stdout
+    );
 
     // Fixed: the exit code lets a pipeline through (warnings stay).
     put_unhealthy_alarm(&cw, &stack).await;
-    cw.delete_alarms().alarm_names("ballast-az-b").send().await.expect("DeleteAlarms");
+    cw.delete_alarms()
+        .alarm_names("ballast-az-b")
+        .send()
+        .await
+        .expect("DeleteAlarms");
     tag(MULTI_AZ, "ballast:dns-record", good_record).await;
-    tag(PRIMARY, "ballast:standby-replica", ballast_tests::databases::REPLICA.into()).await;
+    tag(
+        PRIMARY,
+        "ballast:standby-replica",
+        ballast_tests::databases::REPLICA.into(),
+    )
+    .await;
     let fixed = ballast(&target, &["--json", "doctor", "--stack", STACK]).await;
     assert_eq!(fixed.exit, Exit::Ok, "{}", fixed.stdout);
     assert_eq!(
-        verdicts(&fixed).get(&("unhealthy-alarm".to_string(), tg)).map(String::as_str),
+        verdicts(&fixed)
+            .get(&("unhealthy-alarm".to_string(), tg))
+            .map(String::as_str),
         Some("pass")
     );
 
@@ -202,7 +259,8 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
     let elsewhere = ballast(&target, &["--json", "doctor", "--stack", "other"]).await;
     let seen = verdicts(&elsewhere);
     assert_eq!(
-        seen.get(&("report-subscribers".to_string(), "report topic".to_string())).map(String::as_str),
+        seen.get(&("report-subscribers".to_string(), "report topic".to_string()))
+            .map(String::as_str),
         Some("warn"),
         "{seen:#?}"
     );
@@ -233,18 +291,46 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
 
     let rehearsal = ballast(&target, &["--json", "evacuate", "us-east-1a", "--dry-run"]).await;
     assert_eq!(rehearsal.exit, Exit::Ok, "{rehearsal:#?}");
-    assert_eq!(json_of(&rehearsal)["outcome"], "dry-run", "{}", rehearsal.stdout);
-    assert_eq!(stack.subnets_of(MANAGED_ASG).await, before, "a dry run changes nothing");
+    assert_eq!(
+        json_of(&rehearsal)["outcome"],
+        "dry-run",
+        "{}",
+        rehearsal.stdout
+    );
+    assert_eq!(
+        stack.subnets_of(MANAGED_ASG).await,
+        before,
+        "a dry run changes nothing"
+    );
 
     let evacuated = ballast(&target, &["evacuate", "us-east-1a"]).await;
-    assert_eq!(evacuated.exit, Exit::Ok, "{evacuated:#?}\n{:#?}", process.logs());
-    assert!(evacuated.stdout.starts_with("Ballast az-impairment: remediated"), "{}", evacuated.stdout);
+    assert_eq!(
+        evacuated.exit,
+        Exit::Ok,
+        "{evacuated:#?}\n{:#?}",
+        process.logs()
+    );
     assert!(
-        evacuated.stdout.contains("ballast restore us-east-1a --region us-east-1"),
+        evacuated
+            .stdout
+            .starts_with("Ballast az-impairment: remediated"),
+        "{}",
+        evacuated.stdout
+    );
+    assert!(
+        evacuated
+            .stdout
+            .contains("ballast restore us-east-1a --region us-east-1"),
         "the report says how to undo it: {}",
         evacuated.stdout
     );
-    assert!(evacuated.stdout.contains("Evidence:\n  availabilityZone: us-east-1a"), "{}", evacuated.stdout);
+    assert!(
+        evacuated
+            .stdout
+            .contains("Evidence:\n  availabilityZone: us-east-1a"),
+        "{}",
+        evacuated.stdout
+    );
 
     let status = ballast(&target, &["--json", "status"]).await;
     assert_eq!(status.exit, Exit::Ok);
@@ -255,10 +341,18 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
         .find(|g| g["name"] == MANAGED_ASG)
         .cloned()
         .expect("the managed group");
-    assert_eq!(web["evacuated"], json!({"us-east-1a": ["operator"]}), "{web:#}");
+    assert_eq!(
+        web["evacuated"],
+        json!({"us-east-1a": ["operator"]}),
+        "{web:#}"
+    );
     assert!(web["zones"].get("us-east-1a").is_none(), "{web:#}");
     let text = ballast(&target, &["status"]).await;
-    assert!(text.stdout.contains("evacuated  us-east-1a since"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("evacuated  us-east-1a since"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("held by operator"), "{}", text.stdout);
 
     let restored = ballast(&target, &["--json", "restore", "us-east-1a"]).await;
@@ -269,14 +363,25 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
     // A function that is not deployed: exit 3, the Lambda error named.
     let missing = ballast(&target, &["evacuate", "us-east-1a", "--function", "nope"]).await;
     assert_eq!(missing.exit, Exit::Aws);
-    assert!(missing.stderr.contains("ResourceNotFoundException"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("ResourceNotFoundException"),
+        "{}",
+        missing.stderr
+    );
     let usage = ballast(&target, &["evacuate", " "]).await;
     assert_eq!(usage.exit, Exit::Usage);
 
     // One EMF record per invocation, read back from the function's log.
     let records = emf_records(&process.logs());
-    let outcomes: Vec<&str> = records.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["dry-run", "remediated", "remediated"], "{records:#?}");
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["dry-run", "remediated", "remediated"],
+        "{records:#?}"
+    );
     for r in &records {
         let directive = &r["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Ballast");
@@ -285,7 +390,11 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
         assert!(r["Duration"].as_f64().unwrap() > 0.0);
         assert!(r["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
     }
-    assert_eq!(records[1]["ActionsDone"].as_u64().unwrap() >= 1, true, "{:#}", records[1]);
+    assert!(
+        records[1]["ActionsDone"].as_u64().unwrap() >= 1,
+        "{:#}",
+        records[1]
+    );
     assert_eq!(records[0]["ActionsDone"], 0);
 }
 
@@ -297,8 +406,12 @@ pub const PAGER_FILTER: &str =
 
 #[tokio::test]
 async fn the_pager_filter_receives_critical_reports_and_ballasts_own_alarms() {
-    let readme = std::fs::read_to_string(ballast_tests::workspace_root().join("README.md")).unwrap();
-    assert!(readme.contains(PAGER_FILTER), "the README documents the pager filter");
+    let readme =
+        std::fs::read_to_string(ballast_tests::workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(PAGER_FILTER),
+        "the README documents the pager filter"
+    );
     let moto = Moto::start();
     let conf = moto.sdk_config();
     let stack = Stack::seed(&conf).await;
@@ -348,8 +461,18 @@ async fn the_pager_filter_receives_critical_reports_and_ballasts_own_alarms() {
         .map(|m| m["Subject"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(paged.len(), 2, "{paged:#?}");
-    assert!(paged.iter().any(|s| s.starts_with("[ballast] unhealthy-target: declined")), "{paged:#?}");
-    assert!(paged.iter().any(|s| s.starts_with("ALARM: \"ballast-FailedDecisionsAlarm-1\"")), "{paged:#?}");
+    assert!(
+        paged
+            .iter()
+            .any(|s| s.starts_with("[ballast] unhealthy-target: declined")),
+        "{paged:#?}"
+    );
+    assert!(
+        paged
+            .iter()
+            .any(|s| s.starts_with("ALARM: \"ballast-FailedDecisionsAlarm-1\"")),
+        "{paged:#?}"
+    );
     // The unfiltered subscriber got all four.
     assert_eq!(stack.drain(&stack.queue_url).await.len(), 4);
 }

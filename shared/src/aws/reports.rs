@@ -45,7 +45,10 @@ pub struct Subscription {
 
 /// The topic's subscriptions (`ListSubscriptionsByTopic`, paged); one
 /// awaiting confirmation has the ARN `PendingConfirmation`.
-pub async fn subscriptions(client: &Client, topic_arn: &str) -> Result<Vec<Subscription>, AwsError> {
+pub async fn subscriptions(
+    client: &Client,
+    topic_arn: &str,
+) -> Result<Vec<Subscription>, AwsError> {
     let mut all = vec![];
     let mut pages = client
         .list_subscriptions_by_topic()
@@ -53,14 +56,13 @@ pub async fn subscriptions(client: &Client, topic_arn: &str) -> Result<Vec<Subsc
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk("ListSubscriptionsByTopic", topic_arn, e))?;
+        let page =
+            page.map_err(|e| AwsError::from_sdk("ListSubscriptionsByTopic", topic_arn, e))?;
         for s in page.subscriptions() {
             all.push(Subscription {
                 protocol: s.protocol().unwrap_or_default().to_string(),
                 endpoint: s.endpoint().unwrap_or_default().to_string(),
-                confirmed: s
-                    .subscription_arn()
-                    .is_some_and(|a| a.starts_with("arn:")),
+                confirmed: s.subscription_arn().is_some_and(|a| a.starts_with("arn:")),
             });
         }
     }

@@ -211,11 +211,7 @@ pub fn evidence(tg: &TargetGroupState, policy: &Policy) -> Evidence {
         let marks = g.marks().within(policy.now, policy.budget.window_secs);
         let breaker = match g.breaker() {
             Breaker::Closed => "closed".to_string(),
-            Breaker::Open(s) => format!(
-                "open ({} since {})",
-                s.why,
-                crate::report::rfc3339(s.at)
-            ),
+            Breaker::Open(s) => format!("open ({} since {})", s.why, crate::report::rfc3339(s.at)),
             Breaker::Unreadable(v) => format!("unreadable record {v:?}"),
         };
         groups.insert(

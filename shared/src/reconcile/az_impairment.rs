@@ -503,9 +503,15 @@ mod tests {
 
     #[test]
     fn a_direct_invoke_may_ask_for_a_dry_run() {
-        let rehearsal = intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": true}));
-        assert!(matches!(rehearsal, Ok(Intent::Rehearse(_))), "{rehearsal:?}");
-        let real = intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": false}));
+        let rehearsal =
+            intent(json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": true}));
+        assert!(
+            matches!(rehearsal, Ok(Intent::Rehearse(_))),
+            "{rehearsal:?}"
+        );
+        let real = intent(
+            json!({"action": "evacuate", "availabilityZone": "us-east-1a", "dryRun": false}),
+        );
         assert!(matches!(real, Ok(Intent::Signal(_))), "{real:?}");
         assert_eq!(
             intent(json!({"action": "restore", "availabilityZone": "us-east-1a", "dryRun": "yes"})),
