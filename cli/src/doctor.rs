@@ -13,7 +13,7 @@ use ballast::aws::reports::Subscription;
 use ballast::aws::{alarms, balancer, database, dns, fleet, network, reports, zonal_shift};
 use ballast::decide::budget::target_group_key;
 use ballast::decide::rds_failover::{parse_dns_tag, Instance};
-use ballast::tags;
+use ballast::{config, tags};
 
 use crate::steer::function_name;
 use crate::{json_text, Answer, Exit, Target};
@@ -684,9 +684,9 @@ pub async fn deployment(target: &Target, function: &str) -> Result<Deployment, S
     let vars = env.and_then(|e| e.variables()).cloned().unwrap_or_default();
     Ok(Deployment {
         function: function.to_string(),
-        topic_arn: vars.get("BALLAST_TOPIC_ARN").cloned(),
+        topic_arn: vars.get(config::TOPIC_ARN).cloned(),
         hosted_zone_ids: vars
-            .get("BALLAST_HOSTED_ZONE_IDS")
+            .get(config::HOSTED_ZONE_IDS)
             .map(|v| {
                 v.split(',')
                     .map(str::trim)
@@ -695,7 +695,7 @@ pub async fn deployment(target: &Target, function: &str) -> Result<Deployment, S
                     .collect()
             })
             .unwrap_or_default(),
-        zonal_alarm_prefix: vars.get("BALLAST_ZONAL_ALARM_PREFIX").cloned(),
+        zonal_alarm_prefix: vars.get(config::ZONAL_ALARM_PREFIX).cloned(),
     })
 }
 

@@ -11,6 +11,11 @@ pub const DNS_TTL: &str = "BALLAST_DNS_TTL";
 pub const EVACUATION_WARN_HOURS: &str = "BALLAST_EVACUATION_WARN_HOURS";
 pub const MAX_REPLACED_PERCENT: &str = "BALLAST_MAX_REPLACED_PERCENT";
 pub const REPLACEMENT_WINDOW_MINUTES: &str = "BALLAST_REPLACEMENT_WINDOW_MINUTES";
+/// Set by the template and not read by the functions: the deployed
+/// configuration `ballast doctor` reads back (`HostedZoneIds`,
+/// `ZonalAlarmPrefix`).
+pub const HOSTED_ZONE_IDS: &str = "BALLAST_HOSTED_ZONE_IDS";
+pub const ZONAL_ALARM_PREFIX: &str = "BALLAST_ZONAL_ALARM_PREFIX";
 
 /// After this long, every `az-impairment` sweep reports a zone still
 /// evacuated as a warning (it restores nothing by age).

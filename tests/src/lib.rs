@@ -287,3 +287,25 @@ pub async fn set_alarm_state(cw: &aws_sdk_cloudwatch::Client, name: &str, state:
         .await
         .expect("SetAlarmState");
 }
+
+/// The `ballast` command's clients: AWS reads from the emulator, the Lambda
+/// API from the Runtime API host of the deployed function.
+pub fn operator(moto: &moto::Moto, host: &host::RuntimeHost) -> ballast_cli::Target {
+    let conf = moto.sdk_config();
+    let lambda = aws_sdk_lambda::config::Builder::from(&conf)
+        .endpoint_url(host.lambda_endpoint())
+        .build();
+    ballast_cli::Target {
+        aws: ballast::aws::Aws::new(&conf),
+        lambda: aws_sdk_lambda::Client::from_conf(lambda),
+    }
+}
+
+/// Runs `ballast <args>` against `target`, as the binary would.
+pub async fn ballast_command(target: &ballast_cli::Target, args: &[&str]) -> ballast_cli::Answer {
+    use clap::Parser;
+    let cli =
+        ballast_cli::Cli::try_parse_from(std::iter::once("ballast").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    ballast_cli::execute(cli, target).await
+}

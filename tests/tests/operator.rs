@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use clap::Parser;
 use serde_json::{json, Value};
 
 use ballast::report::Outcome;
-use ballast_cli::{execute, Answer, Cli, Exit, Target};
+use ballast_cli::{Answer, Exit, Target};
 use ballast_tests::databases::{Databases, MULTI_AZ, PRIMARY};
 use ballast_tests::host::RuntimeHost;
 use ballast_tests::moto::Moto;
@@ -24,20 +23,11 @@ const FUNCTION: &str = "ballast-az-impairment";
 const ZONAL_PREFIX: &str = "ballast-az-";
 
 fn target(moto: &Moto, host: &RuntimeHost) -> Target {
-    let conf = moto.sdk_config();
-    let lambda = aws_sdk_lambda::config::Builder::from(&conf)
-        .endpoint_url(host.lambda_endpoint())
-        .build();
-    Target {
-        aws: ballast::aws::Aws::new(&conf),
-        lambda: aws_sdk_lambda::Client::from_conf(lambda),
-    }
+    ballast_tests::operator(moto, host)
 }
 
 async fn ballast(target: &Target, args: &[&str]) -> Answer {
-    let cli = Cli::try_parse_from(std::iter::once("ballast").chain(args.iter().copied()))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    execute(cli, target).await
+    ballast_tests::ballast_command(target, args).await
 }
 
 fn json_of(answer: &Answer) -> Value {

@@ -313,6 +313,8 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
             config::MAX_EVACUATED_AZS,
             config::DNS_TTL,
             config::EVACUATION_WARN_HOURS,
+            config::HOSTED_ZONE_IDS,
+            config::ZONAL_ALARM_PREFIX,
         ])
     );
     // The template's defaults are the contract's defaults.

@@ -8,7 +8,9 @@ use ballast_tests::databases::{Databases, CLUSTER, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
-use ballast_tests::{release_binary, sample_event, start_function};
+use ballast_tests::{
+    ballast_command, operator, release_binary, sample_event, start_function, start_function_named,
+};
 use serde_json::Value;
 
 struct Timeline {
@@ -250,8 +252,8 @@ async fn main() {
     );
     decision(&tl, &ignored);
 
-    database_stories(&tl, &moto, &stack).await;
-    zone_story(&tl, &moto, &stack).await;
+    let dbs = database_stories(&tl, &moto, &stack).await;
+    zone_story(&tl, &moto, &stack, &dbs).await;
 
     drop(process);
     drop(host);
@@ -259,7 +261,7 @@ async fn main() {
     println!("\nDone: the emulator and the function process are stopped.");
 }
 
-async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) {
+async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) -> Databases {
     let dbs = Databases::seed(&moto.sdk_config()).await;
     let (host, process) = start_function("rds-failover", moto, &stack.topic_arn, &[]).await;
 
@@ -338,6 +340,7 @@ async fn database_stories(tl: &Timeline, moto: &Moto, stack: &Stack) {
     tl.say("event", "the same failure event again (late or duplicated)");
     let again = invoke(&host, &process, sample_event("rds-instance-failure.json")).await;
     decision(tl, &again);
+    dbs
 }
 
 async fn subnets_line(stack: &Stack, asg: &str) -> String {
@@ -356,8 +359,36 @@ async fn subnets_line(stack: &Stack, asg: &str) -> String {
     )
 }
 
-async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
-    let (host, process) = start_function("az-impairment", moto, &stack.topic_arn, &[]).await;
+/// An operator's command, shown as typed, and what it prints.
+async fn command(tl: &Timeline, target: &ballast_cli::Target, args: &[&str]) {
+    let answer = ballast_command(target, args).await;
+    tl.say(
+        "operator",
+        format!(
+            "$ ballast {}   (exit {})\n{}{}",
+            args.join(" "),
+            answer.exit as u8,
+            answer.stdout.trim_end(),
+            answer.stderr.trim_end()
+        ),
+    );
+}
+
+async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack, dbs: &Databases) {
+    // Deployed as the default stack `ballast` names it, so that the
+    // `ballast` command finds it; with the stack's configuration.
+    let (host, process) = start_function_named(
+        "az-impairment",
+        "ballast-az-impairment",
+        moto,
+        &stack.topic_arn,
+        &[
+            ("BALLAST_HOSTED_ZONE_IDS", dbs.zone_id.as_str()),
+            ("BALLAST_ZONAL_ALARM_PREFIX", "ballast-az-"),
+        ],
+    )
+    .await;
+    let operator = operator(moto, &host);
 
     tl.story("Story 6: an Availability Zone is impaired, then recovers");
     for asg in [MANAGED_ASG, UNMANAGED_ASG] {
@@ -394,6 +425,17 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
     .await;
     decision(tl, &second);
     delivered(tl, stack).await;
+    let notice = ballast::notice::notice(&report);
+    tl.say(
+        "chat",
+        format!(
+            "the same report in Slack/Teams (Amazon Q Developer custom notification, the SNS `https` key):\n{}\nthread {}\nnext: {}",
+            notice.content.title,
+            notice.metadata.thread_id,
+            notice.content.next_steps.join("\nnext: ")
+        ),
+    );
+    command(tl, &operator, &["status"]).await;
     tl.say(
         "event",
         "AWS Health Event: the issue is closed, but the autoshift is still on",
@@ -416,4 +458,7 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack) {
     decision(tl, &restored);
     delivered(tl, stack).await;
     tl.say("state", subnets_line(stack, MANAGED_ASG).await);
+
+    tl.story("Story 7: before the next incident, the readiness audit");
+    command(tl, &operator, &["doctor"]).await;
 }
