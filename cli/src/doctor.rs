@@ -153,7 +153,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
             "account",
             Verdict::Warn,
             format!("could not read the autoshift observer notification status: {e}"),
-            Some("allow arc-zonal-shift:GetAutoshiftObserverNotificationStatus to the caller".into()),
+            Some(format!("check that the caller may call arc-zonal-shift:GetAutoshiftObserverNotificationStatus in {}, then run doctor again", f.region)),
         ),
     });
     out.push(topic_check(f));
@@ -591,13 +591,23 @@ fn topic_check(f: &Facts) -> Check {
     }
 }
 
+/// An AWS error in one line: the call, and the service's code (or the
+/// start of its message), not the SDK's whole context.
+fn brief(e: &ballast::aws::AwsError) -> String {
+    let what = e.code.clone().unwrap_or_else(|| {
+        let first = e.message.lines().next().unwrap_or_default();
+        first.chars().take(120).collect()
+    });
+    format!("{} {}: {what}", e.operation, e.resource)
+}
+
 /// Reads every fact, going on past the reads that fail.
 pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
     let aws = &target.aws;
     let mut f = Facts::new(aws.region.clone());
     f.groups = fleet::managed_groups(&aws.autoscaling)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| brief(&e))?;
     let mut subnets: BTreeSet<String> = BTreeSet::new();
     for g in &f.groups {
         subnets.extend(
@@ -610,22 +620,20 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
     let subnets: Vec<String> = subnets.into_iter().collect();
     f.subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| brief(&e))?;
     let tgs: BTreeSet<&String> = f.groups.iter().flat_map(|g| &g.target_group_arns).collect();
     for tg in tgs {
         let read = balancer::describe_target_group(&aws.elbv2, tg)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| brief(&e));
         f.target_groups.insert(tg.clone(), read);
     }
     f.alarms = alarms::metric_alarms(&aws.cloudwatch)
         .await
-        .map_err(|e| e.to_string());
+        .map_err(|e| brief(&e));
     f.deployment = deployment(target, &function_name(stack, "az-impairment")).await;
 
-    let (clusters, instances) = database::tagged(&aws.rds)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (clusters, instances) = database::tagged(&aws.rds).await.map_err(|e| brief(&e))?;
     for c in clusters {
         f.databases.push((c.id.clone(), c.tags.clone(), None));
     }
@@ -636,26 +644,26 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
         if let Some(Ok((zone, name))) = tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v)) {
             let read = dns::current_cname(&aws.route53, &zone, &name)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|e| brief(&e));
             f.records.insert(format!("{zone}/{name}"), read);
         }
         if let Some(replica) = tags.get(tags::STANDBY_REPLICA) {
             let read = database::describe_instance(&aws.rds, replica)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|e| brief(&e));
             f.replicas.insert(replica.clone(), read);
         }
     }
     f.observer = zonal_shift::observer_notification(&aws.zonal_shift)
         .await
-        .map_err(|e| e.to_string());
+        .map_err(|e| brief(&e));
     f.subscriptions = match &f.deployment {
         Ok(Deployment {
             topic_arn: Some(topic),
             ..
         }) => reports::subscriptions(&aws.sns, topic)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| brief(&e)),
         Ok(_) => Err("the function has no BALLAST_TOPIC_ARN".into()),
         Err(e) => Err(e.clone()),
     };

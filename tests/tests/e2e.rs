@@ -87,6 +87,23 @@ async fn release_binary_handles_the_sample_events() {
             .all(|d| !d.raw.to_string().contains(secret)),
         "a report holds the secret key"
     );
+    // One CloudWatch EMF record per invocation, parsed back from the log.
+    let emf: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    let outcomes: Vec<&str> = emf.iter().filter_map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["remediated", "noop", "noop", "ignored", "ignored"],
+        "{emf:#?}"
+    );
+    for r in &emf {
+        assert_eq!(r["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Ballast");
+        assert_eq!(r["function"], FUNCTION);
+    }
+    assert_eq!(emf[0]["ActionsDone"], 2, "tag-asg and mark-unhealthy");
 }
 
 #[tokio::test]
