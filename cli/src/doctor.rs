@@ -821,6 +821,15 @@ mod tests {
         }
     }
 
+    /// The seeded standby replica, to break.
+    fn replica(f: &mut Facts) -> &mut Instance {
+        f.replicas
+            .get_mut("orders-b")
+            .and_then(|r| r.as_mut().ok())
+            .and_then(|r| r.as_mut())
+            .expect("the seeded replica")
+    }
+
     /// An account with nothing to fix.
     fn ready() -> Facts {
         let mut f = Facts::new("us-east-1");
@@ -941,34 +950,13 @@ mod tests {
                 f.replicas.insert("orders-b".into(), Ok(None));
             }),
             ("standby-replica", Verdict::Fail, |f| {
-                f.replicas
-                    .get_mut("orders-b")
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .source = Some("other".into())
+                replica(f).source = Some("other".into())
             }),
             ("standby-replica", Verdict::Fail, |f| {
-                f.replicas
-                    .get_mut("orders-b")
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .az = Some("us-east-1a".into())
+                replica(f).az = Some("us-east-1a".into())
             }),
             ("standby-replica", Verdict::Fail, |f| {
-                f.replicas
-                    .get_mut("orders-b")
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .as_mut()
-                    .unwrap()
-                    .status = "creating".into()
+                replica(f).status = "creating".into()
             }),
             ("autoshift-observer", Verdict::Fail, |f| {
                 f.observer = Ok("DISABLED".into())

@@ -358,8 +358,15 @@ fn lambda_error(status: StatusCode, kind: &str, message: String) -> axum::respon
     (status, headers, body).into_response()
 }
 
-fn names_function(shared: &Shared, name: &str) -> bool {
-    name == shared.function_name || name == shared.function_arn
+/// `ResourceNotFoundException` for any function but this host's.
+fn unknown_function(shared: &Shared, name: &str) -> Option<axum::response::Response> {
+    (name != shared.function_name && name != shared.function_arn).then(|| {
+        lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: {name}"),
+        )
+    })
 }
 
 /// `Invoke` (RequestResponse): the function's answer is the payload; a
@@ -370,12 +377,8 @@ async fn lambda_invoke(
     UrlPath(name): UrlPath<String>,
     body: Bytes,
 ) -> axum::response::Response {
-    if !names_function(&shared, &name) {
-        return lambda_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            format!("Function not found: {name}"),
-        );
+    if let Some(missing) = unknown_function(&shared, &name) {
+        return missing;
     }
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -401,12 +404,8 @@ async fn lambda_configuration(
     State(shared): State<Arc<Shared>>,
     UrlPath(name): UrlPath<String>,
 ) -> axum::response::Response {
-    if !names_function(&shared, &name) {
-        return lambda_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            format!("Function not found: {name}"),
-        );
+    if let Some(missing) = unknown_function(&shared, &name) {
+        return missing;
     }
     let variables = shared.environment.lock().unwrap().clone();
     let body = serde_json::json!({

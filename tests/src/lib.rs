@@ -252,6 +252,17 @@ pub async fn zonal_canary(
     az: &str,
     state: &str,
 ) -> aws_sdk_cloudwatch::Client {
+    zonal_canary_treating_missing_data(conf, name, az, state, "breaching").await
+}
+
+/// [`zonal_canary`] with another `TreatMissingData`.
+pub async fn zonal_canary_treating_missing_data(
+    conf: &aws_config::SdkConfig,
+    name: &str,
+    az: &str,
+    state: &str,
+    missing: &str,
+) -> aws_sdk_cloudwatch::Client {
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
     let cw = aws_sdk_cloudwatch::Client::new(conf);
     cw.put_metric_alarm()
@@ -269,7 +280,7 @@ pub async fn zonal_canary(
         .evaluation_periods(3)
         .threshold(50.0)
         .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-        .treat_missing_data("breaching")
+        .treat_missing_data(missing)
         .send()
         .await
         .expect("PutMetricAlarm");

@@ -16,7 +16,7 @@ use ballast_tests::databases::{Databases, MULTI_AZ, PRIMARY};
 use ballast_tests::host::RuntimeHost;
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, MANAGED_ASG};
-use ballast_tests::{start_function_named, zonal_canary};
+use ballast_tests::{start_function_named, zonal_canary, zonal_canary_treating_missing_data};
 
 const STACK: &str = "ballast";
 const FUNCTION: &str = "ballast-az-impairment";
@@ -109,28 +109,8 @@ async fn doctor_reports_each_seeded_defect_with_its_fix_and_passes_once_fixed() 
     // alarm whose silence reads as OK; a record tag naming no record; a
     // standby that does not exist.
     let cw = zonal_canary(&conf, "ballast-az-a", "us-east-1a", "OK").await;
-    zonal_canary(&conf, "ballast-az-b", "us-east-1b", "OK").await;
-    cw.put_metric_alarm()
-        .alarm_name("ballast-az-b")
-        .namespace("Web/Canary")
-        .metric_name("ZonalFailurePercent")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("AvailabilityZone")
-                .value("us-east-1b")
-                .build(),
-        )
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-        .period(60)
-        .evaluation_periods(3)
-        .threshold(50.0)
-        .comparison_operator(
-            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
-        )
-        .treat_missing_data("notBreaching")
-        .send()
-        .await
-        .expect("PutMetricAlarm");
+    zonal_canary_treating_missing_data(&conf, "ballast-az-b", "us-east-1b", "OK", "notBreaching")
+        .await;
     let good_record = dbs.tags(MULTI_AZ).await["ballast:dns-record"].clone();
     let tag = |id: &'static str, key: &'static str, value: String| {
         let dbs = &dbs;
