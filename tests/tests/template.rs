@@ -361,3 +361,50 @@ fn the_reconcilers_sweep_on_a_schedule_and_every_rule_has_a_dead_letter_queue() 
         }
     }
 }
+
+/// Every value a parameter admits (its `MinValue` and `MaxValue`, or each
+/// of its `AllowedValues`) is a value the functions accept at init: a
+/// parameter the template lets through and `config.rs` refuses would fail
+/// every invocation of all three functions.
+#[test]
+fn every_value_a_parameter_admits_is_a_valid_configuration() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let raw = to_json(&serde_yaml::from_str(&text).unwrap(), &BTreeMap::new());
+    let topic = "arn:aws:sns:us-east-1:123456789012:ballast-reports";
+    let mut checked = 0;
+    for (variable, value) in raw["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+    {
+        let Some(parameter) = value["!Ref"].as_str() else {
+            continue;
+        };
+        let p = &raw["Parameters"][parameter];
+        let admitted: Vec<String> = match p["Type"].as_str() {
+            Some("Number") => ["MinValue", "MaxValue"]
+                .iter()
+                .filter_map(|b| p[*b].as_i64())
+                .map(|n| n.to_string())
+                .collect(),
+            _ => p["AllowedValues"]
+                .as_array()
+                .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        };
+        for v in admitted {
+            let parsed = config::Config::from_lookup(|name| {
+                if name == variable {
+                    Some(v.clone())
+                } else {
+                    (name == config::TOPIC_ARN).then(|| topic.to_string())
+                }
+            });
+            assert!(
+                parsed.is_ok(),
+                "parameter {parameter} admits {v}, which {variable} refuses: {parsed:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13, "only {checked} values checked");
+}
