@@ -17,16 +17,29 @@ pub const NAMESPACE: &str = "Ballast";
 /// The outcome of an invocation that ended in a Lambda error (retried by
 /// Lambda, then kept by the dead-letter queue) instead of a report.
 pub const ERROR_OUTCOME: &str = "error";
+/// The outcome of an invocation that found another one changing its
+/// resource and stood down: a Lambda error by design (Lambda retries it),
+/// which the template's error alarms subtract from `Errors`.
+pub const STOOD_DOWN_OUTCOME: &str = "stood-down";
 
-/// The EMF record of one invocation: its report, or `None` when it ended in
-/// a Lambda error.
+/// The metrics outcome of an invocation's answer.
+pub fn outcome_of(answer: &Result<Report, crate::reconcile::HandlerError>) -> &'static str {
+    match answer {
+        Ok(report) => report.outcome.as_str(),
+        Err(e) if e.is_stand_down() => STOOD_DOWN_OUTCOME,
+        Err(_) => ERROR_OUTCOME,
+    }
+}
+
+/// The EMF record of one invocation: its outcome, and its report when it
+/// answered with one.
 pub fn record(
     function: &str,
+    outcome: &str,
     report: Option<&Report>,
     duration: Duration,
     epoch_ms: u128,
 ) -> serde_json::Value {
-    let outcome = report.map_or(ERROR_OUTCOME, |r| r.outcome.as_str());
     let count = |status: ActionStatus| {
         report.map_or(0, |r| {
             r.actions.iter().filter(|a| a.status == status).count()
@@ -100,6 +113,7 @@ mod tests {
         };
         let r = record(
             "unhealthy-target",
+            report.outcome.as_str(),
             Some(&report),
             Duration::from_millis(42),
             1_700_000_000_000,
@@ -120,8 +134,33 @@ mod tests {
         assert_eq!(r["ActionsFailed"], 1);
         assert_eq!(r["ActionsSkipped"], 0);
         assert_eq!(r["Duration"], 42.0);
-        let error = record("rds-failover", None, Duration::ZERO, 0);
+        let error = record("rds-failover", ERROR_OUTCOME, None, Duration::ZERO, 0);
         assert_eq!(error["outcome"], "error");
         assert_eq!(error["Decisions"], 1);
+        assert_eq!(error["ActionsDone"], 0);
+    }
+
+    #[test]
+    fn a_stand_down_is_not_an_error() {
+        use crate::reconcile::{lease_held, HandlerError};
+        let transient = |source| {
+            Err(HandlerError::Transient {
+                function: "az-impairment".into(),
+                summary: String::new(),
+                source,
+            })
+        };
+        assert_eq!(
+            outcome_of(&transient(lease_held("web", "x"))),
+            STOOD_DOWN_OUTCOME
+        );
+        let throttled = crate::aws::AwsError {
+            operation: "DescribeAutoScalingGroups",
+            resource: "web".into(),
+            code: Some("Throttling".into()),
+            message: String::new(),
+            retryable: true,
+        };
+        assert_eq!(outcome_of(&transient(throttled)), ERROR_OUTCOME);
     }
 }

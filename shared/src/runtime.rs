@@ -99,6 +99,7 @@ where
                     .map_or(0, |d| d.as_millis());
                 crate::metrics::emit(&crate::metrics::record(
                     function,
+                    crate::metrics::outcome_of(&answer),
                     answer.as_ref().ok(),
                     started.elapsed(),
                     epoch_ms,

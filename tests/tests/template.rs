@@ -12,18 +12,21 @@ use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
 
 /// template.yaml as JSON, with `!Ref <parameter>` replaced by the
-/// parameter's default (other intrinsics are kept as `{"!Tag": value}`).
+/// parameter's default and `!Ref AWS::Region` by the samples' Region
+/// (other intrinsics are kept as `{"!Tag": value}`).
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml"))
         .expect("template.yaml is readable");
     let yaml: Yaml = serde_yaml::from_str(&text).expect("template.yaml is YAML");
     let raw = to_json(&yaml, &BTreeMap::new());
-    let defaults: BTreeMap<String, Value> = raw["Parameters"]
+    let mut defaults: BTreeMap<String, Value> = raw["Parameters"]
         .as_object()
         .expect("the template has parameters")
         .iter()
         .map(|(name, p)| (name.clone(), p["Default"].clone()))
         .collect();
+    // The Region of the sample events.
+    defaults.insert("AWS::Region".into(), json!("us-east-1"));
     to_json(&yaml, &defaults)
 }
 
@@ -238,6 +241,14 @@ fn rules_reject_near_misses() {
         }),
         set(&[])
     );
+    // A public Health event of another Region (sent to this one as its
+    // backup Region) is not this stack's business.
+    assert_eq!(
+        with("health-ec2-issue-open.json", &|e| e["detail"]
+            ["eventRegion"] =
+            json!("us-west-2")),
+        set(&[])
+    );
     // Health issues of other services, and scheduled changes, move nothing.
     assert_eq!(
         with("health-ec2-issue-open.json", &|e| e["detail"]["service"] =
@@ -388,7 +399,11 @@ fn every_value_a_parameter_admits_is_a_valid_configuration() {
                 .collect(),
             _ => p["AllowedValues"]
                 .as_array()
-                .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         for v in admitted {

@@ -124,6 +124,17 @@ pub fn first_transient<'a>(errors: impl IntoIterator<Item = &'a AwsError>) -> Op
     errors.into_iter().find(|e| e.retryable).cloned()
 }
 
+impl HandlerError {
+    /// The invocation found another one changing its resource and stood
+    /// down (Lambda retries it): by design, not a failure.
+    pub fn is_stand_down(&self) -> bool {
+        matches!(self, HandlerError::Transient { source, .. } if source.has_code(LOCK_HELD))
+    }
+}
+
+/// The error code of a lease found held.
+pub const LOCK_HELD: &str = "LockHeld";
+
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         let error_type = match &e {
@@ -293,7 +304,7 @@ pub fn lease_held(resource: &str, holder: &str) -> AwsError {
     AwsError {
         operation: "lease",
         resource: resource.to_string(),
-        code: Some("LockHeld".into()),
+        code: Some(LOCK_HELD.into()),
         message: format!(
             "another invocation ({holder}) is changing {resource}; this one stands down and is retried"
         ),
