@@ -423,3 +423,70 @@ fn every_value_a_parameter_admits_is_a_valid_configuration() {
     }
     assert!(checked >= 13, "only {checked} values checked");
 }
+
+/// Every alarm of the stack notifies the report topic, and each metric-math
+/// alarm is one CloudWatch accepts: at most 10 metrics, one expression that
+/// returns data, and every rule it watches one of the stack's.
+#[test]
+fn every_alarm_notifies_the_topic_within_cloudwatchs_limits() {
+    let t = template();
+    let rule_names: BTreeSet<String> = functions(&t)
+        .values()
+        .flat_map(|f| {
+            f["Properties"]["Events"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|e| {
+                    let p = &e["Properties"];
+                    p["RuleName"]["!Sub"]
+                        .as_str()
+                        .or_else(|| p["Name"]["!Sub"].as_str())
+                        .map(str::to_string)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut alarms = 0;
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        alarms += 1;
+        let p = &r["Properties"];
+        assert!(
+            p["AlarmActions"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!({"!Ref": "ReportTopic"}))),
+            "{id} does not notify the report topic"
+        );
+        let Some(queries) = p["Metrics"].as_array() else {
+            continue;
+        };
+        let stats = queries
+            .iter()
+            .filter(|q| q.get("MetricStat").is_some())
+            .count();
+        assert!(
+            stats <= 10,
+            "{id} watches {stats} metrics, CloudWatch allows 10"
+        );
+        let returned = queries
+            .iter()
+            .filter(|q| q["ReturnData"] == json!(true))
+            .count();
+        assert_eq!(returned, 1, "{id}: exactly one query returns data");
+        for q in queries {
+            let metric = &q["MetricStat"]["Metric"];
+            if metric["Namespace"] != "AWS/Events" {
+                continue;
+            }
+            let rule = metric["Dimensions"][0]["Value"]["!Sub"].as_str().unwrap();
+            assert!(
+                rule_names.contains(rule),
+                "{id} watches {rule}, not a rule of the stack"
+            );
+        }
+    }
+    assert!(alarms >= 12, "{alarms} alarms");
+}
