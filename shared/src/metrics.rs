@@ -143,15 +143,13 @@ mod tests {
     #[test]
     fn a_stand_down_is_not_an_error() {
         use crate::reconcile::{lease_held, HandlerError};
-        let transient = |source| {
-            Err(HandlerError::Transient {
-                function: "az-impairment".into(),
-                summary: String::new(),
-                source,
-            })
+        let transient = |source| HandlerError::Transient {
+            function: "az-impairment".into(),
+            summary: String::new(),
+            source,
         };
         assert_eq!(
-            outcome_of(&transient(lease_held("web", "x"))),
+            outcome_of(&Err(transient(lease_held("web", "x")))),
             STOOD_DOWN_OUTCOME
         );
         let throttled = crate::aws::AwsError {
@@ -161,6 +159,6 @@ mod tests {
             message: String::new(),
             retryable: true,
         };
-        assert_eq!(outcome_of(&transient(throttled)), ERROR_OUTCOME);
+        assert_eq!(outcome_of(&Err(transient(throttled))), ERROR_OUTCOME);
     }
 }
