@@ -10,13 +10,13 @@ use serde::Serialize;
 use ballast::aws::alarms::MetricAlarm;
 use ballast::aws::balancer::TargetGroup;
 use ballast::aws::reports::Subscription;
-use ballast::aws::{alarms, balancer, database, dns, fleet, network, reports, zonal_shift};
+use ballast::aws::{alarms, balancer, database, dns, fleet, reports, zonal_shift};
 use ballast::decide::budget::target_group_key;
 use ballast::decide::rds_failover::{parse_dns_tag, Instance};
 use ballast::{config, tags};
 
 use crate::steer::function_name;
-use crate::{json_text, Answer, Exit, Target};
+use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,13 +103,6 @@ impl Facts {
             subscriptions: Err(not_read()),
         }
     }
-}
-
-fn zones_of(g: &fleet::Group, subnet_zone: &BTreeMap<String, String>) -> BTreeSet<String> {
-    g.vpc_zone_identifier
-        .split(',')
-        .filter_map(|s| subnet_zone.get(s.trim()).cloned())
-        .collect()
 }
 
 /// Every check, in a fixed order: groups, target groups and alarms,
@@ -608,17 +601,7 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
     f.groups = fleet::managed_groups(&aws.autoscaling)
         .await
         .map_err(|e| brief(&e))?;
-    let mut subnets: BTreeSet<String> = BTreeSet::new();
-    for g in &f.groups {
-        subnets.extend(
-            g.vpc_zone_identifier
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
-        );
-    }
-    let subnets: Vec<String> = subnets.into_iter().collect();
-    f.subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
+    f.subnet_zone = subnet_zones_of(aws, &f.groups)
         .await
         .map_err(|e| brief(&e))?;
     let tgs: BTreeSet<&String> = f.groups.iter().flat_map(|g| &g.target_group_arns).collect();

@@ -65,6 +65,38 @@ impl Target {
     }
 }
 
+/// The subnets a group uses now (`VPCZoneIdentifier`, comma-separated).
+fn subnets_of(g: &ballast::aws::fleet::Group) -> impl Iterator<Item = &str> {
+    g.vpc_zone_identifier
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The zones of a group's current subnets.
+pub fn zones_of(
+    g: &ballast::aws::fleet::Group,
+    subnet_zone: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeSet<String> {
+    subnets_of(g)
+        .filter_map(|s| subnet_zone.get(s).cloned())
+        .collect()
+}
+
+/// Subnet → AZ for every subnet the groups use (one `DescribeSubnets`).
+pub async fn subnet_zones_of(
+    aws: &Aws,
+    groups: &[ballast::aws::fleet::Group],
+) -> Result<std::collections::BTreeMap<String, String>, ballast::aws::AwsError> {
+    let subnets: std::collections::BTreeSet<String> = groups
+        .iter()
+        .flat_map(subnets_of)
+        .map(str::to_string)
+        .collect();
+    let subnets: Vec<String> = subnets.into_iter().collect();
+    ballast::aws::network::subnet_zones(&aws.ec2, &subnets).await
+}
+
 /// What a command answers: its exit code and what it prints on stdout and
 /// stderr (`main` prints them; tests and the demo read them).
 #[derive(Debug, Clone, PartialEq, Eq)]

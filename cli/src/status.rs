@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use ballast::aws::{database, dns, fleet, network};
+use ballast::aws::{database, dns, fleet};
 use ballast::decide::az_impairment::Evacuation;
 use ballast::decide::budget::{Replaced, Suspended};
 use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
@@ -13,7 +13,7 @@ use ballast::reconcile::lease::Lock;
 use ballast::report::{now_epoch, rfc3339};
 use ballast::tags;
 
-use crate::{json_text, Answer, Exit, Target};
+use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, Target};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,10 +83,8 @@ pub fn group_status(
     now: i64,
 ) -> GroupStatus {
     let mut problems = vec![];
-    let mut zones: BTreeMap<String, usize> = g
-        .vpc_zone_identifier
-        .split(',')
-        .filter_map(|s| subnet_zone.get(s.trim()).cloned())
+    let mut zones: BTreeMap<String, usize> = zones_of(g, subnet_zone)
+        .into_iter()
         .map(|z| (z, 0))
         .collect();
     let mut leaving: BTreeMap<String, usize> = BTreeMap::new();
@@ -194,18 +192,7 @@ pub async fn observe(target: &Target) -> Result<Status, String> {
     let groups = fleet::managed_groups(&aws.autoscaling)
         .await
         .map_err(|e| e.to_string())?;
-    let mut subnets: Vec<String> = vec![];
-    for g in &groups {
-        subnets.extend(
-            g.vpc_zone_identifier
-                .split(',')
-                .map(|s| s.trim().to_string()),
-        );
-    }
-    subnets.retain(|s| !s.is_empty());
-    subnets.sort();
-    subnets.dedup();
-    let subnet_zone = network::subnet_zones(&aws.ec2, &subnets)
+    let subnet_zone = subnet_zones_of(aws, &groups)
         .await
         .map_err(|e| e.to_string())?;
     let now = now_epoch();
