@@ -142,14 +142,8 @@ fn description(report: &Report) -> String {
 /// The resource a notice is about: the zone for `az-impairment` (the
 /// incident is the zone, whatever groups it moved), else the first resource.
 fn headline_resource(report: &Report) -> String {
-    if let Some(az) = evidence_str(report, "availabilityZone") {
-        return az.to_string();
-    }
-    match report.resources.as_slice() {
-        [] => String::new(),
-        [one] => short_name(one).to_string(),
-        [first, rest @ ..] => format!("{} (+{} more)", short_name(first), rest.len()),
-    }
+    evidence_str(report, "availabilityZone")
+        .map_or_else(|| report.resources_phrase(), str::to_string)
 }
 
 /// One thread per incident: the function and what it is about (the zone,

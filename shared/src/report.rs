@@ -140,10 +140,9 @@ impl Report {
     /// `[ballast] <function>: <outcome> <resource>`, at most 100 characters,
     /// printable ASCII only (SNS rejects control characters in subjects).
     pub fn subject(&self) -> String {
-        let resource = match self.resources.as_slice() {
-            [] => String::new(),
-            [one] => format!(" {}", short_name(one)),
-            [first, rest @ ..] => format!(" {} (+{} more)", short_name(first), rest.len()),
+        let resource = match self.resources_phrase() {
+            r if r.is_empty() => r,
+            r => format!(" {r}"),
         };
         let raw = format!(
             "[ballast] {}: {}{}",
@@ -166,6 +165,16 @@ impl Report {
             subject.push_str("...");
         }
         subject
+    }
+
+    /// The resources in a few words: the first one's short name, and how
+    /// many more (empty when there is none).
+    pub fn resources_phrase(&self) -> String {
+        match self.resources.as_slice() {
+            [] => String::new(),
+            [one] => short_name(one).to_string(),
+            [first, rest @ ..] => format!("{} (+{} more)", short_name(first), rest.len()),
+        }
     }
 
     /// The readable rendering sent to email subscribers.

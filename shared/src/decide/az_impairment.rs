@@ -308,11 +308,11 @@ pub fn still_held(fleet: &FleetState, az: &str, hold: &Hold, now: i64, warn_hour
         .collect();
     let resources = resources(&groups);
     let held_by = hold.describe();
-    let mut evidence = evidence(fleet, &Change::ClearAll, az);
-    evidence.insert("change".into(), "hold".into());
-    evidence.insert(
-        "signals".into(),
-        serde_json::json!(hold.signals.iter().map(Signal::token).collect::<Vec<_>>()),
+    let evidence = zone_evidence(
+        fleet,
+        az,
+        "hold",
+        hold.signals.iter().map(Signal::token).collect(),
     );
     let plan = match hold.since.map(|t| now - t) {
         Some(age) if age > i64::from(warn_hours) * 3600 => Plan {
@@ -349,18 +349,21 @@ pub fn decide(fleet: &FleetState, change: &Change, az: &str, policy: &Policy) ->
 /// signals, every zone already evacuated and what holds it, and per managed
 /// group its zones, instances in `az` and capacity.
 pub fn evidence(fleet: &FleetState, change: &Change, az: &str) -> Evidence {
-    let tokens = |signals: &mut dyn Iterator<Item = &Signal>| -> Vec<String> {
-        signals.map(Signal::token).collect()
+    let (kind, signals): (&str, Vec<String>) = match change {
+        Change::Raise(s) => ("evacuate", vec![s.token()]),
+        Change::Clear(list) => ("restore", list.iter().map(Signal::token).collect()),
+        Change::ClearAll => ("restore", vec![Signal::Operator.token()]),
     };
-    let (kind, signals) = match change {
-        Change::Raise(s) => ("evacuate", tokens(&mut std::iter::once(s))),
-        Change::Clear(list) => ("restore", tokens(&mut list.iter())),
-        Change::ClearAll => ("restore", vec!["operator".to_string()]),
-    };
+    zone_evidence(fleet, az, kind, signals)
+}
+
+/// The facts about `az` and the fleet, for a `kind` of change asked by
+/// `signals` (their tokens).
+fn zone_evidence(fleet: &FleetState, az: &str, kind: &str, signals: Vec<String>) -> Evidence {
     let held: serde_json::Map<String, serde_json::Value> = holds(fleet)
         .into_iter()
         .map(|(zone, hold)| {
-            let mut by = tokens(&mut hold.signals.iter());
+            let mut by: Vec<String> = hold.signals.iter().map(Signal::token).collect();
             if hold.overflow {
                 by.push("more".into());
             }
