@@ -2,16 +2,28 @@
 #   make demo   run the failure stories against a local AWS emulator (no AWS account)
 #   make test   fmt check, clippy -D warnings, template and security checks, release build,
 #               the whole test suite, and `sam build` of the control plane (arm64)
-# Everything they need (moto, cfn-lint, SAM CLI, cargo-lambda, Zig; pinned) is
-# installed into .venv on first use.
+# What they need is installed, pinned, on first use: moto into .venv (the demo
+# installs only that); SAM CLI, cfn-lint, cargo-lambda and Zig into .venv-tools
+# (make test, make package); checkov into .venv-checkov.
 
 FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
-.PHONY: test demo bench fuzz venv release fmt lint template security sam-build size clean
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
+.PHONY: test demo bench fuzz venv tools bench-venv release fmt lint template security sam-build package size clean
+
+# moto, for the tests and the demo.
 venv:
 	@bash scripts/venv.sh
+
+# SAM CLI, cfn-lint, cargo-lambda and Zig.
+tools:
+	@bash scripts/venv.sh $(CURDIR)/.venv-tools $(CURDIR)/scripts/requirements-tools.txt
+
+# The benchmarks' Python baseline (awslambdaric, boto3).
+bench-venv:
+	@bash scripts/venv.sh $(CURDIR)/.venv-bench $(CURDIR)/scripts/requirements-bench.txt
 
 release:
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
@@ -23,7 +35,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 # cfn-lint on both templates and `sam validate --lint`.
-template: venv
+template: tools
 	@bash scripts/template-check.sh
 
 # checkov on template.yaml (its own venv: .venv-checkov).
@@ -31,20 +43,30 @@ security:
 	@bash scripts/security-check.sh
 
 # `sam build` of template.yaml: an arm64 bootstrap per function, timed.
-sam-build: venv
+sam-build: tools
 	@bash scripts/sam-build.sh
+
+# Org-wide rollout: `sam build`, then a zip per function and dist/ballast.yaml,
+# the template with the SAM transform applied (service-managed StackSets
+# refuse transforms) and its code in S3 (ArtifactBucket); linted and checked.
+package: sam-build
+	@bash scripts/package.sh
 
 # The steps above, in this order, with `sam build` alongside at the lowest
 # CPU priority (scripts/test.sh says why).
-test: venv
+test: venv tools
 	@CARGO=$(CARGO) bash scripts/test.sh
 
-demo: venv release
-	$(CARGO) run --quiet --locked -p ballast-tests --bin demo
+# One debug build of the demo and the function binaries it runs (the fat-LTO
+# release profile is for the Lambda artifacts; a debug build is minutes
+# faster and runs the demo as well), then the demo.
+demo: venv
+	$(CARGO) build --locked --bins -p ballast-tests $(addprefix -p ,$(FUNCTIONS))
+	$(TARGET_DIR)/debug/demo
 
 # Cold start, memory, size and an event storm, beside a Python boto3
 # baseline; prints figures (BENCHMARKS.md). BALLAST_BENCH_RUNS=10 by default.
-bench: venv release
+bench: venv bench-venv release
 	$(CARGO) run --quiet --locked -p ballast-tests --bin bench
 
 # Coverage-guided fuzzing of the event parsers and dispatch (nightly,
@@ -58,4 +80,4 @@ size: release
 
 clean:
 	$(CARGO) clean
-	rm -rf .aws-sam .venv-checkov
+	rm -rf .aws-sam .venv-checkov dist

@@ -2,14 +2,14 @@
 # `sam build` of the control plane, as a user runs it: SAM's Rust builder
 # (rust-cargolambda) runs `cargo lambda build --release --arm64` once per
 # function in the workspace, cross-compiling with Zig. cargo-lambda and Zig
-# come from PyPI into .venv (scripts/venv.sh); the arm64 standard library
+# come from PyPI into .venv-tools (scripts/venv.sh); the arm64 standard library
 # from rustup. Prints the time taken; leaves .aws-sam/build/<Function>/bootstrap.
 #   scripts/sam-build.sh              all functions
 #   scripts/sam-build.sh RdsFailover  one function
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export PATH="$root/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
+export PATH="$root/.venv-tools/bin:$PATH" SAM_CLI_TELEMETRY=0
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 # SAM's builder asks for the experimental flag for Rust.
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA=1

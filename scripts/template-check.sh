@@ -3,7 +3,7 @@
 # the example stack, then `sam validate --lint`. Needs no AWS account.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bin="$root/.venv/bin"
+bin="$root/.venv-tools/bin"
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 cd "$root"
 echo "==> cfn-lint template.yaml examples/multi-az-web/template.yaml"

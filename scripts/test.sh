@@ -33,4 +33,7 @@ status=0
 wait "$sam" || status=$?
 trap - EXIT
 cat "$log"
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+# `make package` on what sam build left: zips, the packaged template, its
+# checks and cfn-lint (seconds).
+step bash scripts/package.sh

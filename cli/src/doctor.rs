@@ -188,6 +188,9 @@ fn group_checks(g: &fleet::Group, f: &Facts) -> Vec<Check> {
     });
     out.push(static_stability(g, &subject));
     out.push(health_check(g, &subject));
+    if let Some(c) = change_freeze(g, &subject) {
+        out.push(c);
+    }
     for tg in &g.target_group_arns {
         out.push(unhealthy_alarm(tg, f));
     }
@@ -239,6 +242,44 @@ pub fn static_stability(g: &fleet::Group, subject: &str) -> Check {
             )),
         )
     }
+}
+
+/// The tag CloudFormation puts on the groups it creates.
+const STACK_NAME_TAG: &str = "aws:cloudformation:stack-name";
+
+/// A group a CloudFormation stack owns: an update of that stack writes the
+/// template's `VPCZoneIdentifier` (and `MaxSize`) back, which undoes an
+/// evacuation without a word. Checked only for such groups.
+fn change_freeze(g: &fleet::Group, subject: &str) -> Option<Check> {
+    let stack = g.tags.get(STACK_NAME_TAG)?;
+    let evacuated = g
+        .tags
+        .get(tags::EVACUATED)
+        .and_then(|v| ballast::decide::az_impairment::Evacuation::parse(v).ok())
+        .map(|e| e.azs.keys().cloned().collect::<Vec<_>>())
+        .filter(|azs| !azs.is_empty());
+    Some(match evacuated {
+        None => check(
+            "change-freeze",
+            subject,
+            Verdict::Pass,
+            format!("belongs to CloudFormation stack {stack}: while a zone is evacuated, do not update that stack (an update writes the evacuated subnets back)"),
+            None,
+        ),
+        Some(azs) => check(
+            "change-freeze",
+            subject,
+            Verdict::Warn,
+            format!(
+                "evacuated from {} and owned by CloudFormation stack {stack}: an update of {stack} now puts the group back into the impaired zone(s) and loses Ballast's record of its subnets",
+                azs.join(", ")
+            ),
+            Some(format!(
+                "freeze updates of stack {stack} (pipelines, drift fixes) until `ballast restore {}` has run; if one must ship, keep {}'s VPCZoneIdentifier as `ballast status` shows it now",
+                azs[0], g.name
+            )),
+        ),
+    })
 }
 
 fn health_check(g: &fleet::Group, subject: &str) -> Check {
@@ -753,7 +794,11 @@ mod tests {
         fleet::Group {
             name: "web".into(),
             arn: None,
-            tags: [(tags::MANAGED.to_string(), "true".to_string())].into(),
+            tags: [
+                (tags::MANAGED.to_string(), "true".to_string()),
+                (STACK_NAME_TAG.to_string(), "web".to_string()),
+            ]
+            .into(),
             target_group_arns: vec![TG.into()],
             vpc_zone_identifier: "subnet-a,subnet-b,subnet-c".into(),
             min_size: 2,
@@ -886,7 +931,7 @@ mod tests {
             "{}",
             render(&all)
         );
-        assert_eq!(all.len(), 9, "{}", render(&all));
+        assert_eq!(all.len(), 10, "{}", render(&all));
         assert_eq!(exit_of(&all), Exit::Ok);
     }
 
@@ -954,6 +999,12 @@ mod tests {
                 f.subscriptions.as_mut().unwrap()[0].confirmed = false
             }),
             ("managed-groups", Verdict::Warn, |f| f.groups.clear()),
+            ("change-freeze", Verdict::Warn, |f| {
+                f.groups[0].tags.insert(
+                    tags::EVACUATED.into(),
+                    "azs=us-east-1c@1764590000 subnets=subnet-a/subnet-b/subnet-c max=9 by=us-east-1c/operator".into(),
+                );
+            }),
         ];
         for (name, verdict, seed) in cases {
             let mut f = ready();

@@ -27,15 +27,43 @@ pub fn sample_event(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// The release binary of a function, built by `make test` / `make demo`.
-pub fn release_binary(function: &str) -> PathBuf {
+/// Where the function binaries come from when not the release profile: the
+/// demo runs the ones built beside it (`make demo` builds both in one debug
+/// build); tests and benchmarks run the release binaries.
+static FUNCTIONS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Runs the function binaries from the directory of the running executable
+/// (the demo: `target/debug/demo` beside `target/debug/unhealthy-target`).
+/// `Err` names the first one missing, with the command that builds it.
+pub fn use_functions_beside_this_program(functions: &[&str]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    for function in functions {
+        let path = dir.join(function);
+        if !path.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build --locked --bins -p ballast-tests -p {function}` (make demo does)",
+                path.display()
+            ));
+        }
+    }
+    let _ = FUNCTIONS_DIR.set(dir);
+    Ok(())
+}
+
+/// A function's binary: the release build (`make test` and `make bench`
+/// build it), or the one beside the program if it asked for that.
+pub fn function_binary(function: &str) -> PathBuf {
+    if let Some(dir) = FUNCTIONS_DIR.get() {
+        return dir.join(function);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let path = target.join("release").join(function);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build --release -p {function}` (make test and make demo do)",
+        "{} is missing: build it with `cargo build --release -p {function}` (make test and make bench do)",
         path.display()
     );
     path
@@ -194,7 +222,7 @@ async fn spawn_named(
     let host = host::RuntimeHost::start(name, timeout).await;
     env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let process = host.spawn(&release_binary(function), name, &env);
+    let process = host.spawn(&function_binary(function), name, &env);
     (host, process)
 }
 

@@ -10,7 +10,7 @@ use ballast_tests::databases::{Databases, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, MANAGED_ASG};
-use ballast_tests::{release_binary, sample_event, start_function};
+use ballast_tests::{function_binary, sample_event, start_function};
 use serde_json::Value;
 
 const FUNCTION: &str = "unhealthy-target";
@@ -158,7 +158,7 @@ async fn invalid_configuration_fails_init_naming_the_variable() {
         ];
         env.retain(|(k, _)| k != variable);
         env.push((variable.into(), value.into()));
-        let mut process = host.spawn(&release_binary(FUNCTION), FUNCTION, &env);
+        let mut process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
         let status = process
             .wait_exit(Duration::from_secs(10))
             .await

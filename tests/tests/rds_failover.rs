@@ -204,13 +204,35 @@ async fn dry_run_changes_nothing_and_reports_the_promotion_it_would_make() {
     assert_eq!(w.stack.reports().await.len(), 1);
 }
 
+/// The documented RDS instance event (`rds-instance-backup.json`, on
+/// orders-mysql) with another ID, category and message.
+fn rds_event(id: &str, category: &str, message: &str) -> serde_json::Value {
+    let mut e = sample_event("rds-instance-backup.json");
+    e["detail"]["EventID"] = json!(id);
+    e["detail"]["EventCategories"] = json!([category]);
+    e["detail"]["Message"] = json!(message);
+    e
+}
+
 #[tokio::test]
 async fn unknown_and_bad_events_are_ignored() {
     let (w, _dbs) = world(false).await;
     let cases = [
         (
             sample_event("rds-instance-backup.json"),
-            "RDS-EVENT-0001 [backup] on orders-mysql is not an event",
+            "RDS-EVENT-0001 [backup] on orders-mysql: not an event rds-failover acts on",
+        ),
+        // Failure-category events that leave a serving primary serving (here
+        // Enhanced Monitoring could not be set up) are no reason to consider
+        // a promotion, nor to warn that one was refused.
+        (
+            rds_event("RDS-EVENT-0079", "failure", "Amazon RDS has been unable to create credentials for enhanced monitoring and this feature has been disabled."),
+            "RDS-EVENT-0079 [failure] on orders-mysql: this failure-category event leaves the database serving",
+        ),
+        // A requested failover RDS abandoned is not a failed failover.
+        (
+            rds_event("RDS-EVENT-0034", "failover", "Abandoning user requested failover since a failover recently occurred on the database instance."),
+            "RDS abandoned a requested failover",
         ),
         (json!({"dbIdentifier": "no-such-db"}), "does not exist"),
         (json!({}), "needs {\"dbIdentifier\""),

@@ -98,6 +98,12 @@ fn matching_rules(rules: &BTreeMap<String, Value>, event: &Value) -> BTreeSet<St
         .collect()
 }
 
+/// The text of a `!Sub`, in its one-string or its [string, variables] form.
+fn sub_text(v: &Value) -> Option<&str> {
+    let sub = v.get("!Sub")?;
+    sub.as_str().or_else(|| sub.get(0).and_then(Value::as_str))
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -128,7 +134,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ),
     (
         "rds-instance-failure.json",
-        &["RdsFailover/DatabaseFailover"],
+        &["RdsFailover/DatabaseLifecycle"],
     ),
     (
         "rds-instance-stopped.json",
@@ -286,6 +292,109 @@ fn rules_reject_near_misses() {
     );
 }
 
+/// DB instance and cluster events as the RDS User Guide lists them (*Amazon
+/// RDS event categories and event messages*): ID and category.
+const RDS_EVENTS: &[(&str, &str)] = &[
+    ("RDS-EVENT-0004", "availability"),
+    ("RDS-EVENT-0006", "availability"),
+    ("RDS-EVENT-0022", "availability"),
+    ("RDS-EVENT-0221", "availability"),
+    ("RDS-EVENT-0222", "availability"),
+    ("RDS-EVENT-0330", "availability"),
+    ("RDS-EVENT-0419", "availability"),
+    ("RDS-EVENT-0001", "backup"),
+    ("RDS-EVENT-0002", "backup"),
+    ("RDS-EVENT-0012", "configuration change"),
+    ("RDS-EVENT-0217", "configuration change"),
+    ("RDS-EVENT-0013", "failover"),
+    ("RDS-EVENT-0015", "failover"),
+    ("RDS-EVENT-0034", "failover"),
+    ("RDS-EVENT-0049", "failover"),
+    ("RDS-EVENT-0050", "failover"),
+    ("RDS-EVENT-0051", "failover"),
+    ("RDS-EVENT-0065", "failover"),
+    ("RDS-EVENT-0069", "failover"),
+    ("RDS-EVENT-0070", "failover"),
+    ("RDS-EVENT-0071", "failover"),
+    ("RDS-EVENT-0072", "failover"),
+    ("RDS-EVENT-0073", "failover"),
+    ("RDS-EVENT-0031", "failure"),
+    ("RDS-EVENT-0035", "failure"),
+    ("RDS-EVENT-0036", "failure"),
+    ("RDS-EVENT-0058", "failure"),
+    ("RDS-EVENT-0079", "failure"),
+    ("RDS-EVENT-0080", "failure"),
+    ("RDS-EVENT-0081", "failure"),
+    ("RDS-EVENT-0165", "failure"),
+    ("RDS-EVENT-0188", "failure"),
+    ("RDS-EVENT-0219", "failure"),
+    ("RDS-EVENT-0220", "failure"),
+    ("RDS-EVENT-0223", "failure"),
+    ("RDS-EVENT-0224", "failure"),
+    ("RDS-EVENT-0237", "failure"),
+    ("RDS-EVENT-0254", "failure"),
+    ("RDS-EVENT-0278", "failure"),
+    ("RDS-EVENT-0306", "failure"),
+    ("RDS-EVENT-0315", "failure"),
+    ("RDS-EVENT-0328", "failure"),
+    ("RDS-EVENT-0353", "failure"),
+    ("RDS-EVENT-0418", "failure"),
+    ("RDS-EVENT-0420", "failure"),
+    ("RDS-EVENT-0007", "low storage"),
+    ("RDS-EVENT-0089", "low storage"),
+    ("RDS-EVENT-0026", "maintenance"),
+    ("RDS-EVENT-0087", "notification"),
+    ("RDS-EVENT-0088", "notification"),
+    ("RDS-EVENT-0045", "read replica"),
+    ("RDS-EVENT-0046", "read replica"),
+    ("RDS-EVENT-0057", "read replica"),
+    ("RDS-EVENT-0062", "read replica"),
+    ("RDS-EVENT-0202", "read replica"),
+    ("RDS-EVENT-0020", "recovery"),
+    ("RDS-EVENT-0052", "recovery"),
+];
+
+/// The rules deliver exactly the RDS events the code acts on: a storage-full
+/// shutdown (an `availability` event) reaches the function, a refused
+/// failover and the failure-category events that leave a database serving
+/// do not.
+#[test]
+fn rds_rules_deliver_exactly_the_events_rds_failover_acts_on() {
+    use ballast::event::rds::EventClass;
+    let rules = rule_patterns(&template());
+    let mut delivered = vec![];
+    for (id, category) in RDS_EVENTS {
+        let mut e = sample_event("rds-instance-backup.json");
+        e["detail"]["EventID"] = json!(id);
+        e["detail"]["EventCategories"] = json!([category]);
+        let routed = !matching_rules(&rules, &e).is_empty();
+        let acted = EventClass::of(id, &[category.to_string()]).is_ok();
+        assert_eq!(
+            routed, acted,
+            "{id} [{category}]: routed {routed}, acted on {acted}"
+        );
+        if routed {
+            delivered.push(*id);
+        }
+    }
+    for id in [
+        "RDS-EVENT-0221",
+        "RDS-EVENT-0419",
+        "RDS-EVENT-0031",
+        "RDS-EVENT-0049",
+    ] {
+        assert!(delivered.contains(&id), "{id}");
+    }
+    for id in [
+        "RDS-EVENT-0034",
+        "RDS-EVENT-0079",
+        "RDS-EVENT-0223",
+        "RDS-EVENT-0222",
+    ] {
+        assert!(!delivered.contains(&id), "{id}");
+    }
+}
+
 #[test]
 fn functions_are_the_contracts_binaries_with_its_variables() {
     let t = template();
@@ -439,9 +548,8 @@ fn every_alarm_notifies_the_topic_within_cloudwatchs_limits() {
                 .values()
                 .filter_map(|e| {
                     let p = &e["Properties"];
-                    p["RuleName"]["!Sub"]
-                        .as_str()
-                        .or_else(|| p["Name"]["!Sub"].as_str())
+                    sub_text(&p["RuleName"])
+                        .or_else(|| sub_text(&p["Name"]))
                         .map(str::to_string)
                 })
                 .collect::<Vec<_>>()
@@ -454,11 +562,14 @@ fn every_alarm_notifies_the_topic_within_cloudwatchs_limits() {
         }
         alarms += 1;
         let p = &r["Properties"];
+        // The stack's own topic, or the central one (ReportTopicArn).
+        let topic = json!({"!If": ["CreatesReportTopic", {"!Ref": "ReportTopic"}, ""]});
         assert!(
             p["AlarmActions"]
                 .as_array()
-                .is_some_and(|a| a.contains(&json!({"!Ref": "ReportTopic"}))),
-            "{id} does not notify the report topic"
+                .is_some_and(|a| a.contains(&topic)),
+            "{id} does not notify the report topic: {}",
+            p["AlarmActions"]
         );
         let Some(queries) = p["Metrics"].as_array() else {
             continue;
@@ -481,7 +592,7 @@ fn every_alarm_notifies_the_topic_within_cloudwatchs_limits() {
             if metric["Namespace"] != "AWS/Events" {
                 continue;
             }
-            let rule = metric["Dimensions"][0]["Value"]["!Sub"].as_str().unwrap();
+            let rule = sub_text(&metric["Dimensions"][0]["Value"]).unwrap();
             assert!(
                 rule_names.contains(rule),
                 "{id} watches {rule}, not a rule of the stack"
@@ -489,4 +600,96 @@ fn every_alarm_notifies_the_topic_within_cloudwatchs_limits() {
         }
     }
     assert!(alarms >= 12, "{alarms} alarms");
+}
+
+/// The longest stack name the README promises. Names built from it
+/// (`${AWS::StackName}-<suffix>`) must fit their service's limit: 64
+/// characters for EventBridge rules and Lambda functions.
+const MAX_STACK_NAME: usize = 40;
+
+#[test]
+fn names_built_from_the_stack_name_fit_for_the_documented_longest_stack_name() {
+    fn walk(v: &Value, key: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if let Some(sub) = sub_text(x) {
+                        if ["RuleName", "Name", "FunctionName"].contains(&k.as_str()) {
+                            // `${Prefix}` is NamePrefix, or the stack name.
+                            let prefix = &x["!Sub"][1]["Prefix"]["!If"];
+                            assert_eq!(prefix[0], "HasNamePrefix", "{k}: {x}");
+                            assert_eq!(prefix[2], json!({"!Ref": "AWS::StackName"}), "{k}: {x}");
+                            if let Some(suffix) = sub.strip_prefix("${Prefix}") {
+                                out.push((k.clone(), suffix.to_string()));
+                            }
+                        }
+                    }
+                    walk(x, k, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
+            _ => {}
+        }
+    }
+    let mut names = vec![];
+    walk(&template()["Resources"], "", &mut names);
+    assert!(names.len() >= 12, "{names:?}");
+    let longest = names.iter().map(|(_, s)| s.len()).max().unwrap();
+    assert_eq!(
+        MAX_STACK_NAME + longest,
+        64,
+        "the README's longest stack name ({MAX_STACK_NAME}) is not what the names allow: {names:?}"
+    );
+    // NamePrefix admits the same length.
+    let pattern = template()["Parameters"]["NamePrefix"]["AllowedPattern"].clone();
+    assert_eq!(
+        pattern,
+        json!(format!(
+            "^$|^[a-zA-Z][a-zA-Z0-9-]{{0,{}}}$",
+            MAX_STACK_NAME - 1
+        ))
+    );
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("at most {MAX_STACK_NAME} characters")),
+        "the README states the longest stack name"
+    );
+}
+
+/// `local-env.json` (for `sam local invoke --env-vars`) sets only variables
+/// the template gives the functions, with the template's defaults makes a
+/// configuration the functions accept, and keeps a local run in dry run.
+#[test]
+fn the_local_env_file_makes_a_valid_dry_run_configuration() {
+    let t = template();
+    let globals = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let text = std::fs::read_to_string(workspace_root().join("local-env.json")).unwrap();
+    let local: Value = serde_json::from_str(&text).unwrap();
+    let overrides = local["Parameters"]
+        .as_object()
+        .expect("one set for every function");
+    for name in overrides.keys() {
+        assert!(
+            globals.contains_key(name),
+            "{name} is not a variable of the functions"
+        );
+    }
+    let value = |name: &str| -> Option<String> {
+        overrides
+            .get(name)
+            .or_else(|| globals.get(name))
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let config = config::Config::from_lookup(value).expect("a valid configuration");
+    assert!(
+        config.dry_run,
+        "a local invoke against a real account must not act"
+    );
 }

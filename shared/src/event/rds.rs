@@ -17,6 +17,43 @@ pub enum SourceKind {
     Instance,
 }
 
+/// The events after which a DB instance is down for good until someone acts
+/// (RDS User Guide, *Amazon RDS event categories and event messages*):
+/// put into `failed` or an incompatible state (0031, 0035, 0036, 0315), shut
+/// down at the storage-full threshold (0221, category `availability`), or
+/// placed into `inaccessible-encryption-credentials` (0419, `availability`).
+/// The other `failure`-category events (Enhanced Monitoring, option and
+/// Statspack set-up, storage autoscaling, upgrade pre-checks, RDS Custom,
+/// domain joins; 0058, 0079-0081, 0165, 0188, 0219-0224, 0237, 0254,
+/// 0278-0285, 0306, 0328, 0329, 0353, 0356, 0418, 0420, 0421, ...) leave a
+/// serving database serving: `rds-failover` ignores them.
+pub const PRIMARY_DOWN_EVENTS: [&str; 6] = [
+    "RDS-EVENT-0031",
+    "RDS-EVENT-0035",
+    "RDS-EVENT-0036",
+    "RDS-EVENT-0221",
+    "RDS-EVENT-0315",
+    "RDS-EVENT-0419",
+];
+
+/// "Abandoning user requested failover since a failover recently occurred":
+/// RDS did nothing, and the failover it points at had its own events.
+pub const FAILOVER_ABANDONED: &str = "RDS-EVENT-0034";
+
+/// The lifecycle events `rds-failover` acts on besides failovers and the
+/// [`PRIMARY_DOWN_EVENTS`]: shutdown/restart (0004, 0006, 0022), the read
+/// replica's state (0045, 0046, 0057, 0062), stopped (0087).
+pub const LIFECYCLE_EVENTS: [&str; 8] = [
+    "RDS-EVENT-0004",
+    "RDS-EVENT-0006",
+    "RDS-EVENT-0022",
+    "RDS-EVENT-0045",
+    "RDS-EVENT-0046",
+    "RDS-EVENT-0057",
+    "RDS-EVENT-0062",
+    "RDS-EVENT-0087",
+];
+
 /// What kind of thing the event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventClass {
@@ -24,9 +61,9 @@ pub enum EventClass {
     FailoverStarted,
     /// RDS-EVENT-0015, 0049 (Multi-AZ), 0071 (cluster), other `failover` events.
     FailoverCompleted,
-    /// RDS-EVENT-0034 (failover not attempted), 0069 (cluster failover failed).
+    /// RDS-EVENT-0069 (cluster failover failed).
     FailoverFailed,
-    /// Any `failure`-category event (0031, 0035, 0036, 0221, ...).
+    /// One of the [`PRIMARY_DOWN_EVENTS`].
     Failure,
     /// RDS-EVENT-0004 (shutdown), 0006 (restarted), 0022 (error restarting).
     Availability,
@@ -62,14 +99,20 @@ impl EventClass {
     }
 
     /// The class of an event, from its ID first and its categories second;
-    /// `None` for events `rds-failover` does not act on.
-    pub fn of(event_id: &str, categories: &[String]) -> Option<EventClass> {
+    /// `Err` says why `rds-failover` does not act on it.
+    pub fn of(event_id: &str, categories: &[String]) -> Result<EventClass, &'static str> {
+        if PRIMARY_DOWN_EVENTS.contains(&event_id) {
+            return Ok(EventClass::Failure);
+        }
         let class = match event_id {
             "RDS-EVENT-0013" | "RDS-EVENT-0070" | "RDS-EVENT-0072" | "RDS-EVENT-0073" => {
                 EventClass::FailoverStarted
             }
             "RDS-EVENT-0015" | "RDS-EVENT-0049" | "RDS-EVENT-0071" => EventClass::FailoverCompleted,
-            "RDS-EVENT-0034" | "RDS-EVENT-0069" => EventClass::FailoverFailed,
+            "RDS-EVENT-0069" => EventClass::FailoverFailed,
+            FAILOVER_ABANDONED => return Err(
+                "RDS abandoned a requested failover because one recently occurred: nothing moved, and the earlier failover had its own events",
+            ),
             "RDS-EVENT-0004" | "RDS-EVENT-0006" | "RDS-EVENT-0022" => EventClass::Availability,
             "RDS-EVENT-0045" | "RDS-EVENT-0046" | "RDS-EVENT-0057" | "RDS-EVENT-0062" => {
                 EventClass::ReadReplica
@@ -77,16 +120,20 @@ impl EventClass {
             "RDS-EVENT-0087" => EventClass::Stopped,
             _ => {
                 let has = |c: &str| categories.iter().any(|x| x.eq_ignore_ascii_case(c));
-                if has("failure") {
-                    EventClass::Failure
-                } else if has("failover") {
+                if has("failover") {
                     EventClass::FailoverCompleted
+                } else if has("failure") {
+                    return Err(
+                        "this failure-category event leaves the database serving (monitoring, options, storage autoscaling, upgrades, RDS Custom); rds-failover acts on the ones that take it down: 0031, 0035, 0036, 0221, 0315, 0419",
+                    );
                 } else {
-                    return None;
+                    return Err(
+                        "not an event rds-failover acts on (failover, primary-down, availability, read replica and stop events are)",
+                    );
                 }
             }
         };
-        Some(class)
+        Ok(class)
     }
 }
 
@@ -160,7 +207,7 @@ impl RdsEvent {
         })
     }
 
-    pub fn class(&self) -> Option<EventClass> {
+    pub fn class(&self) -> Result<EventClass, &'static str> {
         EventClass::of(&self.event_id, &self.categories)
     }
 
@@ -201,7 +248,7 @@ mod tests {
         .unwrap();
         assert_eq!(e.kind, SourceKind::Cluster);
         assert_eq!(e.identifier, "orders");
-        assert_eq!(e.class(), Some(EventClass::FailoverCompleted));
+        assert_eq!(e.class(), Ok(EventClass::FailoverCompleted));
         assert_eq!(e.named_instance().as_deref(), Some("orders-2"));
     }
 
@@ -211,39 +258,111 @@ mod tests {
             "EventCategories": ["failure"], "SourceIdentifier": "rds:orders-primary", "EventID": "RDS-EVENT-0031",
             "Message": "DB instance put into failed state"}))).unwrap();
         assert_eq!(e.identifier, "orders-primary");
-        assert_eq!(e.class(), Some(EventClass::Failure));
+        assert_eq!(e.class(), Ok(EventClass::Failure));
         assert!(e.class().unwrap().suggests_primary_failure());
     }
 
     #[test]
     fn event_ids_are_classified() {
-        let none: Vec<String> = vec![];
-        for (id, class) in [
-            ("RDS-EVENT-0013", EventClass::FailoverStarted),
-            ("RDS-EVENT-0072", EventClass::FailoverStarted),
-            ("RDS-EVENT-0073", EventClass::FailoverStarted),
-            ("RDS-EVENT-0015", EventClass::FailoverCompleted),
-            ("RDS-EVENT-0049", EventClass::FailoverCompleted),
-            ("RDS-EVENT-0071", EventClass::FailoverCompleted),
-            ("RDS-EVENT-0069", EventClass::FailoverFailed),
-            ("RDS-EVENT-0034", EventClass::FailoverFailed),
-            ("RDS-EVENT-0087", EventClass::Stopped),
-            ("RDS-EVENT-0045", EventClass::ReadReplica),
+        let cats = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (id, categories, class) in [
+            (
+                "RDS-EVENT-0013",
+                cats(&["failover"]),
+                EventClass::FailoverStarted,
+            ),
+            (
+                "RDS-EVENT-0072",
+                cats(&["failover"]),
+                EventClass::FailoverStarted,
+            ),
+            (
+                "RDS-EVENT-0073",
+                cats(&["failover"]),
+                EventClass::FailoverStarted,
+            ),
+            (
+                "RDS-EVENT-0015",
+                cats(&["failover"]),
+                EventClass::FailoverCompleted,
+            ),
+            (
+                "RDS-EVENT-0049",
+                cats(&["failover"]),
+                EventClass::FailoverCompleted,
+            ),
+            (
+                "RDS-EVENT-0071",
+                cats(&["failover"]),
+                EventClass::FailoverCompleted,
+            ),
+            (
+                "RDS-EVENT-0051",
+                cats(&["failover"]),
+                EventClass::FailoverCompleted,
+            ),
+            (
+                "RDS-EVENT-0069",
+                cats(&["failover"]),
+                EventClass::FailoverFailed,
+            ),
+            ("RDS-EVENT-0031", cats(&["failure"]), EventClass::Failure),
+            ("RDS-EVENT-0035", cats(&["failure"]), EventClass::Failure),
+            ("RDS-EVENT-0315", cats(&["failure"]), EventClass::Failure),
+            // Storage full and KMS key lost are `availability` events.
+            (
+                "RDS-EVENT-0221",
+                cats(&["availability"]),
+                EventClass::Failure,
+            ),
+            (
+                "RDS-EVENT-0419",
+                cats(&["availability"]),
+                EventClass::Failure,
+            ),
+            (
+                "RDS-EVENT-0004",
+                cats(&["availability"]),
+                EventClass::Availability,
+            ),
+            (
+                "RDS-EVENT-0087",
+                cats(&["notification"]),
+                EventClass::Stopped,
+            ),
+            (
+                "RDS-EVENT-0045",
+                cats(&["read replica"]),
+                EventClass::ReadReplica,
+            ),
         ] {
-            assert_eq!(EventClass::of(id, &none), Some(class), "{id}");
+            assert_eq!(EventClass::of(id, &categories), Ok(class), "{id}");
         }
-        assert_eq!(
-            EventClass::of("RDS-EVENT-0221", &["failure".to_string()]),
-            Some(EventClass::Failure)
-        );
-        assert_eq!(
-            EventClass::of("RDS-EVENT-0088", &["notification".to_string()]),
-            None
-        );
-        assert_eq!(
-            EventClass::of("RDS-EVENT-0002", &["backup".to_string()]),
-            None
-        );
+        // A refused failover is not a failed one, and failures that leave
+        // the database serving are not a reason to look at a promotion.
+        assert!(EventClass::of(FAILOVER_ABANDONED, &cats(&["failover"]))
+            .unwrap_err()
+            .contains("abandoned a requested failover"));
+        for id in [
+            "RDS-EVENT-0079",
+            "RDS-EVENT-0058",
+            "RDS-EVENT-0223",
+            "RDS-EVENT-0418",
+        ] {
+            assert!(
+                EventClass::of(id, &cats(&["failure"]))
+                    .unwrap_err()
+                    .contains("leaves the database serving"),
+                "{id}"
+            );
+        }
+        for (id, category) in [
+            ("RDS-EVENT-0088", "notification"),
+            ("RDS-EVENT-0002", "backup"),
+            ("RDS-EVENT-0222", "availability"),
+        ] {
+            assert!(EventClass::of(id, &cats(&[category])).is_err(), "{id}");
+        }
     }
 
     #[test]

@@ -52,14 +52,18 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                 && (env.detail_type == CLUSTER_EVENT || env.detail_type == INSTANCE_EVENT) =>
         {
             let event = RdsEvent::from_eventbridge(env)?;
-            let Some(class) = event.class() else {
-                return Err(format!(
-                    "{} [{}] on {} is not an event {FUNCTION} acts on (failover, failure, availability, read replica and stop events are)",
-                    if event.event_id.is_empty() { "an RDS event without EventID" } else { &event.event_id },
+            let class = event.class().map_err(|why| {
+                format!(
+                    "{} [{}] on {}: {why}",
+                    if event.event_id.is_empty() {
+                        "an RDS event without EventID"
+                    } else {
+                        &event.event_id
+                    },
                     event.categories.join(", "),
                     event.identifier
-                ));
-            };
+                )
+            })?;
             let target = match event.kind {
                 SourceKind::Cluster => Target::Cluster(event.identifier.clone()),
                 SourceKind::Instance => Target::Instance(event.identifier.clone()),
@@ -339,7 +343,7 @@ mod tests {
         ));
         assert!(r
             .unwrap_err()
-            .starts_with("RDS-EVENT-0002 [backup] on orders is not an event rds-failover acts on"));
+            .starts_with("RDS-EVENT-0002 [backup] on orders: not an event rds-failover acts on"));
     }
 
     #[test]

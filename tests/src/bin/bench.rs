@@ -19,7 +19,7 @@ use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::proxy::Proxy;
 use ballast_tests::stack::{Stack, MANAGED_ASG};
-use ballast_tests::{release_binary, sample_event, workspace_root};
+use ballast_tests::{function_binary, sample_event, workspace_root};
 use serde_json::{json, Value};
 
 const WARM: usize = 5;
@@ -76,7 +76,10 @@ impl Program<'_> {
 }
 
 fn venv_python() -> PathBuf {
-    workspace_root().join(".venv").join("bin").join("python")
+    workspace_root()
+        .join(".venv-bench")
+        .join("bin")
+        .join("python")
 }
 
 async fn spawn(
@@ -85,7 +88,7 @@ async fn spawn(
     env: &[(String, String)],
 ) -> FunctionProcess {
     match program {
-        Program::Rust(function) => host.spawn(&release_binary(function), function, env),
+        Program::Rust(function) => host.spawn(&function_binary(function), function, env),
         Program::Python => {
             let dir = workspace_root().join("bench").join("python");
             let mut env = env.to_vec();
@@ -211,7 +214,7 @@ fn print_rows(runs: usize, rows: &[Row]) {
 fn sizes() {
     println!("\n{:<24} {:>12} {:>12}", "binary", "bytes", "zip -9 bytes");
     for f in ["unhealthy-target", "rds-failover", "az-impairment"] {
-        let bin = release_binary(f);
+        let bin = function_binary(f);
         let dir = tempdir();
         std::fs::copy(&bin, dir.join("bootstrap")).expect("copy the binary");
         let status = std::process::Command::new("zip")
@@ -355,7 +358,7 @@ async fn bench_az_impairment(runs: usize) -> Row {
         samples.push(one_process(Program::Rust("az-impairment"), &env, &events, &prepare).await);
         // WARM is odd: the last warm invocation evacuated. Put the AZ back.
         let host = RuntimeHost::start("az-impairment", Duration::from_secs(60)).await;
-        let _p = host.spawn(&release_binary("az-impairment"), "az-impairment", &env);
+        let _p = host.spawn(&function_binary("az-impairment"), "az-impairment", &env);
         invoke(&host, restore.clone()).await;
     }
     summarise("az-impairment".into(), &samples)
@@ -420,7 +423,7 @@ async fn storm() {
     let processes: Vec<FunctionProcess> = (0..PROCESSES)
         .map(|_| {
             host.spawn(
-                &release_binary("unhealthy-target"),
+                &function_binary("unhealthy-target"),
                 "unhealthy-target",
                 &env,
             )

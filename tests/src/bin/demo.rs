@@ -1,5 +1,6 @@
 //! `make demo`: Ballast's failure stories against a local AWS emulator, with
-//! the real release binaries under a Lambda Runtime API host. No AWS account.
+//! the real function binaries (built with this program by `make demo`) under a
+//! Lambda Runtime API host. No AWS account.
 
 use std::time::Instant;
 
@@ -9,7 +10,8 @@ use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
 use ballast_tests::{
-    ballast_command, operator, release_binary, sample_event, start_function, start_function_named,
+    ballast_command, operator, sample_event, start_function, start_function_named,
+    use_functions_beside_this_program,
 };
 use serde_json::Value;
 
@@ -121,11 +123,15 @@ async fn asg_state(tl: &Timeline, stack: &Stack) {
 
 #[tokio::main]
 async fn main() {
-    // Fail early, with the build command, when a binary is missing.
-    for function in ["unhealthy-target", "rds-failover", "az-impairment"] {
-        release_binary(function);
+    // The function binaries built with this one (`make demo`: one debug
+    // build); fail early, with the build command, when one is missing.
+    if let Err(e) =
+        use_functions_beside_this_program(&["unhealthy-target", "rds-failover", "az-impairment"])
+    {
+        eprintln!("{e}");
+        std::process::exit(2);
     }
-    println!("Ballast demo: the real release binaries under a local Lambda Runtime API host,");
+    println!("Ballast demo: the real function binaries under a local Lambda Runtime API host,");
     println!("against moto (a local AWS emulator). No AWS account is used.");
 
     let tl = Timeline {
