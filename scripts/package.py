@@ -154,11 +154,11 @@ def references(node, active, parameters, conditions, cache):
                 yield arg[0] if isinstance(arg, list) else arg.split(".")[0]
                 return
             if fn == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                for ref in re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}", text):
-                    yield ref
-                if not isinstance(arg, str):
-                    yield from references(arg[1], active, parameters, conditions, cache)
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                for ref in re.findall(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z0-9.]+)?\}", text):
+                    if ref not in variables:
+                        yield ref
+                yield from references(variables, active, parameters, conditions, cache)
                 return
         for v in node.values():
             yield from references(v, active, parameters, conditions, cache)

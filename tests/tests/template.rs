@@ -609,7 +609,7 @@ const MAX_STACK_NAME: usize = 40;
 
 #[test]
 fn names_built_from_the_stack_name_fit_for_the_documented_longest_stack_name() {
-    fn walk(v: &Value, key: &str, out: &mut Vec<(String, String)>) {
+    fn walk(v: &Value, out: &mut Vec<(String, String)>) {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
@@ -624,15 +624,15 @@ fn names_built_from_the_stack_name_fit_for_the_documented_longest_stack_name() {
                             }
                         }
                     }
-                    walk(x, k, out);
+                    walk(x, out);
                 }
             }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
             _ => {}
         }
     }
     let mut names = vec![];
-    walk(&template()["Resources"], "", &mut names);
+    walk(&template()["Resources"], &mut names);
     assert!(names.len() >= 12, "{names:?}");
     let longest = names.iter().map(|(_, s)| s.len()).max().unwrap();
     assert_eq!(
