@@ -54,8 +54,7 @@ package: sam-build
 
 # The steps above, in this order, with `sam build` alongside at the lowest
 # CPU priority (scripts/test.sh says why).
-# (scripts/test.sh installs .venv and .venv-checkov itself, alongside clippy.)
-test: tools
+test: venv tools
 	@CARGO=$(CARGO) bash scripts/test.sh
 
 # One debug build of the demo and the function binaries it runs (the fat-LTO

@@ -18,37 +18,14 @@ log="$root/target/sam-build.log"
 # Its own session, so that a failing check can stop all of it (sam, cargo).
 CARGO_TARGET_DIR="$root/target/sam" setsid nice -n 19 bash scripts/sam-build.sh >"$log" 2>&1 &
 sam=$!
-# The emulator (.venv) and checkov (.venv-checkov) install from PyPI while
-# clippy runs (minutes of network and unpacking otherwise spent with the
-# cores idle); each is waited for before the first step that needs it, so
-# no step finds a half-installed virtualenv. (.venv-tools is already there:
-# the Makefile installs it before this script, sam build needs it first.)
-bash scripts/venv.sh >"$root/target/venv.log" 2>&1 &
-moto=$!
-bash scripts/venv.sh "$root/.venv-checkov" "$root/scripts/requirements-checkov.txt" \
-  >"$root/target/venv-checkov.log" 2>&1 &
-checkov=$!
-trap 'kill -- "-$sam" 2>/dev/null || true; kill "$moto" "$checkov" 2>/dev/null || true' EXIT
+trap 'kill -- "-$sam" 2>/dev/null || true' EXIT
 
 step() {
   echo "==> $*" >&2
   "$@"
 }
-# Waits for a background install; its output, and a failure, show here.
-installed() {
-  local status=0
-  wait "$1" || status=$?
-  cat "$2"
-  if [ "$status" -ne 0 ]; then
-    echo "==> installing into a virtualenv failed (above)" >&2
-    exit "$status"
-  fi
-}
 # The Makefile's own targets, so that each check is written once.
-step make --no-print-directory CARGO="$cargo" fmt lint template
-installed "$checkov" "$root/target/venv-checkov.log"
-step make --no-print-directory CARGO="$cargo" security release
-installed "$moto" "$root/target/venv.log"
+step make --no-print-directory CARGO="$cargo" fmt lint template security release
 step "$cargo" nextest run --workspace --locked
 
 echo "==> sam build (started first, in the background)" >&2
