@@ -136,7 +136,7 @@ def condition(name, parameters, conditions, cache):
     return cache[name]
 
 
-def references(node, active, parameters, conditions, cache):
+def references(node, parameters, conditions, cache):
     """Resource names referred to by `node`, following only the branches of
     Fn::If that the conditions take."""
     if isinstance(node, dict):
@@ -145,7 +145,7 @@ def references(node, active, parameters, conditions, cache):
             if fn == "Fn::If":
                 name, yes, no = arg
                 branch = yes if condition(name, parameters, conditions, cache) else no
-                yield from references(branch, active, parameters, conditions, cache)
+                yield from references(branch, parameters, conditions, cache)
                 return
             if fn == "Ref" and isinstance(arg, str):
                 yield arg
@@ -158,13 +158,13 @@ def references(node, active, parameters, conditions, cache):
                 for ref in re.findall(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z0-9.]+)?\}", text):
                     if ref not in variables:
                         yield ref
-                yield from references(variables, active, parameters, conditions, cache)
+                yield from references(variables, parameters, conditions, cache)
                 return
         for v in node.values():
-            yield from references(v, active, parameters, conditions, cache)
+            yield from references(v, parameters, conditions, cache)
     elif isinstance(node, list):
         for v in node:
-            yield from references(v, active, parameters, conditions, cache)
+            yield from references(v, parameters, conditions, cache)
 
 
 def created(cfn, overrides):
@@ -187,13 +187,13 @@ def created(cfn, overrides):
                                              "AWS::StackName", "AWS::URLSuffix", "AWS::NoValue",
                                              "AWS::StackId"}
     for name, r in active.items():
-        for ref in references(r, active, parameters, conditions, cache):
+        for ref in references(r, parameters, conditions, cache):
             if ref not in known:
                 sys.exit(f"with {overrides}: {name} refers to {ref}, which is not created")
     for name, o in cfn.get("Outputs", {}).items():
         if "Condition" in o and not condition(o["Condition"], parameters, conditions, cache):
             continue
-        for ref in references(o, active, parameters, conditions, cache):
+        for ref in references(o, parameters, conditions, cache):
             if ref not in known:
                 sys.exit(f"with {overrides}: output {name} refers to {ref}, which is not created")
     return active

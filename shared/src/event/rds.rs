@@ -40,20 +40,6 @@ pub const PRIMARY_DOWN_EVENTS: [&str; 6] = [
 /// RDS did nothing, and the failover it points at had its own events.
 pub const FAILOVER_ABANDONED: &str = "RDS-EVENT-0034";
 
-/// The lifecycle events `rds-failover` acts on besides failovers and the
-/// [`PRIMARY_DOWN_EVENTS`]: shutdown/restart (0004, 0006, 0022), the read
-/// replica's state (0045, 0046, 0057, 0062), stopped (0087).
-pub const LIFECYCLE_EVENTS: [&str; 8] = [
-    "RDS-EVENT-0004",
-    "RDS-EVENT-0006",
-    "RDS-EVENT-0022",
-    "RDS-EVENT-0045",
-    "RDS-EVENT-0046",
-    "RDS-EVENT-0057",
-    "RDS-EVENT-0062",
-    "RDS-EVENT-0087",
-];
-
 /// What kind of thing the event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventClass {
