@@ -128,7 +128,8 @@ impl Answer {
 pub fn json_text(value: &impl serde::Serialize) -> String {
     format!(
         "{}\n",
-        serde_json::to_string_pretty(value).expect("serialisable")
+        serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\": \"not serialisable: {e}\"}}"))
     )
 }
 

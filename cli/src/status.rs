@@ -321,7 +321,10 @@ pub fn render(s: &Status) -> String {
         ));
         if let (Some(r), Some(p)) = (&d.record, &d.points_to) {
             let verdict = match &d.writer_endpoint {
-                Some(w) if ballast::aws::dns::normalise(w) == ballast::aws::dns::normalise(p) => {
+                Some(w)
+                    if ballast::decide::rds_failover::normalise(w)
+                        == ballast::decide::rds_failover::normalise(p) =>
+                {
                     " (the writer)"
                 }
                 Some(_) => " (NOT the writer endpoint)",

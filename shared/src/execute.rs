@@ -1,16 +1,22 @@
 //! The executor: applies a [`Plan`]'s steps (or, in dry run, applies
-//! nothing), records each step's status, and turns plan + records into the
-//! [`Report`].
+//! nothing) and records each step's status. Turning plan and records into
+//! the report is `conclude`'s.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::aws::{database, dns, fleet, Aws, AwsError};
-use crate::decide::{Plan, Step, Verdict};
-use crate::event::Trigger;
-use crate::report::{
-    now_rfc3339, ActionRecord, ActionStatus, Outcome, Report, Severity, REPORT_VERSION,
-};
+#[cfg(feature = "rds")]
+use crate::aws::database;
+#[cfg(feature = "route53")]
+use crate::aws::dns;
+#[cfg(feature = "autoscaling")]
+use crate::aws::fleet;
+use crate::aws::Aws;
+#[cfg(feature = "rds")]
+use crate::aws::AwsError;
+use crate::decide::{Plan, Step};
+use crate::failure::Failure;
+use crate::report::{ActionRecord, ActionStatus};
 
 /// No step is started with less than this left before the Lambda deadline:
 /// enough to finish a call and to publish the report of what remains.
@@ -20,7 +26,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub record: ActionRecord,
-    pub error: Option<AwsError>,
+    pub error: Option<Failure>,
 }
 
 /// The longest Ballast waits in one invocation for a promoted replica to be
@@ -129,13 +135,10 @@ fn budget(deadline: Option<Instant>) -> Option<Duration> {
 
 /// A step not started, or cut short, by the invocation deadline: retryable,
 /// so that Lambda delivers the event again and the next invocation finishes.
-fn deadline_error(step: &Step, message: &str) -> AwsError {
-    AwsError {
-        operation: "deadline",
+fn deadline_error(step: &Step, message: &str) -> Failure {
+    Failure::DeadlineNear {
         resource: step.target().into(),
-        code: Some("DeadlineNear".into()),
         message: message.into(),
-        retryable: true,
     }
 }
 
@@ -150,17 +153,24 @@ fn wait_until(deadline: Option<Instant>) -> Instant {
 /// A step either happened, or is deliberately left to the next event.
 enum StepResult {
     Done(String),
+    #[cfg_attr(not(all(feature = "route53", feature = "rds")), allow(dead_code))]
     Deferred(String),
 }
 
-async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, AwsError> {
+#[cfg_attr(
+    not(all(feature = "route53", feature = "rds")),
+    allow(unused_variables)
+)]
+async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Failure> {
     match step {
+        #[cfg(feature = "autoscaling")]
         Step::MarkUnhealthy { instance_id, asg } => {
             fleet::mark_unhealthy(&aws.autoscaling, instance_id).await?;
             Ok(StepResult::Done(format!(
                 "SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"
             )))
         }
+        #[cfg(feature = "autoscaling")]
         Step::UpdateGroup {
             asg,
             subnets,
@@ -175,14 +185,17 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
                     .unwrap_or_default()
             )))
         }
+        #[cfg(feature = "autoscaling")]
         Step::TagGroup { asg, key, value } => {
             fleet::tag_group(&aws.autoscaling, asg, key, value).await?;
             Ok(StepResult::Done(format!("{key}={value}")))
         }
+        #[cfg(feature = "autoscaling")]
         Step::UntagGroup { asg, key } => {
             fleet::untag_group(&aws.autoscaling, asg, key).await?;
             Ok(StepResult::Done(format!("{key} removed")))
         }
+        #[cfg(feature = "autoscaling")]
         Step::SuspendProcesses { asg, processes } => {
             fleet::suspend_processes(&aws.autoscaling, asg, processes).await?;
             Ok(StepResult::Done(format!(
@@ -190,6 +203,7 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
                 processes.join(",")
             )))
         }
+        #[cfg(feature = "autoscaling")]
         Step::ResumeProcesses { asg, processes } => {
             fleet::resume_processes(&aws.autoscaling, asg, processes).await?;
             Ok(StepResult::Done(format!(
@@ -197,22 +211,26 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
                 processes.join(",")
             )))
         }
+        #[cfg(feature = "rds")]
         Step::PromoteReplica { replica, primary } => {
             database::promote_read_replica(&aws.rds, replica).await?;
             Ok(StepResult::Done(format!(
                 "PromoteReadReplica: {replica} no longer replicates from {primary}"
             )))
         }
+        #[cfg(feature = "rds")]
         Step::AddTag {
             arn, key, value, ..
         } => {
             database::add_tag(&aws.rds, arn, key, value).await?;
             Ok(StepResult::Done(format!("{key}={value}")))
         }
+        #[cfg(feature = "rds")]
         Step::RemoveTag { arn, key, .. } => {
             database::remove_tag(&aws.rds, arn, key).await?;
             Ok(StepResult::Done(format!("{key} removed")))
         }
+        #[cfg(all(feature = "route53", feature = "rds"))]
         Step::UpsertCname {
             zone_id,
             name,
@@ -244,9 +262,17 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Aws
                 done.change_id
             )))
         }
+        // A step of a service this function is not built with: its
+        // decisions never plan one.
+        #[allow(unreachable_patterns)]
+        other => Err(Failure::NotBuilt {
+            kind: other.kind(),
+            resource: other.target().to_string(),
+        }),
     }
 }
 
+#[cfg(feature = "rds")]
 /// Polls the DB instance until it is `available` or `until` passes; returns
 /// the last status seen.
 async fn wait_available(aws: &Aws, db: &str, until: Instant) -> Result<String, AwsError> {
@@ -258,215 +284,5 @@ async fn wait_available(aws: &Aws, db: &str, until: Instant) -> Result<String, A
             return Ok(status);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-/// Who is reporting, about what: the fixed parts of every report.
-#[derive(Debug, Clone)]
-pub struct ReportContext {
-    pub function: &'static str,
-    pub trigger: Trigger,
-    pub region: String,
-}
-
-impl ReportContext {
-    fn report(&self, outcome: Outcome, severity: Severity, summary: String) -> Report {
-        Report {
-            version: REPORT_VERSION.into(),
-            function: self.function.into(),
-            outcome,
-            severity,
-            summary,
-            trigger: self.trigger.clone(),
-            resources: vec![],
-            actions: vec![],
-            reason: None,
-            region: self.region.clone(),
-            time: now_rfc3339(),
-            evidence: Default::default(),
-        }
-    }
-
-    /// The report of a decided (and, when it has steps, executed) plan. A
-    /// declined plan may still have steps (the breaker it trips): it stays
-    /// `declined` when they are done, and is `failed` when one is not.
-    pub fn conclude(&self, plan: Plan, applied: Vec<Applied>, dry_run: bool) -> Report {
-        let would = || -> String {
-            let would: Vec<String> = plan.steps.iter().map(Step::describe).collect();
-            format!("Dry run, nothing changed; would {}.", would.join("; "))
-        };
-        let failures: Vec<&AwsError> = applied.iter().filter_map(|a| a.error.as_ref()).collect();
-        let done: Vec<String> = plan
-            .steps
-            .iter()
-            .zip(&applied)
-            .filter(|(_, a)| a.record.status == ActionStatus::Done)
-            .map(|(s, _)| s.describe())
-            .collect();
-        let failed = || {
-            let reasons: Vec<String> = failures.iter().map(|e| e.to_string()).collect();
-            (
-                Outcome::Failed,
-                Severity::Critical,
-                format!(
-                    "{} {} of {} actions did not complete ({} done).",
-                    plan.situation,
-                    failures.len(),
-                    plan.steps.len(),
-                    done.len()
-                ),
-                Some(reasons.join("; ")),
-            )
-        };
-        let (outcome, severity, summary, reason) = match plan.verdict {
-            Verdict::Ignored => (
-                Outcome::Ignored,
-                Severity::Info,
-                plan.situation.clone(),
-                plan.reason.clone(),
-            ),
-            Verdict::Noop => (
-                Outcome::Noop,
-                plan.severity,
-                plan.situation.clone(),
-                plan.reason.clone(),
-            ),
-            Verdict::Declined if plan.steps.is_empty() => (
-                Outcome::Declined,
-                plan.severity,
-                plan.situation.clone(),
-                plan.reason.clone(),
-            ),
-            Verdict::Declined if dry_run => (
-                Outcome::Declined,
-                plan.severity,
-                format!("{} {}", plan.situation, would()),
-                plan.reason.clone(),
-            ),
-            Verdict::Act if dry_run => (
-                Outcome::DryRun,
-                plan.severity.max(Severity::Warning),
-                format!("{} {}", plan.situation, would()),
-                plan.reason.clone(),
-            ),
-            Verdict::Act | Verdict::Declined if !failures.is_empty() => failed(),
-            Verdict::Act | Verdict::Declined => (
-                if plan.verdict == Verdict::Act {
-                    Outcome::Remediated
-                } else {
-                    Outcome::Declined
-                },
-                plan.severity,
-                format!("{} Done: {}.", plan.situation, done.join("; ")),
-                plan.reason.clone(),
-            ),
-        };
-        let mut actions: Vec<ActionRecord> = applied.into_iter().map(|a| a.record).collect();
-        actions.extend(plan.skipped);
-        Report {
-            resources: plan.resources,
-            actions,
-            reason,
-            evidence: plan.evidence,
-            ..self.report(outcome, severity, summary)
-        }
-    }
-
-    /// The event concerns nothing Ballast acts on.
-    pub fn ignored(&self, reason: impl Into<String>) -> Report {
-        self.conclude(Plan::ignored(reason, vec![]), vec![], false)
-    }
-
-    /// Observing the world failed: nothing was changed.
-    pub fn failed(&self, resources: Vec<String>, error: &AwsError) -> Report {
-        Report {
-            resources,
-            reason: Some(error.to_string()),
-            ..self.report(
-                Outcome::Failed,
-                Severity::Critical,
-                format!(
-                    "Could not read the live state, so nothing was changed: {}.",
-                    error.operation
-                ),
-            )
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx() -> ReportContext {
-        ReportContext {
-            function: "unhealthy-target",
-            trigger: Trigger::direct("r"),
-            region: "us-east-1".into(),
-        }
-    }
-
-    fn plan() -> Plan {
-        Plan {
-            evidence: Default::default(),
-            verdict: Verdict::Act,
-            steps: vec![Step::MarkUnhealthy {
-                instance_id: "i-1".into(),
-                asg: "web".into(),
-            }],
-            skipped: vec![],
-            situation: "1 of 2 targets impaired.".into(),
-            reason: None,
-            severity: Severity::Info,
-            resources: vec!["arn:tg".into()],
-            sequential: false,
-        }
-    }
-
-    fn applied(status: ActionStatus, error: Option<AwsError>) -> Vec<Applied> {
-        vec![Applied {
-            record: plan().steps[0].record(status, "x"),
-            error,
-        }]
-    }
-
-    #[test]
-    fn all_steps_done_is_remediated() {
-        let r = ctx().conclude(plan(), applied(ActionStatus::Done, None), false);
-        assert_eq!(r.outcome, Outcome::Remediated);
-        assert_eq!(
-            r.summary,
-            "1 of 2 targets impaired. Done: mark i-1 unhealthy in ASG web."
-        );
-    }
-
-    #[test]
-    fn dry_run_reports_what_it_would_do_as_a_warning() {
-        let r = ctx().conclude(plan(), applied(ActionStatus::Skipped, None), true);
-        assert_eq!(r.outcome, Outcome::DryRun);
-        assert_eq!(r.severity, Severity::Warning);
-        assert!(
-            r.summary.contains("would mark i-1 unhealthy in ASG web"),
-            "{}",
-            r.summary
-        );
-    }
-
-    #[test]
-    fn a_failed_step_fails_the_report_with_its_error() {
-        let err = AwsError {
-            operation: "SetInstanceHealth",
-            resource: "i-1".into(),
-            code: Some("AccessDenied".into()),
-            message: "AccessDenied: no".into(),
-            retryable: false,
-        };
-        let r = ctx().conclude(plan(), applied(ActionStatus::Failed, Some(err)), false);
-        assert_eq!(r.outcome, Outcome::Failed);
-        assert_eq!(r.severity, Severity::Critical);
-        assert!(r
-            .reason
-            .unwrap()
-            .contains("SetInstanceHealth on i-1 failed"));
     }
 }

@@ -1,24 +1,31 @@
 //! Ballast's shared library.
 //!
-//! Every function is a reconciler built from the same pipeline:
+//! Every function is a [`reconcile::Reconciler`] run by the same pipeline:
 //! `event` (what to look at) → `aws` observe (live state) → `decide` (pure:
 //! state + policy → [`decide::Plan`]) → [`execute`] (AWS writes, dry run
-//! honoured) → [`report`] (Lambda response and SNS message).
+//! honoured) → [`conclude`] (plan + what was applied → the [`Report`]).
+//!
+//! Cargo features, one per AWS service (`autoscaling`, `elbv2`, `rds`,
+//! `route53`, `ec2`, `cloudwatch`, `zonal-shift`; SNS is always in), and
+//! one per function naming the services it uses: a function binary
+//! compiles and links only its own clients.
 
 pub mod aws;
+pub mod conclude;
 pub mod config;
+pub mod context;
 pub mod decide;
 pub mod event;
 pub mod execute;
+pub mod failure;
+pub mod lambda;
 pub mod metrics;
-pub mod notice;
 pub mod reconcile;
 pub mod report;
-pub mod runtime;
 
 pub use config::{Config, ConfigError};
+pub use context::{Ballast, Invocation};
 pub use report::{Outcome, Report, Severity};
-pub use runtime::{Ballast, Invocation};
 
 /// Tag keys of the public contract (DESIGN.md, "Tags").
 pub mod tags {

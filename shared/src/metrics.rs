@@ -22,15 +22,6 @@ pub const ERROR_OUTCOME: &str = "error";
 /// which the template's error alarms subtract from `Errors`.
 pub const STOOD_DOWN_OUTCOME: &str = "stood-down";
 
-/// The metrics outcome of an invocation's answer.
-pub fn outcome_of(answer: &Result<Report, crate::reconcile::HandlerError>) -> &'static str {
-    match answer {
-        Ok(report) => report.outcome.as_str(),
-        Err(e) if e.is_stand_down() => STOOD_DOWN_OUTCOME,
-        Err(_) => ERROR_OUTCOME,
-    }
-}
-
 /// The EMF record of one invocation: its outcome, and its report when it
 /// answered with one.
 pub fn record(
@@ -138,27 +129,5 @@ mod tests {
         assert_eq!(error["outcome"], "error");
         assert_eq!(error["Decisions"], 1);
         assert_eq!(error["ActionsDone"], 0);
-    }
-
-    #[test]
-    fn a_stand_down_is_not_an_error() {
-        use crate::reconcile::{lease_held, HandlerError};
-        let transient = |source| HandlerError::Transient {
-            function: "az-impairment".into(),
-            summary: String::new(),
-            source,
-        };
-        assert_eq!(
-            outcome_of(&Err(transient(lease_held("web", "x")))),
-            STOOD_DOWN_OUTCOME
-        );
-        let throttled = crate::aws::AwsError {
-            operation: "DescribeAutoScalingGroups",
-            resource: "web".into(),
-            code: Some("Throttling".into()),
-            message: String::new(),
-            retryable: true,
-        };
-        assert_eq!(outcome_of(&Err(transient(throttled))), ERROR_OUTCOME);
     }
 }

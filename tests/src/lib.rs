@@ -130,16 +130,19 @@ impl World {
         payload: serde_json::Value,
         invocation: ballast::Invocation,
     ) -> Result<ballast::Report, ballast::reconcile::HandlerError> {
-        use ballast::reconcile::{az_impairment, rds_failover, unhealthy_target};
+        use ballast::reconcile::az_impairment::AzImpairment;
+        use ballast::reconcile::rds_failover::RdsFailover;
+        use ballast::reconcile::unhealthy_target::UnhealthyTarget;
+        use ballast::reconcile::{handle, Reconciler};
         match self.function {
-            unhealthy_target::FUNCTION => {
-                unhealthy_target::handle(&self.ballast, payload, invocation).await
+            UnhealthyTarget::FUNCTION => {
+                handle::<UnhealthyTarget>(&self.ballast, payload, invocation).await
             }
-            rds_failover::FUNCTION => {
-                rds_failover::handle(&self.ballast, payload, invocation).await
+            RdsFailover::FUNCTION => {
+                handle::<RdsFailover>(&self.ballast, payload, invocation).await
             }
-            az_impairment::FUNCTION => {
-                az_impairment::handle(&self.ballast, payload, invocation).await
+            AzImpairment::FUNCTION => {
+                handle::<AzImpairment>(&self.ballast, payload, invocation).await
             }
             other => panic!("no function {other}"),
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ballast::config;
 use ballast_tests::{sample_event, workspace_root};
 use serde_json::{json, Value};
-use serde_yaml::Value as Yaml;
+use yaml_serde::Value as Yaml;
 
 /// template.yaml as JSON, with `!Ref <parameter>` replaced by the
 /// parameter's default and `!Ref AWS::Region` by the samples' Region
@@ -17,7 +17,7 @@ use serde_yaml::Value as Yaml;
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml"))
         .expect("template.yaml is readable");
-    let yaml: Yaml = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let yaml: Yaml = yaml_serde::from_str(&text).expect("template.yaml is YAML");
     let raw = to_json(&yaml, &BTreeMap::new());
     let mut defaults: BTreeMap<String, Value> = raw["Parameters"]
         .as_object()
@@ -489,7 +489,7 @@ fn the_reconcilers_sweep_on_a_schedule_and_every_rule_has_a_dead_letter_queue() 
 #[test]
 fn every_value_a_parameter_admits_is_a_valid_configuration() {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    let raw = to_json(&serde_yaml::from_str(&text).unwrap(), &BTreeMap::new());
+    let raw = to_json(&yaml_serde::from_str(&text).unwrap(), &BTreeMap::new());
     let topic = "arn:aws:sns:us-east-1:123456789012:ballast-reports";
     let mut checked = 0;
     for (variable, value) in raw["Globals"]["Function"]["Environment"]["Variables"]

@@ -3,7 +3,8 @@
 //! (2 instances), unmanaged ASG `legacy` (1 instance) in the same target
 //! group, and the report topic with an SQS subscriber.
 
-use ballast::reconcile::unhealthy_target::{handle, FUNCTION};
+use ballast::reconcile::handle;
+use ballast::reconcile::unhealthy_target::{UnhealthyTarget, FUNCTION};
 use ballast::reconcile::HandlerError;
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast::Invocation;
@@ -284,7 +285,7 @@ async fn a_report_that_cannot_be_published_is_a_lambda_error() {
     let mut ballast = w.ballast.clone();
     ballast.config.topic_arn = "arn:aws:sns:us-east-1:123456789012:no-such-topic".into();
 
-    let err = handle(
+    let err = handle::<UnhealthyTarget>(
         &ballast,
         w.stack.alarm_event("unhealthy-target-alarm.json"),
         Invocation::new("r"),

@@ -4,9 +4,9 @@
 // layout in release builds needs more than the default 128 query depth.
 #![recursion_limit = "256"]
 
-use ballast::reconcile::rds_failover::{handle, FUNCTION};
+use ballast::reconcile::rds_failover::RdsFailover;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ballast::runtime::serve(FUNCTION, handle).await
+    ballast::lambda::serve::<RdsFailover>().await
 }

@@ -106,32 +106,70 @@ fn carries_ballast_tag(tags: &BTreeMap<String, String>) -> bool {
     tags.contains_key(tags::DNS_RECORD) || tags.contains_key(tags::STANDBY_REPLICA)
 }
 
-/// Every DB cluster, and every DB instance that is neither a cluster member
-/// nor a read replica, that carries a Ballast tag: the sweep's subjects.
-pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), AwsError> {
-    let mut clusters = vec![];
+/// Every DB cluster and DB instance of the account and Region, read once
+/// (a sweep's observations come from it, not from a describe each).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub clusters: Vec<Cluster>,
+    pub instances: Vec<Instance>,
+}
+
+impl Listing {
+    pub fn cluster(&self, id: &str) -> Option<Cluster> {
+        self.clusters.iter().find(|c| c.id == id).cloned()
+    }
+
+    pub fn instance(&self, id: &str) -> Option<Instance> {
+        self.instances.iter().find(|i| i.id == id).cloned()
+    }
+
+    /// Every cluster, and every instance that is neither a cluster member
+    /// nor a read replica, that carries a Ballast tag: the sweep's subjects.
+    pub fn tagged(&self) -> (Vec<Cluster>, Vec<Instance>) {
+        let clusters = self
+            .clusters
+            .iter()
+            .filter(|c| carries_ballast_tag(&c.tags))
+            .cloned()
+            .collect();
+        let instances = self
+            .instances
+            .iter()
+            .filter(|i| {
+                // A replica Ballast promoted may still name its source.
+                i.cluster.is_none()
+                    && (i.source.is_none() || i.tags.contains_key(tags::PROMOTION))
+                    && carries_ballast_tag(&i.tags)
+            })
+            .cloned()
+            .collect();
+        (clusters, instances)
+    }
+}
+
+/// Reads every DB cluster and instance.
+pub async fn list(client: &Client) -> Result<Listing, AwsError> {
+    let mut listing = Listing::default();
     let mut pages = client.describe_db_clusters().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk("DescribeDBClusters", "*", e))?;
-        clusters.extend(
-            page.db_clusters()
-                .iter()
-                .map(cluster_from)
-                .filter(|c| carries_ballast_tag(&c.tags)),
-        );
+        listing
+            .clusters
+            .extend(page.db_clusters().iter().map(cluster_from));
     }
-    let mut instances = vec![];
     let mut pages = client.describe_db_instances().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk("DescribeDBInstances", "*", e))?;
-        instances.extend(page.db_instances().iter().map(instance_from).filter(|i| {
-            // A replica Ballast promoted may still name its source.
-            i.cluster.is_none()
-                && (i.source.is_none() || i.tags.contains_key(tags::PROMOTION))
-                && carries_ballast_tag(&i.tags)
-        }));
+        listing
+            .instances
+            .extend(page.db_instances().iter().map(instance_from));
     }
-    Ok((clusters, instances))
+    Ok(listing)
+}
+
+/// The tagged subjects ([`Listing::tagged`]) of a fresh listing.
+pub async fn tagged(client: &Client) -> Result<(Vec<Cluster>, Vec<Instance>), AwsError> {
+    Ok(list(client).await?.tagged())
 }
 
 pub async fn promote_read_replica(client: &Client, replica: &str) -> Result<(), AwsError> {

@@ -12,12 +12,7 @@ use aws_sdk_route53::types::{
 use aws_sdk_route53::Client;
 
 use super::AwsError;
-
-/// `db.example.com` and `DB.example.com.` are the same record.
-pub fn normalise(name: &str) -> String {
-    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
-    format!("{n}.")
-}
+use crate::decide::rds_failover::normalise;
 
 /// The CNAME's current value, or `None` when the record does not exist.
 pub async fn current_cname(

@@ -21,12 +21,14 @@ pub async fn publish(
         .message_structure("json")
         .message(report.sns_message());
     for (name, value) in report.sns_attributes() {
-        let attribute = MessageAttributeValue::builder()
+        // `build` refuses only a missing data type, which is set here.
+        if let Ok(attribute) = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(value)
             .build()
-            .expect("data type is always set");
-        request = request.message_attributes(name, attribute);
+        {
+            request = request.message_attributes(name, attribute);
+        }
     }
     let out = request
         .send()

@@ -29,10 +29,6 @@ pub enum Step {
         arn: String,
         key: String,
     },
-    /// `ChangeResourceRecordSets` UPSERT of a CNAME, then a bounded wait for
-    /// INSYNC. With `when_available`, first wait (bounded) for that DB
-    /// instance to be `available`; if it is not, the step is left to the next
-    /// event or sweep.
     /// `UpdateAutoScalingGroup`: new subnets, and a max size when it must change.
     UpdateGroup {
         asg: String,
@@ -52,6 +48,10 @@ pub enum Step {
     /// `ResumeProcesses` on an Auto Scaling group: only processes Ballast
     /// suspended (the breaker closes).
     ResumeProcesses { asg: String, processes: Vec<String> },
+    /// `ChangeResourceRecordSets` UPSERT of a CNAME, then a bounded wait for
+    /// INSYNC. With `when_available`, first wait (bounded) for that DB
+    /// instance to be `available`; if it is not, the step is left to the next
+    /// event or sweep.
     UpsertCname {
         zone_id: String,
         name: String,
@@ -218,11 +218,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan, with the facts it rested on.
-    pub fn with_evidence(self, evidence: Evidence) -> Self {
-        Plan { evidence, ..self }
-    }
-
+    /// Nothing to do: the state is what it should be (or is not Ballast's
+    /// to change yet).
     pub fn noop(situation: impl Into<String>, resources: Vec<String>) -> Self {
         Plan {
             evidence: Default::default(),
@@ -237,14 +234,66 @@ impl Plan {
         }
     }
 
+    /// The event concerns nothing this function acts on.
     pub fn ignored(reason: impl Into<String>, resources: Vec<String>) -> Self {
         let reason = reason.into();
         Plan {
-            evidence: Default::default(),
             verdict: Verdict::Ignored,
-            situation: format!("Ignored: {reason}."),
-            reason: Some(reason),
-            ..Plan::noop("", resources)
+            ..Plan::noop(format!("Ignored: {reason}."), resources).with_reason(reason)
         }
+    }
+
+    /// `steps` bring the state where it should be.
+    pub fn act(situation: impl Into<String>, steps: Vec<Step>, resources: Vec<String>) -> Self {
+        Plan {
+            verdict: Verdict::Act,
+            steps,
+            ..Plan::noop(situation, resources)
+        }
+    }
+
+    /// A guardrail refuses to act, for `reason` (steps, if any, are what
+    /// the refusal itself does: the breaker it trips).
+    pub fn declined(
+        situation: impl Into<String>,
+        reason: impl Into<String>,
+        resources: Vec<String>,
+    ) -> Self {
+        Plan {
+            verdict: Verdict::Declined,
+            ..Plan::noop(situation, resources).with_reason(reason)
+        }
+    }
+
+    pub fn with_reason(self, reason: impl Into<String>) -> Self {
+        Plan {
+            reason: Some(reason.into()),
+            ..self
+        }
+    }
+
+    pub fn with_severity(self, severity: Severity) -> Self {
+        Plan { severity, ..self }
+    }
+
+    pub fn with_steps(self, steps: Vec<Step>) -> Self {
+        Plan { steps, ..self }
+    }
+
+    /// Actions looked at and deliberately not taken, with why.
+    pub fn with_skipped(self, skipped: Vec<ActionRecord>) -> Self {
+        Plan { skipped, ..self }
+    }
+
+    /// The steps run as one chain: one failure stops all that follow.
+    pub fn in_sequence(self) -> Self {
+        Plan {
+            sequential: true,
+            ..self
+        }
+    }
+
+    pub fn with_evidence(self, evidence: Evidence) -> Self {
+        Plan { evidence, ..self }
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use super::{Plan, Step, Verdict};
-use crate::aws::dns::normalise;
 use crate::event::rds::EventClass;
 use crate::report::{Evidence, Severity};
 use crate::tags;
@@ -137,6 +136,12 @@ impl Promotion {
             .and_then(|v| Promotion::parse(v))
             .filter(|p| p.from == primary)
     }
+}
+
+/// `db.example.com` and `DB.example.com.` are the same record.
+pub fn normalise(name: &str) -> String {
+    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    format!("{n}.")
 }
 
 /// `ballast:dns-record` = `<HostedZoneId>/<record name>` → (zone, name).

@@ -8,10 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{
-    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
-};
+use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
+use crate::context::Ballast;
 use crate::decide::az_impairment::{
     decide, holds, resync, still_held, zones_holding, Change, Evacuation, FleetState, GroupState,
     Hold, Policy, Readings,
@@ -20,9 +19,7 @@ use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
 use crate::event::zonal::{self, Direction, Signal, ZonalSignal, ZoneRef, HEALTH_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
-use crate::execute::ReportContext;
-use crate::report::{now_epoch, Report};
-use crate::runtime::{Ballast, Invocation};
+use crate::report::now_epoch;
 
 pub const FUNCTION: &str = "az-impairment";
 
@@ -82,7 +79,7 @@ fn is_autoshift(detail_type: &str) -> bool {
 }
 
 /// Reads the event; `Err` is the reason it is ignored.
-pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
     match inbound {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
@@ -149,37 +146,114 @@ pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
     }
 }
 
-/// The Lambda handler.
-pub async fn handle(
-    ballast: &Ballast,
-    payload: Value,
-    invocation: Invocation,
-) -> Result<Report, HandlerError> {
-    let invocation = &invocation;
-    respond(
-        ballast,
-        FUNCTION,
-        payload,
-        invocation,
-        intent_of,
-        |ctx, intent| async move {
-            match intent {
-                Intent::Signal(signal) => act(ballast, &ctx, &signal, invocation).await,
-                Intent::Rehearse(signal) => {
-                    let rehearsal = Ballast {
-                        config: crate::Config {
-                            dry_run: true,
-                            ..ballast.config.clone()
-                        },
-                        aws: ballast.aws.clone(),
-                    };
-                    act(&rehearsal, &ctx, &signal, invocation).await
-                }
-                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
-            }
-        },
-    )
-    .await
+/// The reconciler of `az-impairment`.
+pub struct AzImpairment;
+
+/// One zone's work.
+#[derive(Debug, Clone)]
+pub enum Zone {
+    /// Apply `change` to zone `az` (decided on `observed` when the fleet
+    /// was already read to find the zone).
+    Change {
+        az: String,
+        change: Change,
+        evidence: Option<String>,
+        observed: Option<FleetState>,
+    },
+    /// An evacuated zone a sweep finds still held: reported, not changed.
+    Held(Plan),
+}
+
+impl Zone {
+    fn az(&self) -> &str {
+        match self {
+            Zone::Change { az, .. } => az,
+            Zone::Held(plan) => plan.resources.first().map_or("", String::as_str),
+        }
+    }
+}
+
+impl Reconciler for AzImpairment {
+    const FUNCTION: &'static str = FUNCTION;
+    type Intent = Intent;
+    type Item = Zone;
+    type State = FleetState;
+
+    fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+        intent_of(inbound)
+    }
+
+    async fn work(cx: &Cx<'_>, intent: Intent) -> Result<Work<Zone>, Reconciled> {
+        match intent {
+            Intent::Signal(signal) => act(cx, &signal).await,
+            Intent::Rehearse(signal) => Ok(Work {
+                rehearsal: true,
+                ..act(cx, &signal).await?
+            }),
+            Intent::Sweep => sweep(cx).await,
+        }
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        zone: &Zone,
+        seen: Option<FleetState>,
+    ) -> Result<Option<FleetState>, AwsError> {
+        match (zone, seen) {
+            (
+                Zone::Change {
+                    observed: Some(fleet),
+                    ..
+                },
+                None,
+            ) => Ok(Some(fleet.clone())),
+            _ => observe(cx.ballast).await.map(Some),
+        }
+    }
+
+    fn decide(cx: &Cx<'_>, zone: &Zone, fleet: &FleetState) -> Plan {
+        let (az, change, evidence) = match zone {
+            Zone::Change {
+                az,
+                change,
+                evidence,
+                ..
+            } => (az, change, evidence),
+            Zone::Held(plan) => return plan.clone(),
+        };
+        let policy = Policy {
+            max_evacuated_azs: cx.ballast.config.max_evacuated_azs,
+            now: now_epoch(),
+        };
+        let mut plan = decide(fleet, change, az, &policy);
+        if let Some(evidence) = evidence {
+            plan.situation = format!("{} Evidence: \"{evidence}\"", plan.situation);
+        }
+        plan
+    }
+
+    fn lease(_: &Zone, fleet: &FleetState, _: &Plan) -> Option<lease::Scope> {
+        // The evacuated-AZ limit is fleet-wide: an evacuation or a restore
+        // leases every managed group, so that two never decide side by side.
+        Some(lease::Scope::Groups(
+            fleet.groups.iter().map(|g| g.name.clone()).collect(),
+        ))
+    }
+
+    fn describe(zone: &Zone) -> String {
+        format!("Availability Zone {}", zone.az())
+    }
+
+    fn resource(zone: &Zone) -> String {
+        zone.az().to_string()
+    }
+
+    async fn reconcile(cx: &Cx<'_>, zone: &Zone) -> Reconciled {
+        match zone {
+            Zone::Held(plan) => (cx.report.conclude(plan.clone(), vec![], false), None),
+            Zone::Change { .. } => super::reconcile::<Self>(cx, zone).await,
+        }
+    }
 }
 
 /// What a signal asks of the fleet.
@@ -191,51 +265,46 @@ fn change_of(signal: &ZonalSignal) -> Change {
     }
 }
 
-async fn act(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    signal: &ZonalSignal,
-    invocation: &Invocation,
-) -> Reconciled {
-    let region = ballast.aws.region.clone();
+/// The zones a signal names (or, for a closing health issue or alarm, the
+/// zones its record holds), each to change; or why nothing is.
+async fn act(cx: &Cx<'_>, signal: &ZonalSignal) -> Result<Work<Zone>, Reconciled> {
+    let ballast = cx.ballast;
+    let region = &ballast.aws.region;
     let change = change_of(signal);
     // Health issues and alarms are cleared wherever their record names them,
     // whatever zone (if any) the closing event names: one observation gives
     // the zones and the first decision.
     let everywhere = matches!(signal.signal, Signal::Health(_) | Signal::Alarm(_));
     let (zones, fleet) = if signal.direction == Direction::Restore && everywhere {
-        match observe(ballast).await {
-            Ok(fleet) => (zones_holding(&fleet, &signal.signal), Some(fleet)),
-            Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
-        }
+        let fleet = observe(ballast)
+            .await
+            .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
+        (zones_holding(&fleet, &signal.signal), Some(fleet))
     } else {
-        let named = match zone_names(ballast, &signal.zones).await {
-            Ok(named) => named,
-            Err(e) => {
-                let zones = signal
-                    .zones
-                    .iter()
-                    .map(|z| z.as_str().to_string())
-                    .collect();
-                return not_observed(ctx, zones, e);
-            }
-        };
+        let named = zone_names(ballast, &signal.zones).await.map_err(|e| {
+            let zones = signal
+                .zones
+                .iter()
+                .map(|z| z.as_str().to_string())
+                .collect();
+            not_observed(cx, zones, e.into())
+        })?;
         match named.as_slice() {
             [one] => (vec![one.clone()], None),
             [] => {
                 let foreign: Vec<&str> = signal.zones.iter().map(ZoneRef::as_str).collect();
-                return (
-                    ctx.ignored(format!(
+                return Err((
+                    cx.report.ignored(format!(
                         "{} names no Availability Zone of {region}, the Region this function serves ({})",
                         signal.signal.describe(),
                         if foreign.is_empty() { "none named".to_string() } else { foreign.join(", ") }
                     )),
                     None,
-                );
+                ));
             }
             several => {
-                return (
-                    ctx.ignored(format!(
+                return Err((
+                    cx.report.ignored(format!(
                         "{} names {} zones of {region} ({}): moving nothing. Ballast evacuates one zone a signal; \
                          an issue across zones is beyond what moving capacity can fix",
                         signal.signal.describe(),
@@ -243,46 +312,27 @@ async fn act(
                         several.join(", ")
                     )),
                     None,
-                )
+                ))
             }
         }
     };
-    if zones.is_empty() {
-        return (
-            ctx.conclude(
-                Plan::noop(
-                    format!(
-                        "{} is over; it holds no zone evacuated.",
-                        signal.signal.describe()
-                    ),
-                    vec![],
-                ),
-                vec![],
-                false,
-            ),
-            None,
-        );
-    }
-    let mut parts = vec![];
-    let mut transient = None;
-    for az in &zones {
-        let (report, t) = reconcile(
-            ballast,
-            ctx,
-            &change,
+    let zones = zones
+        .into_iter()
+        .map(|az| Zone::Change {
             az,
-            invocation,
-            signal.evidence.as_deref(),
-            fleet.clone(),
-        )
-        .await;
-        transient = transient.or(t);
-        parts.push(report);
-    }
-    match <[Report; 1]>::try_from(parts) {
-        Ok([one]) => (one, transient),
-        Err(parts) => (merge_sweep(ctx, "Availability Zones", parts), transient),
-    }
+            change: change.clone(),
+            evidence: signal.evidence.clone(),
+            observed: fleet.clone(),
+        })
+        .collect();
+    Ok(Work::of(
+        zones,
+        "Availability Zones",
+        format!(
+            "{} is over; it holds no zone evacuated.",
+            signal.signal.describe()
+        ),
+    ))
 }
 
 /// This Region's AZ names among `zones` (IDs mapped for this account);
@@ -314,100 +364,52 @@ async fn zone_names(ballast: &Ballast, zones: &[ZoneRef]) -> Result<Vec<String>,
     Ok(names.into_iter().collect())
 }
 
-/// One zone: decide on `observed` (or a fresh observation), then carry the
-/// plan out under the lease, deciding again on what the lease holder sees.
-async fn reconcile(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    change: &Change,
-    az: &str,
-    invocation: &Invocation,
-    evidence: Option<&str>,
-    observed: Option<FleetState>,
-) -> Reconciled {
-    let fleet = match observed {
-        Some(fleet) => fleet,
-        None => match observe(ballast).await {
-            Ok(fleet) => fleet,
-            Err(e) => return not_observed(ctx, vec![az.to_string()], e),
-        },
-    };
-    let policy = Policy {
-        max_evacuated_azs: ballast.config.max_evacuated_azs,
-        now: now_epoch(),
-    };
-    let decided = |fleet: &FleetState| {
-        let mut plan = decide(fleet, change, az, &policy);
-        if let Some(evidence) = evidence {
-            plan.situation = format!("{} Evidence: \"{evidence}\"", plan.situation);
-        }
-        plan
-    };
-    let plan = decided(&fleet);
-    // The evacuated-AZ limit is fleet-wide: an evacuation or a restore
-    // leases every managed group, so that two never decide side by side.
-    let scope = lease::Scope::Groups(fleet.groups.iter().map(|g| g.name.clone()).collect());
-    carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
-        Ok(decided(&observe(ballast).await?))
-    })
-    .await
-}
-
 /// Every evacuated zone: the signals that can be read back are read; a zone
 /// whose readable signals are over is cleared of them (and restored when
 /// nothing else holds it); a zone evacuated longer than
 /// `BALLAST_EVACUATION_WARN_HOURS` is reported, never restored by age.
-async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
-    let fleet = match observe(ballast).await {
-        Ok(fleet) => fleet,
-        Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
-    };
+async fn sweep(cx: &Cx<'_>) -> Result<Work<Zone>, Reconciled> {
+    let ballast = cx.ballast;
+    let fleet = observe(ballast)
+        .await
+        .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
+    let none = format!(
+        "Sweep: {} managed Auto Scaling group(s), none evacuated.",
+        fleet.groups.len()
+    );
     let held = holds(&fleet);
     if held.is_empty() {
-        let plan = Plan::noop(
-            format!(
-                "Sweep: {} managed Auto Scaling group(s), none evacuated.",
-                fleet.groups.len()
-            ),
-            vec![],
-        );
-        return (ctx.conclude(plan, vec![], false), None);
+        return Ok(Work::sweep(vec![], "evacuated Availability Zone(s)", none));
     }
-    let (readings, unread) = match read_signals(ballast, &held).await {
-        Ok(read) => read,
-        Err(e) => return not_observed(ctx, held.keys().cloned().collect(), e),
-    };
+    let (readings, unread) = read_signals(ballast, &held)
+        .await
+        .map_err(|e| not_observed(cx, held.keys().cloned().collect(), e.into()))?;
     let cleared = resync(&held, &readings);
     let now = now_epoch();
-    let mut parts = vec![];
-    let mut transient = None;
-    if let Some(e) = unread {
-        parts.push(ctx.failed(vec!["ARC autoshifts".into()], &e));
-        transient = e.retryable.then_some(e);
-    }
-    for (az, hold) in &held {
-        if let Some(over) = cleared.get(az) {
-            let (report, t) = reconcile(
-                ballast,
-                ctx,
-                &Change::Clear(over.clone()),
+    let zones = held
+        .iter()
+        .map(|(az, hold)| match cleared.get(az) {
+            Some(over) => Zone::Change {
+                az: az.clone(),
+                change: Change::Clear(over.clone()),
+                evidence: None,
+                observed: Some(fleet.clone()),
+            },
+            None => Zone::Held(still_held(
+                &fleet,
                 az,
-                invocation,
-                None,
-                Some(fleet.clone()),
-            )
-            .await;
-            transient = transient.or(t);
-            parts.push(report);
-            continue;
-        }
-        let plan = still_held(&fleet, az, hold, now, ballast.config.evacuation_warn_hours);
-        parts.push(ctx.conclude(plan, vec![], false));
+                hold,
+                now,
+                ballast.config.evacuation_warn_hours,
+            )),
+        })
+        .collect();
+    let mut work = Work::sweep(zones, "evacuated Availability Zone(s)", none);
+    if let Some(e) = unread {
+        work.settled
+            .push(not_observed(cx, vec!["ARC autoshifts".into()], e.into()));
     }
-    (
-        merge_sweep(ctx, "evacuated Availability Zone(s)", parts),
-        transient,
-    )
+    Ok(work)
 }
 
 /// Reads back the alarms and autoshifts that hold zones. A failed alarm

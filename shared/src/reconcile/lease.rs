@@ -25,7 +25,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::aws::{database, fleet, Aws, AwsError};
+#[cfg(feature = "rds")]
+use crate::aws::database;
+#[cfg(feature = "autoscaling")]
+use crate::aws::fleet;
+use crate::aws::{Aws, AwsError};
 use crate::report::now_epoch;
 use crate::tags;
 
@@ -40,9 +44,11 @@ pub const DEFAULT_TTL_SECS: i64 = 310;
 pub enum Scope {
     /// Auto Scaling groups, by name: for evacuations, every managed group
     /// (the evacuated-AZ limit is fleet-wide).
+    #[cfg(feature = "autoscaling")]
     Groups(Vec<String>),
     /// A DB instance (`id`, and `arn` for its tags): the failed primary
     /// whose standby replica is promoted.
+    #[cfg(feature = "rds")]
     Db { id: String, arn: String },
 }
 
@@ -163,6 +169,7 @@ pub async fn acquire(
 /// The lock on each resource of `scope`.
 async fn holders(aws: &Aws, scope: &Scope) -> Result<Vec<(String, Option<Lock>)>, AwsError> {
     Ok(match scope {
+        #[cfg(feature = "autoscaling")]
         Scope::Groups(names) => {
             let groups = fleet::describe_groups(&aws.autoscaling, names).await?;
             names
@@ -177,6 +184,7 @@ async fn holders(aws: &Aws, scope: &Scope) -> Result<Vec<(String, Option<Lock>)>
                 })
                 .collect()
         }
+        #[cfg(feature = "rds")]
         Scope::Db { id, .. } => {
             let lock = database::describe_instance(&aws.rds, id)
                 .await?
@@ -189,7 +197,9 @@ async fn holders(aws: &Aws, scope: &Scope) -> Result<Vec<(String, Option<Lock>)>
 impl Lease {
     fn resources(&self) -> Vec<String> {
         match &self.scope {
+            #[cfg(feature = "autoscaling")]
             Scope::Groups(names) => names.clone(),
+            #[cfg(feature = "rds")]
             Scope::Db { id, .. } => vec![id.clone()],
         }
     }
@@ -204,9 +214,11 @@ impl Lease {
         settle: Duration,
     ) -> Result<Option<(String, String)>, AwsError> {
         match &self.scope {
+            #[cfg(feature = "autoscaling")]
             Scope::Groups(names) => {
                 fleet::tag_groups(&aws.autoscaling, names, tags::LOCK, value).await?
             }
+            #[cfg(feature = "rds")]
             Scope::Db { arn, .. } => database::add_tag(&aws.rds, arn, tags::LOCK, value).await?,
         }
         if started.elapsed() >= settle {
@@ -253,9 +265,11 @@ impl Lease {
         for resource in mine {
             for attempt in 1..=RELEASE_TRIES {
                 let result = match &self.scope {
+                    #[cfg(feature = "autoscaling")]
                     Scope::Groups(_) => {
                         fleet::untag_group(&aws.autoscaling, &resource, tags::LOCK).await
                     }
+                    #[cfg(feature = "rds")]
                     Scope::Db { arn, .. } => database::remove_tag(&aws.rds, arn, tags::LOCK).await,
                 };
                 match result {

@@ -1,28 +1,226 @@
-//! The reconcilers: one per function, each observe → decide → execute →
-//! report. An event says where to look; the live state says what to do.
+//! The reconcilers: one per function, each a [`Reconciler`] — where an
+//! event says to look, what is there now, what to do about it — run by one
+//! generic [`handle`]: classify, list the work (one item for an event, every
+//! item for a sweep), then for each item observe → decide → execute (under
+//! a lease) → report, and publish one report.
 
+#[cfg(feature = "az-impairment")]
 pub mod az_impairment;
 pub mod lease;
+#[cfg(feature = "rds-failover")]
 pub mod rds_failover;
+#[cfg(feature = "unhealthy-target")]
 pub mod unhealthy_target;
 pub mod unreported;
-
-use thiserror::Error;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use thiserror::Error;
 
 use crate::aws::{reports, AwsError};
+use crate::conclude::ReportContext;
+use crate::context::{Ballast, Invocation};
 use crate::decide::Plan;
-use crate::event::short_name;
 use crate::event::Inbound;
-use crate::execute::ReportContext;
 use crate::execute::{execute, DEADLINE_MARGIN};
-use crate::report::{Outcome, Report, Severity};
-use crate::runtime::Ballast;
-use crate::runtime::Invocation;
+use crate::failure::{stand_down, Failure};
+use crate::report::{Outcome, Report};
+
+/// One function's reconciler. The event (or the schedule, or an operator)
+/// names an intent; the intent names the work; each item of the work is
+/// observed, decided on (pure) and acted on; the handler reports.
+pub trait Reconciler: Sync {
+    /// The Lambda function's name, as in reports and metrics.
+    const FUNCTION: &'static str;
+    /// Where an event says to look.
+    type Intent: Send;
+    /// One thing to reconcile: a target group, a DB resource, a zone.
+    type Item: Send + Sync;
+    /// What [`Reconciler::observe`] reads about one item.
+    type State: Send + Sync;
+
+    /// Reads the event; `Err` is the reason it is ignored. No AWS call.
+    fn intent_of(inbound: &Inbound) -> Result<Self::Intent, String>;
+
+    /// The items an intent covers (an event names one, a sweep lists every
+    /// one), or the report that ends the invocation before any.
+    fn work(
+        cx: &Cx<'_>,
+        intent: Self::Intent,
+    ) -> impl Future<Output = Result<Work<Self::Item>, Reconciled>> + Send;
+
+    /// The live state of `item` (`None`: it does not exist). `seen` is what
+    /// was read before the lease was won, for a reconciler that reads again
+    /// only what another invocation may have changed meanwhile.
+    fn observe(
+        cx: &Cx<'_>,
+        item: &Self::Item,
+        seen: Option<Self::State>,
+    ) -> impl Future<Output = Result<Option<Self::State>, AwsError>> + Send;
+
+    /// The plan for `item` in `state` (pure, given the policy of `cx`).
+    fn decide(cx: &Cx<'_>, item: &Self::Item, state: &Self::State) -> Plan;
+
+    /// The resources one invocation at a time may change for `plan`.
+    fn lease(item: &Self::Item, state: &Self::State, plan: &Plan) -> Option<lease::Scope>;
+
+    /// The item as a report names it, e.g. `target group arn:…`.
+    fn describe(item: &Self::Item) -> String;
+
+    /// The item as a report's resource.
+    fn resource(item: &Self::Item) -> String;
+
+    /// One item: observe → decide → act under the lease. A reconciler
+    /// whose work includes items settled without AWS overrides it.
+    fn reconcile(cx: &Cx<'_>, item: &Self::Item) -> impl Future<Output = Reconciled> + Send {
+        reconcile::<Self>(cx, item)
+    }
+}
+
+/// Everything one invocation works with.
+pub struct Cx<'a> {
+    pub ballast: &'a Ballast,
+    pub report: ReportContext,
+    pub invocation: &'a Invocation,
+}
+
+/// What an intent asks for.
+#[derive(Debug)]
+pub struct Work<T> {
+    pub items: Vec<T>,
+    /// Reports settled while listing the items (reported first).
+    pub settled: Vec<Reconciled>,
+    /// A sweep reports every item in one merged report, even one item.
+    pub sweep: bool,
+    /// How a merged report names the items (`tagged DB resource(s)`).
+    pub what: String,
+    /// The situation reported when there is no item.
+    pub none: String,
+    /// An operator's rehearsal: decide and report, change nothing.
+    pub rehearsal: bool,
+}
+
+impl<T> Work<T> {
+    /// An event's one item.
+    pub fn one(item: T) -> Self {
+        Work::of(vec![item], "", "")
+    }
+
+    /// Items an event names (one report each, merged when several).
+    pub fn of(items: Vec<T>, what: impl Into<String>, none: impl Into<String>) -> Self {
+        Work {
+            items,
+            settled: vec![],
+            sweep: false,
+            what: what.into(),
+            none: none.into(),
+            rehearsal: false,
+        }
+    }
+
+    /// A sweep's items (always one merged report).
+    pub fn sweep(items: Vec<T>, what: impl Into<String>, none: impl Into<String>) -> Self {
+        Work {
+            sweep: true,
+            ..Work::of(items, what, none)
+        }
+    }
+}
+
+/// What reconciling one item yields: its report, and the failure (if any)
+/// that should make Lambda retry once the report is out.
+pub type Reconciled = (Report, Option<Failure>);
+
+/// The Lambda handler of reconciler `R`: classify the payload, ignore what
+/// `R` does not handle (with the reason), reconcile the work, report.
+pub async fn handle<R: Reconciler>(
+    ballast: &Ballast,
+    payload: Value,
+    invocation: Invocation,
+) -> Result<Report, HandlerError> {
+    let inbound = Inbound::classify(&payload);
+    let cx = Cx {
+        ballast,
+        report: ReportContext {
+            function: R::FUNCTION,
+            trigger: inbound.trigger(&invocation.request_id),
+            region: ballast.aws.region.clone(),
+        },
+        invocation: &invocation,
+    };
+    let (report, transient) = match R::intent_of(&inbound) {
+        Err(reason) => (cx.report.ignored(reason), None),
+        Ok(intent) => match R::work(&cx, intent).await {
+            Err(early) => early,
+            Ok(work) if work.rehearsal && !ballast.config.dry_run => {
+                let rehearsal = ballast.rehearsal();
+                run::<R>(
+                    &Cx {
+                        ballast: &rehearsal,
+                        ..cx
+                    },
+                    work,
+                )
+                .await
+            }
+            Ok(work) => run::<R>(&cx, work).await,
+        },
+    };
+    finish(ballast, report, transient, invocation.deadline).await
+}
+
+/// Every item of `work`, one after the other; one report.
+async fn run<R: Reconciler>(cx: &Cx<'_>, work: Work<R::Item>) -> Reconciled {
+    let mut parts = Vec::with_capacity(work.settled.len() + work.items.len());
+    let mut transient: Option<Failure> = None;
+    for (report, t) in work.settled {
+        transient = transient.or(t);
+        parts.push(report);
+    }
+    for item in &work.items {
+        let (report, t) = R::reconcile(cx, item).await;
+        transient = transient.or(t);
+        parts.push(report);
+    }
+    if parts.is_empty() {
+        return (
+            cx.report
+                .conclude(Plan::noop(work.none, vec![]), vec![], false),
+            None,
+        );
+    }
+    let report = match <[Report; 1]>::try_from(parts) {
+        Ok([one]) if !work.sweep => one,
+        Ok(one) => cx.report.merge(&work.what, one.into()),
+        Err(parts) => cx.report.merge(&work.what, parts),
+    };
+    (report, transient)
+}
+
+/// One item, the way every reconciler does it: observe, decide, and carry
+/// the plan out under the lease, deciding again on what the lease holder
+/// reads.
+pub async fn reconcile<R: Reconciler + ?Sized>(cx: &Cx<'_>, item: &R::Item) -> Reconciled {
+    let state = match R::observe(cx, item, None).await {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            let reason = format!("{} does not exist", R::describe(item));
+            return (cx.report.ignored(reason), None);
+        }
+        Err(e) => return not_observed(cx, vec![R::resource(item)], e.into()),
+    };
+    let plan = R::decide(cx, item, &state);
+    let scope = R::lease(item, &state, &plan);
+    carry_out_leased(cx, plan, scope, || async {
+        Ok(match R::observe(cx, item, Some(state)).await? {
+            Some(state) => R::decide(cx, item, &state),
+            None => Plan::ignored(format!("{} no longer exists", R::describe(item)), vec![]),
+        })
+    })
+    .await
+}
 
 /// Why an invocation ends in a Lambda error (so Lambda retries it, then
 /// hands it to the dead-letter queue). Anything else is answered with a report.
@@ -32,7 +230,7 @@ pub enum HandlerError {
     Transient {
         function: String,
         summary: String,
-        source: AwsError,
+        source: Failure,
     },
     #[error("{function}: the report could not be published ({source}); report: {report}")]
     Publish {
@@ -40,6 +238,27 @@ pub enum HandlerError {
         report: String,
         source: AwsError,
     },
+}
+
+impl HandlerError {
+    /// The invocation found another one changing its resource and stood
+    /// down (Lambda retries it): by design, not a failure.
+    pub fn is_stand_down(&self) -> bool {
+        matches!(self, HandlerError::Transient { source, .. } if source.is_lock_held())
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::Transient { .. } => "Ballast.TransientAwsError",
+            HandlerError::Publish { .. } => "Ballast.ReportNotPublished",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// Publishing a report is tried this many times (each with the SDK's own
@@ -82,10 +301,10 @@ fn time_left(deadline: Option<Instant>) -> Duration {
 /// turns a transient failure into a Lambda error after the report is out.
 /// A report that cannot be published is the Lambda error itself, whole, so
 /// that the dead-letter queue keeps it.
-pub async fn finish(
+async fn finish(
     ballast: &Ballast,
     report: Report,
-    transient: Option<AwsError>,
+    transient: Option<Failure>,
     deadline: Option<Instant>,
 ) -> Result<Report, HandlerError> {
     let json = report.to_json();
@@ -119,150 +338,41 @@ pub async fn finish(
     }
 }
 
-/// The first retryable error among `errors`, if any.
-pub fn first_transient<'a>(errors: impl IntoIterator<Item = &'a AwsError>) -> Option<AwsError> {
-    errors.into_iter().find(|e| e.retryable).cloned()
-}
-
-impl HandlerError {
-    /// The invocation found another one changing its resource and stood
-    /// down (Lambda retries it): by design, not a failure.
-    pub fn is_stand_down(&self) -> bool {
-        matches!(self, HandlerError::Transient { source, .. } if source.has_code(LOCK_HELD))
-    }
-}
-
-/// The error code of a lease found held.
-pub const LOCK_HELD: &str = "LockHeld";
-
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let error_type = match &e {
-            HandlerError::Transient { .. } => "Ballast.TransientAwsError",
-            HandlerError::Publish { .. } => "Ballast.ReportNotPublished",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
-/// One report for a sweep over `parts` (one report per resource looked at):
-/// the outcome that matters most, every resource and action, each part's
-/// outcome in the summary and each non-trivial reason.
-pub fn merge_sweep(ctx: &ReportContext, what: &str, parts: Vec<Report>) -> Report {
-    let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
-    let mut outcome = Outcome::Noop;
-    let mut severity = Severity::Info;
-    let mut lines = vec![];
-    let mut reasons = vec![];
-    for part in parts {
-        let name = part
-            .resources
-            .first()
-            .map(|r| short_name(r).to_string())
-            .unwrap_or_default();
-        if part.outcome != Outcome::Ignored {
-            outcome = outcome.worst(part.outcome);
-            severity = severity.max(part.severity);
-        }
-        lines.push(format!("{name} {}", part.outcome.as_str()));
-        if let (Some(r), true) = (&part.reason, part.outcome != Outcome::Noop) {
-            reasons.push(format!("{name}: {r}"));
-        }
-        if part.outcome.is_published() && !part.evidence.is_empty() {
-            report
-                .evidence
-                .insert(name.clone(), serde_json::Value::Object(part.evidence));
-        }
-        report.resources.extend(part.resources);
-        report.actions.extend(part.actions);
-    }
-    report.outcome = outcome;
-    report.severity = severity;
-    report.summary = format!("Sweep of {} {what}: {}.", lines.len(), lines.join(", "));
-    report.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    report
-}
-
-/// What reconciling one resource yields: its report, and the transient AWS
-/// error (if any) that should make Lambda retry once the report is out.
-pub type Reconciled = (Report, Option<AwsError>);
-
-/// A handler's frame, the same for every function: classify the payload,
-/// ignore what the function does not handle (with the reason), `act` on the
-/// rest, then report.
-pub async fn respond<I, F, Fut>(
-    ballast: &Ballast,
-    function: &'static str,
-    payload: Value,
-    invocation: &Invocation,
-    intent_of: fn(&Inbound) -> Result<I, String>,
-    act: F,
-) -> Result<Report, HandlerError>
-where
-    F: FnOnce(ReportContext, I) -> Fut,
-    Fut: Future<Output = Reconciled>,
-{
-    let inbound = Inbound::classify(&payload);
-    let ctx = ReportContext {
-        function,
-        trigger: inbound.trigger(&invocation.request_id),
-        region: ballast.aws.region.clone(),
-    };
-    let (report, transient) = match intent_of(&inbound) {
-        Err(reason) => (ctx.ignored(reason), None),
-        Ok(intent) => act(ctx, intent).await,
-    };
-    finish(ballast, report, transient, invocation.deadline).await
-}
-
 /// Execute a decided plan (dry run and deadline honoured) and report it.
-pub async fn carry_out(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    plan: Plan,
-    invocation: &Invocation,
-) -> Reconciled {
-    let applied = execute(
-        &plan,
-        &ballast.aws,
-        ballast.config.dry_run,
-        invocation.deadline,
-    )
-    .await;
-    let transient = first_transient(applied.iter().filter_map(|a| a.error.as_ref()));
-    (
-        ctx.conclude(plan, applied, ballast.config.dry_run),
-        transient,
-    )
+async fn carry_out(cx: &Cx<'_>, plan: Plan) -> Reconciled {
+    let dry_run = cx.ballast.config.dry_run;
+    let applied = execute(&plan, &cx.ballast.aws, dry_run, cx.invocation.deadline).await;
+    let transient = applied
+        .iter()
+        .filter_map(|a| a.error.as_ref())
+        .find(|e| e.retryable())
+        .cloned();
+    (cx.report.conclude(plan, applied, dry_run), transient)
 }
 
 /// Carries out `plan` under a lease on `scope` (see [`lease`]) when it has
 /// steps (it acts, or declines and trips a breaker) and this is not a dry
-/// run: once the lease is won, `redecide` observes and
-/// decides again, and that plan is carried out. A lease held by another
-/// invocation changes nothing, is not published, and makes Lambda retry.
-pub async fn carry_out_leased<F, Fut>(
-    ballast: &Ballast,
-    ctx: &ReportContext,
+/// run: once the lease is won, `redecide` observes and decides again, and
+/// that plan is carried out. A lease held by another invocation changes
+/// nothing, is not published, and makes Lambda retry.
+async fn carry_out_leased<F, Fut>(
+    cx: &Cx<'_>,
     plan: Plan,
     scope: Option<lease::Scope>,
-    invocation: &Invocation,
     redecide: F,
 ) -> Reconciled
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Plan, AwsError>>,
 {
+    let ballast = cx.ballast;
     let acts = !plan.steps.is_empty() && !ballast.config.dry_run;
     let Some(scope) = scope.filter(|_| acts) else {
-        return carry_out(ballast, ctx, plan, invocation).await;
+        return carry_out(cx, plan).await;
     };
     let resources = plan.resources;
-    let token = lease::token(&invocation.request_id);
-    let until = lease::expiry(invocation.deadline);
+    let token = lease::token(&cx.invocation.request_id);
+    let until = lease::expiry(cx.invocation.deadline);
     let leased = lease::acquire(
         &ballast.aws,
         scope,
@@ -274,48 +384,28 @@ where
     let won = match leased {
         Ok(lease::Leased::Won(won)) => won,
         Ok(lease::Leased::Lost { resource, holder }) => {
-            let error = lease_held(&resource, &holder);
-            let standing_down = Plan {
-                evidence: Default::default(),
-                reason: Some(error.message.clone()),
-                ..Plan::noop(
-                    format!(
-                        "Another invocation is changing {resource}: standing down, to be retried."
-                    ),
-                    resources,
-                )
-            };
-            return (ctx.conclude(standing_down, vec![], false), Some(error));
+            let standing_down = Plan::noop(
+                format!("Another invocation is changing {resource}: standing down, to be retried."),
+                resources,
+            );
+            let plan = standing_down.with_reason(stand_down(&resource, &holder));
+            let held = Failure::LockHeld { resource, holder };
+            return (cx.report.conclude(plan, vec![], false), Some(held));
         }
-        Err(e) => return not_observed(ctx, resources, e),
+        Err(e) => return not_observed(cx, resources, e.into()),
     };
     let result = match redecide().await {
-        Ok(plan) => carry_out(ballast, ctx, plan, invocation).await,
-        Err(e) => not_observed(ctx, resources, e),
+        Ok(plan) => carry_out(cx, plan).await,
+        Err(e) => not_observed(cx, resources, e.into()),
     };
     won.release(&ballast.aws).await;
     result
 }
 
-/// The error that makes Lambda retry an invocation that found the lease
-/// held: by then the holder has acted, and the retry finds the state
-/// converged (or, for another AZ, decides under the limit).
-pub fn lease_held(resource: &str, holder: &str) -> AwsError {
-    AwsError {
-        operation: "lease",
-        resource: resource.to_string(),
-        code: Some(LOCK_HELD.into()),
-        message: format!(
-            "another invocation ({holder}) is changing {resource}; this one stands down and is retried"
-        ),
-        retryable: true,
-    }
-}
-
 /// Reading the live state failed: nothing was changed; retry if transient.
-pub fn not_observed(ctx: &ReportContext, resources: Vec<String>, error: AwsError) -> Reconciled {
-    let report = ctx.failed(resources, &error);
-    (report, error.retryable.then_some(error))
+pub fn not_observed(cx: &Cx<'_>, resources: Vec<String>, failure: Failure) -> Reconciled {
+    let report = cx.report.failed(resources, &failure);
+    (report, failure.retryable().then_some(failure))
 }
 
 /// Each function's reading of a raw payload, as Lambda hands it over: JSON
@@ -323,13 +413,19 @@ pub fn not_observed(ctx: &ReportContext, resources: Vec<String>, error: AwsError
 /// intent (or the reason it ignores the payload). No AWS call. This is the
 /// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
 /// the property is that it answers for any bytes, never panicking.
+#[cfg(all(
+    feature = "fuzz",
+    feature = "unhealthy-target",
+    feature = "rds-failover",
+    feature = "az-impairment"
+))]
 pub fn read_payload(bytes: &[u8]) -> Result<[Result<String, String>; 3], String> {
     let payload: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let inbound = Inbound::classify(&payload);
     let _ = inbound.trigger("fuzz");
     Ok([
-        unhealthy_target::intent_of(&inbound).map(|i| format!("{i:?}")),
-        rds_failover::intent_of(&inbound).map(|i| format!("{i:?}")),
-        az_impairment::intent_of(&inbound).map(|i| format!("{i:?}")),
+        unhealthy_target::UnhealthyTarget::intent_of(&inbound).map(|i| format!("{i:?}")),
+        rds_failover::RdsFailover::intent_of(&inbound).map(|i| format!("{i:?}")),
+        az_impairment::AzImpairment::intent_of(&inbound).map(|i| format!("{i:?}")),
     ])
 }

@@ -2,19 +2,20 @@
 //! instance; the writer is verified, the tagged CNAME kept on it, and a
 //! standby replica promoted when its primary has failed.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use super::{
-    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
+use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
+use crate::aws::database::{self, Listing};
+use crate::aws::{dns, AwsError};
+use crate::context::Ballast;
+use crate::decide::rds_failover::{
+    decide, parse_dns_tag, Cluster, Instance, Policy, Promotion, Signal, Subject,
 };
-use crate::aws::{database, dns, AwsError};
-use crate::decide::rds_failover::{decide, parse_dns_tag, Policy, Promotion, Signal, Subject};
-use crate::decide::Step;
+use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
-use crate::execute::ReportContext;
-use crate::report::Report;
-use crate::runtime::{Ballast, Invocation};
 use crate::tags;
 
 pub const FUNCTION: &str = "rds-failover";
@@ -39,7 +40,7 @@ pub enum Intent {
 }
 
 /// Reads the event; `Err` is the reason it is ignored.
-pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
     match inbound {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(a) => Err(format!(
@@ -108,29 +109,84 @@ fn is_db_identifier(id: &str) -> bool {
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// The Lambda handler.
-pub async fn handle(
-    ballast: &Ballast,
-    payload: Value,
-    invocation: Invocation,
-) -> Result<Report, HandlerError> {
-    let invocation = &invocation;
-    respond(
-        ballast,
-        FUNCTION,
-        payload,
-        invocation,
-        intent_of,
-        |ctx, intent| async move {
-            match intent {
-                Intent::Db { target, signal } => {
-                    reconcile(ballast, &ctx, &target, &signal, invocation).await
-                }
-                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
-            }
-        },
-    )
-    .await
+/// The reconciler of `rds-failover`.
+pub struct RdsFailover;
+
+/// A DB resource to reconcile, what the event says about it, and the
+/// sweep's listing to observe it from.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub target: Target,
+    pub signal: Signal,
+    pub listed: Option<Arc<Listing>>,
+}
+
+impl Reconciler for RdsFailover {
+    const FUNCTION: &'static str = FUNCTION;
+    type Intent = Intent;
+    type Item = Db;
+    type State = Subject;
+
+    fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+        intent_of(inbound)
+    }
+
+    async fn work(cx: &Cx<'_>, intent: Intent) -> Result<Work<Db>, Reconciled> {
+        match intent {
+            Intent::Db { target, signal } => Ok(Work::one(Db {
+                target,
+                signal,
+                listed: None,
+            })),
+            Intent::Sweep => sweep(cx).await,
+        }
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        db: &Db,
+        seen: Option<Subject>,
+    ) -> Result<Option<Subject>, AwsError> {
+        // Under the lease, everything is read again from RDS.
+        let listed = db.listed.as_deref().filter(|_| seen.is_none());
+        observe(cx.ballast, &db.target, listed).await
+    }
+
+    fn decide(cx: &Cx<'_>, db: &Db, subject: &Subject) -> Plan {
+        let config = &cx.ballast.config;
+        let policy = Policy {
+            dns_ttl: config.dns_ttl,
+            now: crate::report::now_epoch(),
+            promotion_settle_secs: config.promotion_settle_secs,
+        };
+        decide(subject, &db.signal, &policy)
+    }
+
+    fn lease(_: &Db, subject: &Subject, plan: &Plan) -> Option<lease::Scope> {
+        // A promotion is leased on the failed primary: two invocations must
+        // not both promote (AWS refuses the second, or, later, promotes
+        // twice). Finishing one (moving the tags off the primary) is leased
+        // alike.
+        let promotes = plan.steps.iter().any(|s| {
+            matches!(s, Step::PromoteReplica { .. })
+                || matches!(s, Step::RemoveTag { key, .. } if key == tags::STANDBY_REPLICA)
+        });
+        match (subject, promotes) {
+            (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db {
+                id: primary.id.clone(),
+                arn: primary.arn.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn describe(db: &Db) -> String {
+        format!("DB resource {}", target_name(&db.target))
+    }
+
+    fn resource(db: &Db) -> String {
+        target_name(&db.target).to_string()
+    }
 }
 
 fn target_name(target: &Target) -> &str {
@@ -139,76 +195,55 @@ fn target_name(target: &Target) -> &str {
     }
 }
 
-async fn reconcile(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    target: &Target,
-    signal: &Signal,
-    invocation: &Invocation,
-) -> Reconciled {
-    let subject = match observe(ballast, target).await {
-        Ok(Some(subject)) => subject,
-        Ok(None) => {
-            return (
-                ctx.ignored(format!(
-                    "DB resource {} does not exist",
-                    target_name(target)
-                )),
-                None,
-            )
+/// Where DB resources are read: RDS, or the listing a sweep read once.
+#[derive(Clone, Copy)]
+struct Rds<'a> {
+    client: &'a aws_sdk_rds::Client,
+    listed: Option<&'a Listing>,
+}
+
+impl Rds<'_> {
+    async fn instance(&self, id: &str) -> Result<Option<Instance>, AwsError> {
+        match self.listed {
+            Some(listing) => Ok(listing.instance(id)),
+            None => database::describe_instance(self.client, id).await,
         }
-        Err(e) => return not_observed(ctx, vec![target_name(target).to_string()], e),
-    };
-    let policy = Policy {
-        dns_ttl: ballast.config.dns_ttl,
-        now: crate::report::now_epoch(),
-        promotion_settle_secs: ballast.config.promotion_settle_secs,
-    };
-    let plan = decide(&subject, signal, &policy);
-    // A promotion is leased on the failed primary: two invocations must not
-    // both promote (AWS refuses the second, or, later, promotes twice).
-    // Finishing one (moving the tags off the primary) is leased alike.
-    let promotes = plan.steps.iter().any(|s| {
-        matches!(s, Step::PromoteReplica { .. })
-            || matches!(s, Step::RemoveTag { key, .. } if key == tags::STANDBY_REPLICA)
-    });
-    let scope = match (&subject, promotes) {
-        (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db {
-            id: primary.id.clone(),
-            arn: primary.arn.clone(),
-        }),
-        _ => None,
-    };
-    carry_out_leased(ballast, ctx, plan, scope, invocation, || async {
-        match observe(ballast, target).await? {
-            Some(subject) => Ok(decide(&subject, signal, &policy)),
-            None => Ok(crate::decide::Plan::ignored(
-                format!("DB resource {} no longer exists", target_name(target)),
-                vec![],
-            )),
+    }
+
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>, AwsError> {
+        match self.listed {
+            Some(listing) => Ok(listing.cluster(id)),
+            None => database::describe_cluster(self.client, id).await,
         }
-    })
-    .await
+    }
 }
 
 /// Reads the live state around the target: a cluster with its writer, or an
 /// instance with its standby replica, and the tagged record's current value.
 /// An Aurora member resolves to its cluster, a read replica to its primary.
-pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subject>, AwsError> {
-    let aws = &ballast.aws;
+/// With `listed` (a sweep's one listing), DB resources are read from it.
+pub async fn observe(
+    ballast: &Ballast,
+    target: &Target,
+    listed: Option<&Listing>,
+) -> Result<Option<Subject>, AwsError> {
+    let rds = Rds {
+        client: &ballast.aws.rds,
+        listed,
+    };
     let instance = match target {
-        Target::Cluster(id) => return observe_cluster(ballast, id).await,
-        Target::Either(id) => match observe_cluster(ballast, id).await? {
+        Target::Cluster(id) => return observe_cluster(ballast, rds, id).await,
+        Target::Either(id) => match observe_cluster(ballast, rds, id).await? {
             Some(subject) => return Ok(Some(subject)),
-            None => database::describe_instance(&aws.rds, id).await?,
+            None => rds.instance(id).await?,
         },
-        Target::Instance(id) => database::describe_instance(&aws.rds, id).await?,
+        Target::Instance(id) => rds.instance(id).await?,
     };
     let Some(mut primary) = instance else {
         return Ok(None);
     };
     if let Some(cluster) = primary.cluster.clone() {
-        return observe_cluster(ballast, &cluster).await;
+        return observe_cluster(ballast, rds, &cluster).await;
     }
     // A read replica is never the writer: its events (replication errors, a
     // restart) and any tags it inherited are handled at its primary. A
@@ -216,7 +251,7 @@ pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subjec
     // that source until the promotion has moved the tags, then on its own.
     if let Some(source) = primary.source.clone() {
         let promoted = Promotion::of(&primary, &source).is_some();
-        if let Some(p) = database::describe_instance(&aws.rds, &source).await? {
+        if let Some(p) = rds.instance(&source).await? {
             let finishing = p
                 .tags
                 .get(tags::STANDBY_REPLICA)
@@ -227,7 +262,7 @@ pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subjec
         }
     }
     let standby = match primary.tags.get(tags::STANDBY_REPLICA) {
-        Some(r) if !r.trim().is_empty() => database::describe_instance(&aws.rds, r.trim()).await?,
+        Some(r) if !r.trim().is_empty() => rds.instance(r.trim()).await?,
         _ => None,
     };
     let dns_current = current_record(ballast, primary.tags.get(tags::DNS_RECORD)).await?;
@@ -238,13 +273,16 @@ pub async fn observe(ballast: &Ballast, target: &Target) -> Result<Option<Subjec
     }))
 }
 
-async fn observe_cluster(ballast: &Ballast, id: &str) -> Result<Option<Subject>, AwsError> {
-    let aws = &ballast.aws;
-    let Some(cluster) = database::describe_cluster(&aws.rds, id).await? else {
+async fn observe_cluster(
+    ballast: &Ballast,
+    rds: Rds<'_>,
+    id: &str,
+) -> Result<Option<Subject>, AwsError> {
+    let Some(cluster) = rds.cluster(id).await? else {
         return Ok(None);
     };
     let writer = match cluster.members.iter().find(|m| m.is_writer) {
-        Some(m) => database::describe_instance(&aws.rds, &m.id).await?,
+        Some(m) => rds.instance(&m.id).await?,
         None => None,
     };
     let dns_current = current_record(ballast, cluster.tags.get(tags::DNS_RECORD)).await?;
@@ -267,32 +305,28 @@ async fn current_record(
     }
 }
 
-/// Every DB resource carrying a Ballast tag, each reconciled; one report.
-async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
-    let (clusters, instances) = match database::tagged(&ballast.aws.rds).await {
-        Ok(found) => found,
-        Err(e) => return not_observed(ctx, vec!["tagged DB resources".into()], e),
-    };
-    let targets: Vec<Target> = clusters
+/// Every DB resource carrying a Ballast tag, observed from one listing.
+async fn sweep(cx: &Cx<'_>) -> Result<Work<Db>, Reconciled> {
+    let listing = database::list(&cx.ballast.aws.rds)
+        .await
+        .map_err(|e| not_observed(cx, vec!["tagged DB resources".into()], e.into()))?;
+    let listing = Arc::new(listing);
+    let (clusters, instances) = listing.tagged();
+    let targets = clusters
         .into_iter()
         .map(|c| Target::Cluster(c.id))
         .chain(instances.into_iter().map(|i| Target::Instance(i.id)))
+        .map(|target| Db {
+            target,
+            signal: Signal::default(),
+            listed: Some(Arc::clone(&listing)),
+        })
         .collect();
-    if targets.is_empty() {
-        let plan = crate::decide::Plan::noop(
-            "Sweep: no DB cluster or instance carries a ballast tag.",
-            vec![],
-        );
-        return (ctx.conclude(plan, vec![], false), None);
-    }
-    let mut parts = Vec::with_capacity(targets.len());
-    let mut transient = None;
-    for target in &targets {
-        let (report, t) = reconcile(ballast, ctx, target, &Signal::default(), invocation).await;
-        transient = transient.or(t);
-        parts.push(report);
-    }
-    (merge_sweep(ctx, "tagged DB resource(s)", parts), transient)
+    Ok(Work::sweep(
+        targets,
+        "tagged DB resource(s)",
+        "Sweep: no DB cluster or instance carries a ballast tag.",
+    ))
 }
 
 #[cfg(test)]

@@ -4,23 +4,21 @@
 //! and the breaker on the ASG's own replacement trips or closes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{
-    carry_out_leased, lease, merge_sweep, not_observed, respond, HandlerError, Reconciled,
-};
+use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{balancer, fleet, AwsError};
+use crate::context::Ballast;
 use crate::decide::budget::OwnReplacements;
 use crate::decide::unhealthy_target::{
     decide, AsgMembership, AsgState, Policy, TargetGroupState, TargetState,
 };
+use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
 use crate::event::{direct_usage, is_scheduled, json_kind, partition_of, Arn, Inbound};
-use crate::execute::ReportContext;
 use crate::report::now_epoch;
-use crate::report::Report;
-use crate::runtime::{Ballast, Invocation};
 use crate::tags;
 
 pub const FUNCTION: &str = "unhealthy-target";
@@ -37,7 +35,7 @@ pub enum Intent {
 }
 
 /// Reads the event; `Err` is the reason it is ignored.
-pub fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
     match inbound {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
@@ -126,75 +124,85 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
     Ok(Intent::TargetGroup(arn))
 }
 
-/// The Lambda handler.
-pub async fn handle(
-    ballast: &Ballast,
-    payload: Value,
-    invocation: Invocation,
-) -> Result<Report, HandlerError> {
-    let invocation = &invocation;
-    respond(
-        ballast,
-        FUNCTION,
-        payload,
-        invocation,
-        intent_of,
-        |ctx, intent| async move {
-            match intent {
-                Intent::TargetGroup(arn) => reconcile(ballast, &ctx, &arn, invocation).await,
-                Intent::Sweep => sweep(ballast, &ctx, invocation).await,
-            }
-        },
-    )
-    .await
+/// The reconciler of `unhealthy-target`.
+pub struct UnhealthyTarget;
+
+/// A target group to reconcile, and the managed groups a sweep listed once.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub arn: String,
+    pub managed: Option<Arc<Vec<fleet::Group>>>,
 }
 
-/// One target group: observe → decide → execute → report.
-async fn reconcile(
-    ballast: &Ballast,
-    ctx: &ReportContext,
-    arn: &str,
-    invocation: &Invocation,
-) -> Reconciled {
-    if let Some(a) = Arn::parse(arn).filter(|a| a.region != ballast.aws.region) {
-        return (
-            ctx.ignored(format!(
-                "{arn} is in {}, this function serves {}",
-                a.region, ballast.aws.region
-            )),
-            None,
-        );
+impl Reconciler for UnhealthyTarget {
+    const FUNCTION: &'static str = FUNCTION;
+    type Intent = Intent;
+    type Item = Target;
+    type State = TargetGroupState;
+
+    fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
+        intent_of(inbound)
     }
-    let policy = policy(ballast);
-    let state = match observe(ballast, arn, &policy).await {
-        Ok(Some(state)) => state,
-        Ok(None) => {
-            return (
-                ctx.ignored(format!("target group {arn} does not exist")),
-                None,
-            )
+
+    async fn work(cx: &Cx<'_>, intent: Intent) -> Result<Work<Target>, Reconciled> {
+        let region = &cx.ballast.aws.region;
+        match intent {
+            Intent::TargetGroup(arn) => match Arn::parse(&arn).filter(|a| a.region != *region) {
+                Some(a) => Err((
+                    cx.report.ignored(format!(
+                        "{arn} is in {}, this function serves {region}",
+                        a.region
+                    )),
+                    None,
+                )),
+                None => Ok(Work::one(Target { arn, managed: None })),
+            },
+            Intent::Sweep => sweep(cx).await,
         }
-        Err(e) => return not_observed(ctx, vec![arn.to_string()], e),
-    };
-    let plan = decide(&state, &policy);
-    // The budget's record and the breaker's are read, then written: one
-    // invocation at a time per ASG the plan changes, or two could spend one
-    // budget twice (and a mark made twice would be reported twice).
-    let groups: BTreeSet<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| s.asg().map(str::to_string))
-        .collect();
-    let scope = lease::Scope::Groups(groups.into_iter().collect());
-    carry_out_leased(ballast, ctx, plan, Some(scope), invocation, || async {
-        // Under the lease, the groups and the instances' ASG view are read
-        // again: another invocation may have changed records, processes
-        // and marks meanwhile. (Target health is not: a mark it made is
-        // seen here, and a target that changed since is the next event's.)
-        let policy = self::policy(ballast);
-        Ok(decide(&regroup(ballast, state).await?, &policy))
-    })
-    .await
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        target: &Target,
+        seen: Option<TargetGroupState>,
+    ) -> Result<Option<TargetGroupState>, AwsError> {
+        match seen {
+            // Under the lease, the groups and the instances' ASG view are
+            // read again: another invocation may have changed records,
+            // processes and marks meanwhile. (Target health is not: a mark
+            // it made is seen here, and a target that changed since is the
+            // next event's.)
+            Some(seen) => regroup(cx.ballast, seen).await.map(Some),
+            None => {
+                let policy = policy(cx.ballast);
+                observe(cx.ballast, &target.arn, &policy, target.managed.as_deref()).await
+            }
+        }
+    }
+
+    fn decide(cx: &Cx<'_>, _: &Target, state: &TargetGroupState) -> Plan {
+        decide(state, &policy(cx.ballast))
+    }
+
+    fn lease(_: &Target, _: &TargetGroupState, plan: &Plan) -> Option<lease::Scope> {
+        // The budget's record and the breaker's are read, then written: one
+        // invocation at a time per ASG the plan changes, or two could spend
+        // one budget twice (and a mark made twice would be reported twice).
+        let groups: BTreeSet<String> = plan
+            .steps
+            .iter()
+            .filter_map(|s| s.asg().map(str::to_string))
+            .collect();
+        Some(lease::Scope::Groups(groups.into_iter().collect()))
+    }
+
+    fn describe(target: &Target) -> String {
+        format!("target group {}", target.arn)
+    }
+
+    fn resource(target: &Target) -> String {
+        target.arn.clone()
+    }
 }
 
 /// The policy, now.
@@ -261,11 +269,13 @@ fn group_state(g: fleet::Group) -> AsgState {
 
 /// Reads the target group, its targets' health, their ASGs, and the managed
 /// ASGs behind it with their records and (where an instance is impaired)
-/// their own health-check replacements inside the budget window.
+/// their own health-check replacements inside the budget window. `managed`:
+/// the managed groups when a sweep has listed them already.
 pub async fn observe(
     ballast: &Ballast,
     arn: &str,
     policy: &Policy,
+    managed: Option<&Vec<fleet::Group>>,
 ) -> Result<Option<TargetGroupState>, AwsError> {
     let aws = &ballast.aws;
     let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
@@ -287,8 +297,11 @@ pub async fn observe(
     }
     // Managed groups attached to the target group, or with instances in it.
     let behind: Vec<fleet::Group> = if tg.target_type == "instance" {
-        fleet::managed_groups(&aws.autoscaling)
-            .await?
+        let listed = match managed {
+            Some(groups) => groups.clone(),
+            None => fleet::managed_groups(&aws.autoscaling).await?,
+        };
+        listed
             .into_iter()
             .filter(|g| {
                 g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
@@ -346,41 +359,33 @@ pub async fn observe(
     }))
 }
 
-/// Every target group attached to a managed ASG, each reconciled; one report.
-async fn sweep(ballast: &Ballast, ctx: &ReportContext, invocation: &Invocation) -> Reconciled {
-    let groups = match fleet::managed_groups(&ballast.aws.autoscaling).await {
-        Ok(groups) => groups,
-        Err(e) => return not_observed(ctx, vec!["managed Auto Scaling groups".into()], e),
-    };
+/// Every target group attached to a managed ASG.
+async fn sweep(cx: &Cx<'_>) -> Result<Work<Target>, Reconciled> {
+    let groups = fleet::managed_groups(&cx.ballast.aws.autoscaling)
+        .await
+        .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
     let arns: BTreeSet<String> = groups
         .iter()
         .flat_map(|g| g.target_group_arns.iter().cloned())
         .collect();
-    let mut parts = Vec::with_capacity(arns.len());
-    let mut transient = None;
-    for arn in &arns {
-        let (report, t) = reconcile(ballast, ctx, arn, invocation).await;
-        transient = transient.or(t);
-        parts.push(report);
-    }
-    let report = if parts.is_empty() {
-        let mut report = ctx.conclude(crate::decide::Plan::noop("", vec![]), vec![], false);
-        report.summary = format!(
-            "Sweep: {} Auto Scaling group(s) tagged ballast:managed=true, no target group attached to any.",
-            groups.len()
-        );
-        report
-    } else {
-        merge_sweep(
-            ctx,
-            &format!(
-                "target group(s) behind {} managed Auto Scaling group(s)",
-                groups.len()
-            ),
-            parts,
-        )
-    };
-    (report, transient)
+    let count = groups.len();
+    let managed = Arc::new(groups);
+    let targets = arns
+        .into_iter()
+        .map(|arn| Target {
+            arn,
+            managed: Some(Arc::clone(&managed)),
+        })
+        .collect();
+    Ok(Work::sweep(
+        targets,
+        format!(
+            "target group(s) behind {count} managed Auto Scaling group(s)"
+        ),
+        format!(
+            "Sweep: {count} Auto Scaling group(s) tagged ballast:managed=true, no target group attached to any."
+        ),
+    ))
 }
 
 #[cfg(test)]

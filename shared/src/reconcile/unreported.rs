@@ -10,31 +10,43 @@
 
 use std::collections::BTreeMap;
 
-use crate::aws::{balancer, database, fleet, Aws};
+#[cfg(feature = "elbv2")]
+use crate::aws::balancer;
+#[cfg(feature = "rds")]
+use crate::aws::database;
+#[cfg(feature = "autoscaling")]
+use crate::aws::fleet;
+use crate::aws::Aws;
+use crate::context::Ballast;
 use crate::report::{now_rfc3339, Outcome, Report, Severity};
-use crate::runtime::Ballast;
 use crate::tags;
 
 /// A resource a report names that can carry the tag.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Place {
     /// An Auto Scaling group, by name.
+    #[cfg(feature = "autoscaling")]
     Group(String),
     /// A DB instance or cluster, by ARN.
+    #[cfg(feature = "rds")]
     Db(String),
     /// A target group, by ARN.
+    #[cfg(feature = "elbv2")]
     TargetGroup(String),
 }
 
 impl Place {
     /// The place a report's resource (an ARN) stands for, if it can be tagged.
     pub fn of(resource: &str) -> Option<Place> {
+        #[cfg(feature = "autoscaling")]
         if let Some((_, name)) = resource.split_once(":autoScalingGroupName/") {
             return Some(Place::Group(name.to_string()));
         }
         let arn: Vec<&str> = resource.splitn(7, ':').collect();
         match arn.as_slice() {
+            #[cfg(feature = "rds")]
             ["arn", _, "rds", _, _, "db" | "cluster", _] => Some(Place::Db(resource.into())),
+            #[cfg(feature = "elbv2")]
             ["arn", _, "elasticloadbalancing", _, _, rest, ..]
                 if rest.starts_with("targetgroup/") =>
             {
@@ -44,9 +56,41 @@ impl Place {
         }
     }
 
+    #[cfg(feature = "autoscaling")]
+    fn group(&self) -> Option<String> {
+        #[allow(unreachable_patterns)]
+        match self {
+            Place::Group(name) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "elbv2")]
+    fn target_group(&self) -> Option<String> {
+        #[allow(unreachable_patterns)]
+        match self {
+            Place::TargetGroup(arn) => Some(arn.clone()),
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "rds")]
+    fn db(&self) -> Option<String> {
+        #[allow(unreachable_patterns)]
+        match self {
+            Place::Db(arn) => Some(arn.clone()),
+            _ => None,
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
-            Place::Group(n) | Place::Db(n) | Place::TargetGroup(n) => n,
+            #[cfg(feature = "autoscaling")]
+            Place::Group(n) => n,
+            #[cfg(feature = "rds")]
+            Place::Db(n) => n,
+            #[cfg(feature = "elbv2")]
+            Place::TargetGroup(n) => n,
         }
     }
 }
@@ -127,10 +171,13 @@ pub async fn park(aws: &Aws, report: &Report) {
     let value = encode(report);
     if let Some(place) = report.resources.iter().find_map(|r| Place::of(r)) {
         let result = match &place {
+            #[cfg(feature = "autoscaling")]
             Place::Group(name) => {
                 fleet::tag_group(&aws.autoscaling, name, tags::UNREPORTED, &value).await
             }
+            #[cfg(feature = "rds")]
             Place::Db(arn) => database::add_tag(&aws.rds, arn, tags::UNREPORTED, &value).await,
+            #[cfg(feature = "elbv2")]
             Place::TargetGroup(arn) => {
                 balancer::add_tag(&aws.elbv2, arn, tags::UNREPORTED, &value).await
             }
@@ -152,30 +199,32 @@ async fn find(
     report: &Report,
 ) -> Result<BTreeMap<String, Vec<Place>>, crate::aws::AwsError> {
     let mut found: BTreeMap<String, Vec<Place>> = BTreeMap::new();
-    let (mut groups, mut target_groups, mut dbs) = (vec![], vec![], vec![]);
-    for place in places(report) {
-        match place {
-            Place::Group(name) => groups.push(name),
-            Place::TargetGroup(arn) => target_groups.push(arn),
-            Place::Db(arn) => dbs.push(arn),
-        }
-    }
-    if !groups.is_empty() {
-        for g in fleet::describe_groups(&aws.autoscaling, &groups).await? {
-            if let Some(v) = g.tags.get(tags::UNREPORTED) {
-                found
-                    .entry(v.clone())
-                    .or_default()
-                    .push(Place::Group(g.name));
+    let places = places(report);
+    #[cfg(feature = "autoscaling")]
+    {
+        let groups: Vec<String> = places.iter().filter_map(Place::group).collect();
+        if !groups.is_empty() {
+            for g in fleet::describe_groups(&aws.autoscaling, &groups).await? {
+                if let Some(v) = g.tags.get(tags::UNREPORTED) {
+                    found
+                        .entry(v.clone())
+                        .or_default()
+                        .push(Place::Group(g.name));
+                }
             }
         }
     }
-    for chunk in target_groups.chunks(20) {
-        for (arn, v) in balancer::tag_values(&aws.elbv2, chunk, tags::UNREPORTED).await? {
-            found.entry(v).or_default().push(Place::TargetGroup(arn));
+    #[cfg(feature = "elbv2")]
+    {
+        let target_groups: Vec<String> = places.iter().filter_map(Place::target_group).collect();
+        for chunk in target_groups.chunks(20) {
+            for (arn, v) in balancer::tag_values(&aws.elbv2, chunk, tags::UNREPORTED).await? {
+                found.entry(v).or_default().push(Place::TargetGroup(arn));
+            }
         }
     }
-    for arn in dbs {
+    #[cfg(feature = "rds")]
+    for arn in places.iter().filter_map(Place::db) {
         if let Some(v) = database::tag_value(&aws.rds, &arn, tags::UNREPORTED).await? {
             found.entry(v).or_default().push(Place::Db(arn));
         }
@@ -227,12 +276,15 @@ pub async fn publish_parked(
         published += 1;
         for place in places {
             let result = match &place {
+                #[cfg(feature = "autoscaling")]
                 Place::Group(name) => {
                     fleet::untag_group(&ballast.aws.autoscaling, name, tags::UNREPORTED).await
                 }
+                #[cfg(feature = "rds")]
                 Place::Db(arn) => {
                     database::remove_tag(&ballast.aws.rds, arn, tags::UNREPORTED).await
                 }
+                #[cfg(feature = "elbv2")]
                 Place::TargetGroup(arn) => {
                     balancer::remove_tag(&ballast.aws.elbv2, arn, tags::UNREPORTED).await
                 }

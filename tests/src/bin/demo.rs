@@ -431,7 +431,7 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack, dbs: &Databases) 
     .await;
     decision(tl, &second);
     delivered(tl, stack).await;
-    let notice = ballast::notice::notice(&report);
+    let notice = ballast::report::notice::notice(&report);
     tl.say(
         "chat",
         format!(

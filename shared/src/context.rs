@@ -1,4 +1,6 @@
-//! One-time init and the Lambda wiring shared by every function's `main`.
+//! The per-process context: configuration and AWS clients, built once at
+//! init, and the parts of the Lambda context an invocation uses. It imports
+//! nothing above it (no reconciler, no Lambda adapter).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,18 @@ impl Ballast {
             config,
             aws: Aws::from_env().await,
         })
+    }
+
+    /// The same, in dry run: an operator's rehearsal decides and reports
+    /// and changes nothing.
+    pub fn rehearsal(&self) -> Self {
+        Ballast {
+            config: Config {
+                dry_run: true,
+                ..self.config.clone()
+            },
+            aws: self.aws.clone(),
+        }
     }
 }
 
@@ -76,37 +90,4 @@ impl Invocation {
             deadline,
         }
     }
-}
-
-/// A function's whole `main`: init once, then serve invocations with
-/// `handler` until Lambda stops the process. The init state lives as long
-/// as the process, so it is leaked to a `'static` reference.
-pub async fn serve<H, Fut>(function: &'static str, handler: H) -> Result<(), lambda_runtime::Error>
-where
-    H: Fn(&'static Ballast, serde_json::Value, Invocation) -> Fut,
-    Fut: std::future::Future<Output = Result<crate::Report, crate::reconcile::HandlerError>>,
-{
-    let ballast: &'static Ballast = Box::leak(Box::new(init(function).await));
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let invocation = Invocation::from_context(&event.context);
-            let started = Instant::now();
-            let answer = handler(ballast, event.payload, invocation);
-            async move {
-                let answer = answer.await;
-                let epoch_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis());
-                crate::metrics::emit(&crate::metrics::record(
-                    function,
-                    crate::metrics::outcome_of(&answer),
-                    answer.as_ref().ok(),
-                    started.elapsed(),
-                    epoch_ms,
-                ));
-                answer
-            }
-        },
-    ))
-    .await
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{short_name, Trigger};
 
+pub mod notice;
+
 pub const REPORT_VERSION: &str = "1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,7 +136,8 @@ pub const SUBJECT_MAX: usize = 100;
 
 impl Report {
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a report always serialises")
+        // Strings, numbers and JSON values: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// `[ballast] <function>: <outcome> <resource>`, at most 100 characters,
@@ -219,7 +222,7 @@ impl Report {
                 out.push_str(&format!("  {line}\n"));
             }
         }
-        let next = crate::notice::next_steps(self);
+        let next = notice::next_steps(self);
         if !next.is_empty() {
             out.push_str("\nNext steps:\n");
             for step in next {
@@ -241,7 +244,7 @@ impl Report {
         serde_json::json!({
             "default": self.to_json(),
             "email": self.email_text(),
-            "https": crate::notice::chat_notice(self).to_string(),
+            "https": notice::chat_notice(self).to_string(),
         })
         .to_string()
     }
