@@ -2,7 +2,11 @@
 //! init, and the parts of the Lambda context an invocation uses. It imports
 //! nothing above it (no reconciler, no Lambda adapter).
 
+use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 
 use crate::aws::Aws;
 use crate::config::{Config, ConfigError};
@@ -38,10 +42,40 @@ impl Ballast {
     }
 }
 
-/// Logging per Lambda's advanced logging controls: JSON lines when
-/// `AWS_LAMBDA_LOG_FORMAT=JSON`, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+/// Logging per Lambda's advanced logging controls, as `lambda_runtime`'s
+/// default subscriber does it: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`,
+/// the level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `INFO`.
+/// `RUST_LOG` may also name levels per target (`ballast=debug,hyper=warn`);
+/// the span and field filters of `EnvFilter` are not supported, which keeps
+/// a regex engine out of every function.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let env = |name| std::env::var(name).ok();
+    let filter = log_filter(env("AWS_LAMBDA_LOG_LEVEL"), env("RUST_LOG"));
+    let logs = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stdout);
+    let json = env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        logs.json().finish().with(filter).init();
+    } else {
+        logs.finish().with(filter).init();
+    }
+}
+
+/// The log filter: `RUST_LOG`'s per-target levels (when it parses), with
+/// `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`'s own default, or `INFO`) for
+/// every other target.
+fn log_filter(lambda_level: Option<String>, rust_log: Option<String>) -> Targets {
+    let targets: Targets = rust_log
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_default();
+    let level = lambda_level
+        .and_then(|l| LevelFilter::from_str(&l).ok())
+        .or(targets.default_level())
+        .unwrap_or(LevelFilter::INFO);
+    targets.with_default(level)
 }
 
 /// Init for a function's `main`: tracing, then configuration and clients.
@@ -89,5 +123,30 @@ impl Invocation {
             request_id: ctx.request_id.clone(),
             deadline,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn the_lambda_level_wins_and_rust_log_names_levels_per_target() {
+        let f = log_filter(Some("DEBUG".into()), None);
+        assert!(f.would_enable("ballast", &Level::DEBUG));
+        assert!(!f.would_enable("ballast", &Level::TRACE));
+        let f = log_filter(None, None);
+        assert!(f.would_enable("ballast", &Level::INFO));
+        assert!(!f.would_enable("ballast", &Level::DEBUG));
+        let f = log_filter(None, Some("warn,ballast=trace".into()));
+        assert!(f.would_enable("ballast::reconcile", &Level::TRACE));
+        assert!(!f.would_enable("hyper", &Level::INFO));
+        let f = log_filter(Some("error".into()), Some("hyper=debug".into()));
+        assert!(f.would_enable("hyper", &Level::DEBUG));
+        assert!(!f.would_enable("ballast", &Level::WARN));
+        // An unreadable value falls back to INFO, as lambda_runtime does.
+        let f = log_filter(Some("loud".into()), Some("ballast=loud".into()));
+        assert!(f.would_enable("ballast", &Level::INFO));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Plan, Step, Verdict};
+use super::{Plan, Step};
 use crate::event::zonal::Signal;
 use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 use crate::tags;
@@ -315,23 +315,19 @@ pub fn still_held(fleet: &FleetState, az: &str, hold: &Hold, now: i64, warn_hour
         hold.signals.iter().map(Signal::token).collect(),
     );
     let plan = match hold.since.map(|t| now - t) {
-        Some(age) if age > i64::from(warn_hours) * 3600 => Plan {
-            evidence: Default::default(),
-            verdict: Verdict::Declined,
-            severity: Severity::Warning,
-            reason: Some(format!(
+        Some(age) if age > i64::from(warn_hours) * 3600 => Plan::declined(
+            format!(
+                "{az} has been evacuated for {} h, held by {held_by}.",
+                age / 3600
+            ),
+            format!(
                 "evacuated longer than BALLAST_EVACUATION_WARN_HOURS={warn_hours}. Ballast restores no zone by \
                  age alone: check that {held_by} is over, then restore the zone \
                  ({{\"action\": \"restore\", \"availabilityZone\": \"{az}\"}})"
-            )),
-            ..Plan::noop(
-                format!(
-                    "{az} has been evacuated for {} h, held by {held_by}.",
-                    age / 3600
-                ),
-                resources,
-            )
-        },
+            ),
+            resources,
+        )
+        .with_severity(Severity::Warning),
         _ => Plan::noop(format!("{az} stays evacuated: held by {held_by}."), resources),
     };
     plan.with_evidence(evidence)
@@ -430,23 +426,30 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
     let already = evacuated_azs(fleet);
     if !already.contains(az) && already.len() as u32 + 1 > policy.max_evacuated_azs {
         let list: Vec<&str> = already.iter().map(String::as_str).collect();
-        return Plan {
-            evidence: Default::default(),
-            verdict: Verdict::Declined,
-            situation: format!("Declined to evacuate {az} ({why}): {} AZ(s) already evacuated.", already.len()),
-            reason: Some(format!(
-                "never more than BALLAST_MAX_EVACUATED_AZS={} AZ(s) evacuated at once; already evacuated: [{}]. \
-                 Losing another AZ is beyond what moving capacity can fix: a human must decide",
-                policy.max_evacuated_azs,
-                list.join(", ")
-            )),
-            severity: Severity::Critical,
-            skipped: affected
-                .iter()
-                .map(|g| record(g, "evacuate", ActionStatus::Skipped, "declined by the evacuated-AZ limit".into()))
-                .collect(),
-            ..Plan::noop("", resources)
-        };
+        let situation = format!(
+            "Declined to evacuate {az} ({why}): {} AZ(s) already evacuated.",
+            already.len()
+        );
+        let reason = format!(
+            "never more than BALLAST_MAX_EVACUATED_AZS={} AZ(s) evacuated at once; already evacuated: [{}]. \
+             Losing another AZ is beyond what moving capacity can fix: a human must decide",
+            policy.max_evacuated_azs,
+            list.join(", ")
+        );
+        let skipped = affected
+            .iter()
+            .map(|g| {
+                record(
+                    g,
+                    "evacuate",
+                    ActionStatus::Skipped,
+                    "declined by the evacuated-AZ limit".into(),
+                )
+            })
+            .collect();
+        return Plan::declined(situation, reason, resources)
+            .with_severity(Severity::Critical)
+            .with_skipped(skipped);
     }
 
     let mut steps = vec![];
@@ -567,27 +570,23 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
 
     if steps.is_empty() {
         if !last_az.is_empty() {
-            return Plan {
-                evidence: Default::default(),
-                verdict: Verdict::Declined,
-                skipped,
-                situation: format!("Declined to evacuate {az} ({why})."),
-                reason: Some(format!(
-                    "never remove an Auto Scaling group's last AZ: {} run only in {az}",
-                    last_az.join(", ")
-                )),
-                severity: Severity::Critical,
-                ..Plan::noop("", resources)
-            };
-        }
-        return Plan {
-            evidence: Default::default(),
-            skipped,
-            ..Plan::noop(
-                format!("Already evacuated from {az}; {why} already recorded."),
+            let reason = format!(
+                "never remove an Auto Scaling group's last AZ: {} run only in {az}",
+                last_az.join(", ")
+            );
+            return Plan::declined(
+                format!("Declined to evacuate {az} ({why})."),
+                reason,
                 resources,
             )
-        };
+            .with_severity(Severity::Critical)
+            .with_skipped(skipped);
+        }
+        return Plan::noop(
+            format!("Already evacuated from {az}; {why} already recorded."),
+            resources,
+        )
+        .with_skipped(skipped);
     }
     let mut situation = if moved > 0 {
         format!(
@@ -617,23 +616,17 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             overflowed.join(", ")
         ));
     }
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Act,
-        steps,
-        skipped,
-        situation,
-        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        severity: if !last_az.is_empty() {
-            Severity::Critical
-        } else if moved > 0 || !overflowed.is_empty() {
-            Severity::Warning
-        } else {
-            Severity::Info
-        },
-        sequential: false,
-        resources,
-    }
+    let severity = if !last_az.is_empty() {
+        Severity::Critical
+    } else if moved > 0 || !overflowed.is_empty() {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    Plan::act(situation, steps, resources)
+        .with_skipped(skipped)
+        .with_reasons(reasons)
+        .with_severity(severity)
 }
 
 fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
@@ -800,24 +793,19 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
     });
     if steps.is_empty() {
         if conflicts.is_empty() {
-            return Plan {
-                evidence: Default::default(),
-                reason: Some(format!("{cleared} did not hold it")),
-                ..Plan::noop(
-                    format!("{az} stays evacuated: {}.", staying.join("; ")),
-                    resources,
-                )
-            };
+            return Plan::noop(
+                format!("{az} stays evacuated: {}.", staying.join("; ")),
+                resources,
+            )
+            .with_reason(format!("{cleared} did not hold it"));
         }
-        return Plan {
-            evidence: Default::default(),
-            verdict: Verdict::Declined,
-            skipped,
-            situation: format!("Declined to restore {az}."),
-            reason: Some(conflicts.join("; ")),
-            severity: Severity::Warning,
-            ..Plan::noop("", resources)
-        };
+        return Plan::declined(
+            format!("Declined to restore {az}."),
+            conflicts.join("; "),
+            resources,
+        )
+        .with_severity(Severity::Warning)
+        .with_skipped(skipped);
     }
     let mut situation = if restored > 0 {
         format!("{az} has recovered ({cleared}): restoring {restored} Auto Scaling group(s) to their subnets.")
@@ -829,20 +817,15 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
     }
     let mut reasons = conflicts.clone();
     reasons.extend(override_note);
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Act,
-        situation,
-        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        severity: if conflicts.is_empty() {
-            Severity::Info
-        } else {
-            Severity::Warning
-        },
-        steps,
-        skipped,
-        ..Plan::noop("", resources)
-    }
+    let severity = if conflicts.is_empty() {
+        Severity::Info
+    } else {
+        Severity::Warning
+    };
+    Plan::act(situation, steps, resources)
+        .with_skipped(skipped)
+        .with_reasons(reasons)
+        .with_severity(severity)
 }
 
 fn join(set: &BTreeSet<&String>) -> String {
@@ -852,6 +835,7 @@ fn join(set: &BTreeSet<&String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::Verdict;
     use crate::event::zonal::Direction;
     use proptest::prelude::*;
 

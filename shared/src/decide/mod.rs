@@ -272,6 +272,14 @@ impl Plan {
         }
     }
 
+    /// Every reason, `; `-joined; none leaves the reason unset.
+    pub fn with_reasons(self, reasons: Vec<String>) -> Self {
+        Plan {
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            ..self
+        }
+    }
+
     pub fn with_severity(self, severity: Severity) -> Self {
         Plan { severity, ..self }
     }

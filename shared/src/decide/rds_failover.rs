@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Plan, Step, Verdict};
+use super::{Plan, Step};
 use crate::event::rds::EventClass;
 use crate::report::{Evidence, Severity};
 use crate::tags;
@@ -195,25 +195,17 @@ fn dns_tag(tags: &BTreeMap<String, String>) -> Option<Result<(String, String), S
 }
 
 fn declined(situation: String, reason: String, severity: Severity, resources: Vec<String>) -> Plan {
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Declined,
-        situation,
-        reason: Some(reason),
-        severity,
-        ..Plan::noop("", resources)
-    }
+    Plan::declined(situation, reason, resources).with_severity(severity)
 }
 
 fn waiting(situation: String, resources: Vec<String>) -> Plan {
-    Plan {
-        evidence: Default::default(),
-        severity: Severity::Warning,
-        ..Plan::noop(
-            format!("{situation} Not yet verifiable; the completion event or the sweep finishes the job."),
-            resources,
-        )
-    }
+    Plan::noop(
+        format!(
+            "{situation} Not yet verifiable; the completion event or the sweep finishes the job."
+        ),
+        resources,
+    )
+    .with_severity(Severity::Warning)
 }
 
 /// Keep the record on `endpoint`: one UPSERT when it differs, else a noop.
@@ -234,24 +226,19 @@ fn keep_dns_on(
             resources,
         );
     }
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Act,
-        steps: vec![Step::UpsertCname {
-            zone_id,
-            name: name.clone(),
-            value: endpoint.clone(),
-            ttl: policy.dns_ttl,
-            previous: current.cloned(),
-            when_available: None,
-        }],
-        situation: format!(
-            "{verified} {name} pointed at {}, not at the writer.",
-            current.map_or("nothing", String::as_str)
-        ),
-        severity: Severity::Warning,
-        ..Plan::noop("", resources)
-    }
+    let situation = format!(
+        "{verified} {name} pointed at {}, not at the writer.",
+        current.map_or("nothing", String::as_str)
+    );
+    let upsert = Step::UpsertCname {
+        zone_id,
+        name,
+        value: endpoint.clone(),
+        ttl: policy.dns_ttl,
+        previous: current.cloned(),
+        when_available: None,
+    };
+    Plan::act(situation, vec![upsert], resources).with_severity(Severity::Warning)
 }
 
 pub fn decide(subject: &Subject, signal: &Signal, policy: &Policy) -> Plan {
@@ -552,22 +539,20 @@ fn decide_instance(
             return promotion(steps, situation, replica, resources);
         }
         Some(r) if policy.now - r.at < policy.promotion_settle_secs => {
-            return Plan {
-                evidence: Default::default(),
-                situation: format!(
-                    "{failed} The promotion of {replica_id} was requested {}s ago and RDS does not show it yet: \
-                     waiting rather than promoting twice.",
-                    policy.now - r.at
-                ),
-                reason: Some(format!(
-                    "{} holds an unconfirmed promotion request; it is requested again only if RDS still shows no \
-                     promotion after {}s",
-                    tags::PROMOTION,
-                    policy.promotion_settle_secs
-                )),
-                severity: Severity::Warning,
-                ..Plan::noop("", resources)
-            };
+            let situation = format!(
+                "{failed} The promotion of {replica_id} was requested {}s ago and RDS does not show it yet: \
+                 waiting rather than promoting twice.",
+                policy.now - r.at
+            );
+            let reason = format!(
+                "{} holds an unconfirmed promotion request; it is requested again only if RDS still shows no \
+                 promotion after {}s",
+                tags::PROMOTION,
+                policy.promotion_settle_secs
+            );
+            return Plan::noop(situation, resources)
+                .with_reason(reason)
+                .with_severity(Severity::Warning);
         }
         _ => {}
     }
@@ -641,15 +626,9 @@ fn promotion(
 ) -> Plan {
     let mut resources = resources;
     resources.push(replica.arn.clone());
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Act,
-        steps,
-        situation,
-        severity: Severity::Critical,
-        sequential: true,
-        ..Plan::noop("", resources)
-    }
+    Plan::act(situation, steps, resources)
+        .with_severity(Severity::Critical)
+        .in_sequence()
 }
 
 /// The steps after `PromoteReadReplica`: the record confirmed, the DNS tag
@@ -716,6 +695,7 @@ fn moving_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::Verdict;
     use proptest::prelude::*;
 
     const POLICY: Policy = Policy {

@@ -363,37 +363,28 @@ fn decide_plan(tg: &TargetGroupState, policy: &Policy) -> Plan {
             reason.push_str("; ");
             reason.push_str(&budget_notes.join("; "));
         }
-        return Plan {
-            evidence: Default::default(),
-            verdict: Verdict::Declined,
-            steps,
-            skipped,
-            situation: format!(
-                "Declined to replace instances of {name}: {k} of {n} targets are impaired.{breaker}"
-            ),
-            reason: Some(reason),
-            severity: Severity::Critical,
-            resources,
-            sequential: false,
-        };
+        let situation = format!(
+            "Declined to replace instances of {name}: {k} of {n} targets are impaired.{breaker}"
+        );
+        return Plan::declined(situation, reason, resources)
+            .with_steps(steps)
+            .with_skipped(skipped)
+            .with_severity(Severity::Critical);
     }
 
     let declined = trips || !budget_notes.is_empty();
-    let reason = (!budget_notes.is_empty()).then(|| budget_notes.join("; "));
     if marked.is_empty() && declined {
+        let situation = format!(
+            "Declined to replace instances of {name}: the replacement budget is spent ({k} of {n} targets impaired).{breaker}"
+        );
         return Plan {
-            evidence: Default::default(),
             verdict: Verdict::Declined,
-            steps,
-            skipped,
-            situation: format!(
-                "Declined to replace instances of {name}: the replacement budget is spent ({k} of {n} targets impaired).{breaker}"
-            ),
-            reason,
-            severity: Severity::Critical,
-            resources,
-            sequential: false,
-        };
+            ..Plan::noop(situation, resources)
+        }
+        .with_steps(steps)
+        .with_skipped(skipped)
+        .with_reasons(budget_notes)
+        .with_severity(Severity::Critical);
     }
 
     let hint = az_hint(&counted, &impaired);
@@ -402,12 +393,7 @@ fn decide_plan(tg: &TargetGroupState, policy: &Policy) -> Plan {
         return if steps.is_empty() {
             Plan::noop(situation, resources)
         } else {
-            Plan {
-                evidence: Default::default(),
-                verdict: Verdict::Act,
-                steps,
-                ..Plan::noop(situation, resources)
-            }
+            Plan::act(situation, steps, resources)
         };
     }
     let mut situation = format!("{k} of {n} targets of {name} impaired");
@@ -427,12 +413,11 @@ fn decide_plan(tg: &TargetGroupState, policy: &Policy) -> Plan {
     situation.push_str(&breaker);
 
     if steps.is_empty() {
-        return Plan {
-            evidence: Default::default(),
-            skipped,
-            situation: format!("{situation} Nothing for Ballast to mark."),
-            ..Plan::noop("", resources)
-        };
+        return Plan::noop(
+            format!("{situation} Nothing for Ballast to mark."),
+            resources,
+        )
+        .with_skipped(skipped);
     }
     let severity = if declined {
         Severity::Critical
@@ -441,17 +426,10 @@ fn decide_plan(tg: &TargetGroupState, policy: &Policy) -> Plan {
     } else {
         Severity::Info
     };
-    Plan {
-        evidence: Default::default(),
-        verdict: Verdict::Act,
-        steps,
-        skipped,
-        situation,
-        reason,
-        severity,
-        resources,
-        sequential: false,
-    }
+    Plan::act(situation, steps, resources)
+        .with_skipped(skipped)
+        .with_reasons(budget_notes)
+        .with_severity(severity)
 }
 
 /// One managed ASG behind the target group: its breaker's steps, and which

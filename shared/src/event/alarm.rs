@@ -37,6 +37,9 @@ pub struct MetricRef {
     pub dimensions: BTreeMap<String, String>,
 }
 
+/// The `detail-type` of an alarm's state change on EventBridge.
+pub const STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+
 impl AlarmChange {
     pub fn is_alarm(&self) -> bool {
         self.state == "ALARM"
@@ -55,6 +58,15 @@ impl AlarmChange {
             .iter()
             .find_map(|m| m.dimensions.get(key))
             .map(String::as_str)
+    }
+
+    /// An EventBridge `CloudWatch Alarm State Change` event's alarm: `None`
+    /// for any other event, the reason for a malformed one.
+    pub fn of_event(envelope: &Envelope) -> Option<Result<Self, String>> {
+        (envelope.source == "aws.cloudwatch" && envelope.detail_type == STATE_CHANGE).then(|| {
+            Self::from_eventbridge(envelope)
+                .map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))
+        })
     }
 
     /// From an EventBridge `CloudWatch Alarm State Change` event.

@@ -191,6 +191,14 @@ pub fn short_name(arn_or_id: &str) -> &str {
         .map_or(resource, |(_, name)| name)
 }
 
+/// The reason a function ignores an EventBridge event it has no rule for.
+pub fn not_handled(function: &str, envelope: &Envelope) -> String {
+    format!(
+        "{function} does not handle {} events from {}",
+        envelope.detail_type, envelope.source
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::decide::az_impairment::{
 use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
 use crate::event::zonal::{self, Direction, Signal, ZonalSignal, ZoneRef, HEALTH_EVENT};
-use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
+use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
 use crate::report::now_epoch;
 
 pub const FUNCTION: &str = "az-impairment";
@@ -94,18 +94,10 @@ fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         {
             zonal::from_autoshift(env).map(Intent::Signal)
         }
-        Inbound::EventBridge(env)
-            if env.source == "aws.cloudwatch"
-                && env.detail_type == "CloudWatch Alarm State Change" =>
-        {
-            let alarm = AlarmChange::from_eventbridge(env)
-                .map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
-            alarm_intent(&alarm)
-        }
-        Inbound::EventBridge(env) => Err(format!(
-            "{FUNCTION} does not handle {} events from {}",
-            env.detail_type, env.source
-        )),
+        Inbound::EventBridge(env) => match AlarmChange::of_event(env) {
+            Some(alarm) => alarm_intent(&alarm?),
+            None => Err(not_handled(FUNCTION, env)),
+        },
         Inbound::Direct(object) => {
             let needs =
                 "{\"action\": \"evacuate\" | \"restore\", \"availabilityZone\": \"us-east-1a\"}";

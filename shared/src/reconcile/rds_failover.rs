@@ -15,7 +15,7 @@ use crate::decide::rds_failover::{
 };
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
-use crate::event::{direct_usage, is_scheduled, json_kind, Inbound};
+use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
 use crate::tags;
 
 pub const FUNCTION: &str = "rds-failover";
@@ -77,10 +77,7 @@ fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
                 },
             })
         }
-        Inbound::EventBridge(env) => Err(format!(
-            "{FUNCTION} does not handle {} events from {}",
-            env.detail_type, env.source
-        )),
+        Inbound::EventBridge(env) => Err(not_handled(FUNCTION, env)),
         Inbound::Direct(object) => match object.get("dbIdentifier") {
             Some(Value::String(id)) if is_db_identifier(id) => Ok(Intent::Db {
                 target: Target::Either(id.clone()),

@@ -17,7 +17,9 @@ use crate::decide::unhealthy_target::{
 };
 use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
-use crate::event::{direct_usage, is_scheduled, json_kind, partition_of, Arn, Inbound};
+use crate::event::{
+    direct_usage, is_scheduled, json_kind, not_handled, partition_of, Arn, Inbound,
+};
 use crate::report::now_epoch;
 use crate::tags;
 
@@ -40,18 +42,10 @@ fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         Inbound::Other(reason) => Err(reason.clone()),
         Inbound::AlarmAction(alarm) => alarm_intent(alarm),
         Inbound::EventBridge(env) if is_scheduled(env) => Ok(Intent::Sweep),
-        Inbound::EventBridge(env)
-            if env.source == "aws.cloudwatch"
-                && env.detail_type == "CloudWatch Alarm State Change" =>
-        {
-            let alarm = AlarmChange::from_eventbridge(env)
-                .map_err(|e| format!("malformed CloudWatch alarm detail: {e}"))?;
-            alarm_intent(&alarm)
-        }
-        Inbound::EventBridge(env) => Err(format!(
-            "{FUNCTION} does not handle {} events from {}",
-            env.detail_type, env.source
-        )),
+        Inbound::EventBridge(env) => match AlarmChange::of_event(env) {
+            Some(alarm) => alarm_intent(&alarm?),
+            None => Err(not_handled(FUNCTION, env)),
+        },
         Inbound::Direct(object) => match object.get("targetGroupArn") {
             Some(Value::String(arn)) if is_target_group_arn(arn) => {
                 Ok(Intent::TargetGroup(arn.clone()))
