@@ -40,7 +40,8 @@ impl Target {
     /// The SDK's standard configuration (environment, profile, SSO, ...),
     /// with `--region` and `--profile` on top.
     pub async fn load(region: Option<String>, profile: Option<String>) -> Target {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(ballast::aws::http_client());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }

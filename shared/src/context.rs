@@ -21,11 +21,11 @@ pub struct Ballast {
 impl Ballast {
     /// Reads and validates the configuration first (a bad value must fail
     /// init, before any AWS work), then loads the SDK configuration once.
-    pub async fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         Ok(Ballast {
             config,
-            aws: Aws::from_env().await,
+            aws: Aws::from_env(),
         })
     }
 
@@ -81,9 +81,9 @@ fn log_filter(lambda_level: Option<String>, rust_log: Option<String>) -> Targets
 /// Init for a function's `main`: tracing, then configuration and clients.
 /// Invalid configuration is logged as one clear line and the process exits,
 /// which Lambda reports as an init failure.
-pub async fn init(function: &'static str) -> Ballast {
+pub fn init(function: &'static str) -> Ballast {
     init_tracing();
-    match Ballast::from_env().await {
+    match Ballast::from_env() {
         Ok(ballast) => {
             tracing::info!(function, dry_run = ballast.config.dry_run, region = %ballast.aws.region, "ballast ready");
             ballast

@@ -14,7 +14,7 @@ use crate::report::Report;
 /// leaked to a `'static` reference.
 pub async fn serve<R: Reconciler>() -> Result<(), lambda_runtime::Error> {
     let function = R::FUNCTION;
-    let ballast: &'static Ballast = Box::leak(Box::new(init(function).await));
+    let ballast: &'static Ballast = Box::leak(Box::new(init(function)));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let invocation = Invocation::from_context(&event.context);

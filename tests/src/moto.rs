@@ -78,6 +78,7 @@ impl Moto {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
+            .http_client(ballast::aws::http_client())
             .credentials_provider(aws_sdk_sns::config::SharedCredentialsProvider::new(
                 aws_sdk_sns::config::Credentials::new("testing", "testing", None, None, "moto"),
             ))

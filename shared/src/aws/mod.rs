@@ -1,7 +1,7 @@
 //! The imperative shell: one module per AWS service, each the only place
 //! that talks to it. Clients are built once per process from one shared
-//! `SdkConfig`, which honours `AWS_ENDPOINT_URL` (an emulator needs no code
-//! change).
+//! `SdkConfig` read from Lambda's environment, which honours
+//! `AWS_ENDPOINT_URL` (an emulator needs no code change).
 
 #[cfg(feature = "cloudwatch")]
 pub mod alarms;
@@ -21,8 +21,11 @@ pub mod zonal_shift;
 
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_http_client::{tls, Builder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -55,14 +58,9 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Loads the standard SDK configuration (region, credentials,
-    /// `AWS_ENDPOINT_URL`) once.
-    pub async fn from_env() -> Self {
-        let conf = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
-            .load()
-            .await;
-        Self::new(&conf)
+    /// Clients configured from the function's environment ([`lambda_config`]).
+    pub fn from_env() -> Self {
+        Self::new(&lambda_config(|name| std::env::var(name).ok()))
     }
 
     /// Clients for `conf`, every one with [`timeouts`] (I4).
@@ -90,6 +88,40 @@ impl Aws {
             zonal_shift: aws_sdk_arczonalshift::Client::new(conf),
         }
     }
+}
+
+/// The SDK configuration of a function, from what Lambda puts in its
+/// environment (`env` looks a variable up):
+/// - the region: `AWS_REGION` (Lambda sets it), else `AWS_DEFAULT_REGION`;
+/// - the execution role's credentials: `AWS_ACCESS_KEY_ID`,
+///   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read when a call is signed;
+/// - `AWS_ENDPOINT_URL` for every service, when set and not switched off by
+///   `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` (an emulator);
+/// - the SDK's standard retries (3 attempts), [`timeouts`], [`http_client`].
+///
+/// Not aws-config's default chain: shared config files, SSO, web identity,
+/// container and instance-metadata credentials never apply inside a Lambda
+/// function on a custom runtime, and their code (an STS client, the profile
+/// parser, an IMDS client) was a tenth of each function's zip. The CLI and
+/// the tests, which do run where those apply, keep the full chain.
+pub fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
+    let ignore_endpoints = set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let mut conf = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(Region::new))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .retry_config(RetryConfig::standard())
+        .timeout_config(timeouts())
+        .http_client(http_client());
+    if !ignore_endpoints {
+        conf.set_endpoint_url(set("AWS_ENDPOINT_URL"));
+    }
+    conf.build()
 }
 
 /// The HTTP client of every AWS call a function makes: the SDK's own
@@ -230,6 +262,47 @@ mod tests {
             e.to_string(),
             "SetInstanceHealth on i-1 failed: Throttling: m"
         );
+    }
+
+    fn config(vars: &[(&str, &str)]) -> SdkConfig {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        lambda_config(move |name| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn a_function_takes_region_and_endpoint_from_lambdas_environment() {
+        let conf = config(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]);
+        assert_eq!(conf.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(conf.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(conf.credentials_provider().is_some());
+        assert!(conf.http_client().is_some());
+        assert_eq!(conf.retry_config().map(|r| r.max_attempts()), Some(3));
+        assert_eq!(
+            conf.timeout_config().and_then(|t| t.operation_timeout()),
+            Some(Duration::from_secs(30))
+        );
+
+        let conf = config(&[("AWS_DEFAULT_REGION", "us-east-2"), ("AWS_REGION", " ")]);
+        assert_eq!(conf.region().map(|r| r.as_ref()), Some("us-east-2"));
+        assert_eq!(conf.endpoint_url(), None);
+
+        let conf = config(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
+        ]);
+        assert_eq!(conf.region(), None);
+        assert_eq!(conf.endpoint_url(), None);
     }
 
     #[test]
