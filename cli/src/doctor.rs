@@ -7,12 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use ballast::aws::alarms::MetricAlarm;
-use ballast::aws::balancer::TargetGroup;
 use ballast::aws::reports::Subscription;
 use ballast::aws::{alarms, balancer, database, dns, fleet, reports, zonal_shift};
 use ballast::decide::budget::target_group_key;
 use ballast::decide::rds_failover::{parse_dns_tag, Instance};
+use ballast::resources::{Group, MetricAlarm, TargetGroup};
 use ballast::{config, tags};
 
 use crate::steer::function_name;
@@ -70,7 +69,7 @@ pub struct Deployment {
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub region: String,
-    pub groups: Vec<fleet::Group>,
+    pub groups: Vec<Group>,
     pub subnet_zone: BTreeMap<String, String>,
     pub target_groups: BTreeMap<String, Result<Option<TargetGroup>, String>>,
     pub alarms: Result<Vec<MetricAlarm>, String>,
@@ -153,7 +152,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     out
 }
 
-fn group_checks(g: &fleet::Group, f: &Facts) -> Vec<Check> {
+fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
     let mut out = vec![];
     let subject = format!("asg/{}", g.name);
     // Zones the group uses now, and those an evacuation took away.
@@ -210,7 +209,7 @@ fn group_checks(g: &fleet::Group, f: &Facts) -> Vec<Check> {
 /// (`DescribeAutoScalingGroups`), take away the zone with the most, and
 /// compare what is left with `MinSize`. Below it, losing that zone leaves
 /// the service short until the group launches replacements elsewhere.
-pub fn static_stability(g: &fleet::Group, subject: &str) -> Check {
+pub fn static_stability(g: &Group, subject: &str) -> Check {
     let mut per_zone: BTreeMap<&str, i32> = BTreeMap::new();
     for (_, az) in &g.instances {
         *per_zone.entry(az.as_str()).or_default() += 1;
@@ -250,7 +249,7 @@ const STACK_NAME_TAG: &str = "aws:cloudformation:stack-name";
 /// A group a CloudFormation stack owns: an update of that stack writes the
 /// template's `VPCZoneIdentifier` (and `MaxSize`) back, which undoes an
 /// evacuation without a word. Checked only for such groups.
-fn change_freeze(g: &fleet::Group, subject: &str) -> Option<Check> {
+fn change_freeze(g: &Group, subject: &str) -> Option<Check> {
     let stack = g.tags.get(STACK_NAME_TAG)?;
     let evacuated = g
         .tags
@@ -282,7 +281,7 @@ fn change_freeze(g: &fleet::Group, subject: &str) -> Option<Check> {
     })
 }
 
-fn health_check(g: &fleet::Group, subject: &str) -> Check {
+fn health_check(g: &Group, subject: &str) -> Check {
     let elb = g
         .health_check_type
         .split(',')
@@ -786,12 +785,12 @@ pub async fn run(target: &Target, stack: &str, json: bool) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ballast::aws::alarms::WatchedMetric;
+    use ballast::resources::WatchedMetric;
 
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc";
 
-    fn group() -> fleet::Group {
-        fleet::Group {
+    fn group() -> Group {
+        Group {
             name: "web".into(),
             arn: None,
             tags: [

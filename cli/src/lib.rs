@@ -40,8 +40,8 @@ impl Target {
     /// The SDK's standard configuration (environment, profile, SSO, ...),
     /// with `--region` and `--profile` on top.
     pub async fn load(region: Option<String>, profile: Option<String>) -> Target {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).http_client(ballast::aws::http_client());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(ballast::aws::http_client());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
@@ -66,20 +66,12 @@ impl Target {
     }
 }
 
-/// The subnets a group uses now (`VPCZoneIdentifier`, comma-separated).
-fn subnets_of(g: &ballast::aws::fleet::Group) -> impl Iterator<Item = &str> {
-    g.vpc_zone_identifier
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 /// The zones of a group's current subnets.
 pub fn zones_of(
-    g: &ballast::aws::fleet::Group,
+    g: &ballast::resources::Group,
     subnet_zone: &std::collections::BTreeMap<String, String>,
 ) -> std::collections::BTreeSet<String> {
-    subnets_of(g)
+    g.subnets()
         .filter_map(|s| subnet_zone.get(s).cloned())
         .collect()
 }
@@ -87,11 +79,11 @@ pub fn zones_of(
 /// Subnet → AZ for every subnet the groups use (one `DescribeSubnets`).
 pub async fn subnet_zones_of(
     aws: &Aws,
-    groups: &[ballast::aws::fleet::Group],
+    groups: &[ballast::resources::Group],
 ) -> Result<std::collections::BTreeMap<String, String>, ballast::aws::AwsError> {
     let subnets: std::collections::BTreeSet<String> = groups
         .iter()
-        .flat_map(subnets_of)
+        .flat_map(ballast::resources::Group::subnets)
         .map(str::to_string)
         .collect();
     let subnets: Vec<String> = subnets.into_iter().collect();

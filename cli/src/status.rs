@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use ballast::aws::{database, dns, fleet};
+use ballast::resources::Group;
 use ballast::decide::az_impairment::Evacuation;
 use ballast::decide::budget::{Replaced, Suspended};
 use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
@@ -77,11 +78,7 @@ pub struct DatabaseStatus {
 }
 
 /// One managed group, from what was read.
-pub fn group_status(
-    g: &fleet::Group,
-    subnet_zone: &BTreeMap<String, String>,
-    now: i64,
-) -> GroupStatus {
+pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>, now: i64) -> GroupStatus {
     let mut problems = vec![];
     let mut zones: BTreeMap<String, usize> = zones_of(g, subnet_zone)
         .into_iter()
@@ -354,8 +351,8 @@ pub async fn run(target: &Target, json: bool) -> Answer {
 mod tests {
     use super::*;
 
-    fn group(tags: &[(&str, &str)]) -> fleet::Group {
-        fleet::Group {
+    fn group(tags: &[(&str, &str)]) -> Group {
+        Group {
             name: "web".into(),
             arn: None,
             tags: tags

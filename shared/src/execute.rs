@@ -31,7 +31,7 @@ pub struct Applied {
 
 /// The longest Ballast waits in one invocation for a promoted replica to be
 /// `available` or for Route 53 to report `INSYNC`.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
+const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Applies `plan.steps` as per-resource chains (see [`Step::chain`]): the
 /// steps of one chain run in order and a chain stops at its first failure

@@ -39,7 +39,7 @@ pub async fn serve<R: Reconciler>() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The metrics outcome of an invocation's answer.
-pub fn outcome_of(answer: &Result<Report, HandlerError>) -> &'static str {
+fn outcome_of(answer: &Result<Report, HandlerError>) -> &'static str {
     match answer {
         Ok(report) => report.outcome.as_str(),
         Err(e) if e.is_stand_down() => metrics::STOOD_DOWN_OUTCOME,

@@ -1,7 +1,8 @@
 //! Ballast's shared library.
 //!
 //! Every function is a [`reconcile::Reconciler`] run by the same pipeline:
-//! `event` (what to look at) → `aws` observe (live state) → `decide` (pure:
+//! `event` (what to look at) → `aws` observe (live state, mapped straight
+//! into the domain's [`resources`]) → `decide` (pure:
 //! state + policy → [`decide::Plan`]) → [`execute`] (AWS writes, dry run
 //! honoured) → [`conclude`] (plan + what was applied → the [`Report`]).
 //!
@@ -22,6 +23,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod reconcile;
 pub mod report;
+pub mod resources;
 
 pub use config::{Config, ConfigError};
 pub use context::{Ballast, Invocation};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::report::{ActionStatus, Report};
 
-pub const NAMESPACE: &str = "Ballast";
+const NAMESPACE: &str = "Ballast";
 /// The outcome of an invocation that ended in a Lambda error (retried by
 /// Lambda, then kept by the dead-letter queue) instead of a report.
 pub const ERROR_OUTCOME: &str = "error";

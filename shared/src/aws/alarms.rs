@@ -6,24 +6,7 @@ use aws_sdk_cloudwatch::types::AlarmType;
 use aws_sdk_cloudwatch::Client;
 
 use super::AwsError;
-
-/// A metric alarm as `ballast doctor` reads it: every metric it watches
-/// (its own, or each of a metric-math alarm's queries).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricAlarm {
-    pub name: String,
-    pub state: String,
-    /// `breaching`, `notBreaching`, `ignore`, `missing` (the default).
-    pub treat_missing_data: String,
-    pub metrics: Vec<WatchedMetric>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchedMetric {
-    pub namespace: String,
-    pub name: String,
-    pub dimensions: BTreeMap<String, String>,
-}
+use crate::resources::{MetricAlarm, WatchedMetric};
 
 /// Every metric alarm of the account and Region (`DescribeAlarms`, paged).
 pub async fn metric_alarms(client: &Client) -> Result<Vec<MetricAlarm>, AwsError> {

@@ -3,25 +3,7 @@
 use aws_sdk_elasticloadbalancingv2::Client;
 
 use super::AwsError;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetGroup {
-    pub arn: String,
-    pub name: String,
-    pub target_type: String,
-    /// The load balancers that route to it (CloudWatch's `LoadBalancer`
-    /// dimension is the part after `:loadbalancer/`).
-    pub load_balancer_arns: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetHealth {
-    pub id: String,
-    pub state: String,
-    pub reason: Option<String>,
-    /// Only set by ELB for IP targets; instance AZs come from Auto Scaling.
-    pub az: Option<String>,
-}
+use crate::resources::{TargetGroup, TargetHealth};
 
 /// The target group, or `None` when it does not exist.
 pub async fn describe_target_group(

@@ -1,89 +1,49 @@
 //! Auto Scaling: groups, their instances, and instance health.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, Tag};
 use aws_sdk_autoscaling::Client;
 
 use super::AwsError;
+use crate::resources::{Group, GroupInstance};
 use crate::tags;
 
-/// An instance as its Auto Scaling group sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupInstance {
-    pub instance_id: String,
-    pub asg: String,
-    pub az: String,
-    pub health_status: String,
-    pub lifecycle_state: String,
-}
-
-/// An Auto Scaling group, with what Ballast reads of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub name: String,
-    pub arn: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    pub target_group_arns: Vec<String>,
-    /// Comma-separated subnet IDs.
-    pub vpc_zone_identifier: String,
-    pub min_size: i32,
-    pub max_size: i32,
-    pub desired_capacity: i32,
-    /// (instance ID, AZ) of every instance in the group.
-    pub instances: Vec<(String, String)>,
-    /// `EC2`, `ELB`, `VPC_LATTICE` (the types that replace by themselves).
-    pub health_check_type: String,
-    /// Processes suspended on the group, by whoever suspended them.
-    pub suspended_processes: Vec<String>,
-    /// Seconds a new instance is spared health checks.
-    pub health_check_grace_period: i32,
-}
-
-impl Group {
-    pub fn is_managed(&self) -> bool {
-        self.tags
-            .get(tags::MANAGED)
-            .is_some_and(|v| tags::is_true(v))
-    }
-
-    fn from_sdk(g: &AutoScalingGroup) -> Self {
-        Group {
-            name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
-            arn: g.auto_scaling_group_arn().map(str::to_string),
-            tags: g
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect(),
-            target_group_arns: g.target_group_arns().to_vec(),
-            vpc_zone_identifier: g.vpc_zone_identifier().unwrap_or_default().to_string(),
-            min_size: g.min_size().unwrap_or_default(),
-            max_size: g.max_size().unwrap_or_default(),
-            desired_capacity: g.desired_capacity().unwrap_or_default(),
-            instances: g
-                .instances()
-                .iter()
-                .map(|i| {
-                    (
-                        i.instance_id().unwrap_or_default().to_string(),
-                        i.availability_zone().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-            health_check_type: g.health_check_type().unwrap_or_default().to_string(),
-            suspended_processes: g
-                .suspended_processes()
-                .iter()
-                .filter_map(|p| p.process_name().map(str::to_string))
-                .collect(),
-            health_check_grace_period: g.health_check_grace_period().unwrap_or_default(),
-        }
+/// What Ballast reads of a group, straight from the SDK's answer.
+fn group_of(g: &AutoScalingGroup) -> Group {
+    Group {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+        arn: g.auto_scaling_group_arn().map(str::to_string),
+        tags: g
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        target_group_arns: g.target_group_arns().to_vec(),
+        vpc_zone_identifier: g.vpc_zone_identifier().unwrap_or_default().to_string(),
+        min_size: g.min_size().unwrap_or_default(),
+        max_size: g.max_size().unwrap_or_default(),
+        desired_capacity: g.desired_capacity().unwrap_or_default(),
+        instances: g
+            .instances()
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_string(),
+                    i.availability_zone().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        health_check_type: g.health_check_type().unwrap_or_default().to_string(),
+        suspended_processes: g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_string))
+            .collect(),
+        health_check_grace_period: g.health_check_grace_period().unwrap_or_default(),
     }
 }
 
@@ -168,7 +128,7 @@ pub async fn describe_groups(client: &Client, names: &[String]) -> Result<Vec<Gr
         while let Some(page) = pages.next().await {
             let page = page
                 .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", chunk.join(","), e))?;
-            groups.extend(page.auto_scaling_groups().iter().map(Group::from_sdk));
+            groups.extend(page.auto_scaling_groups().iter().map(group_of));
         }
     }
     Ok(groups)
@@ -193,7 +153,7 @@ pub async fn managed_groups(client: &Client) -> Result<Vec<Group>, AwsError> {
         groups.extend(
             page.auto_scaling_groups()
                 .iter()
-                .map(Group::from_sdk)
+                .map(group_of)
                 .filter(Group::is_managed),
         );
     }

@@ -104,7 +104,7 @@ impl Aws {
 /// function on a custom runtime, and their code (an STS client, the profile
 /// parser, an IMDS client) was a tenth of each function's zip. The CLI and
 /// the tests, which do run where those apply, keep the full chain.
-pub fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
+fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
     let ignore_endpoints = set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
@@ -147,7 +147,7 @@ pub fn http_client() -> SharedHttpClient {
 /// - the whole operation, retries and back-off included: 30 s — half the
 ///   shortest function timeout (60 s), so a second call and the report still
 ///   fit. The executor also bounds every step by the Lambda deadline.
-pub fn timeouts() -> TimeoutConfig {
+fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(10))
@@ -269,11 +269,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        lambda_config(move |name| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        lambda_config(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Plan, Step};
 use crate::event::zonal::Signal;
 use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
+use crate::resources::Group;
 use crate::tags;
 
 /// A managed Auto Scaling group as observed.
@@ -23,6 +24,20 @@ pub struct GroupState {
     pub instances: Vec<(String, String)>,
     /// The raw `ballast:evacuated` tag, if any.
     pub evacuated: Option<String>,
+}
+
+impl From<Group> for GroupState {
+    fn from(g: Group) -> Self {
+        GroupState {
+            evacuated: g.tags.get(tags::EVACUATED).cloned(),
+            subnets: g.subnets().map(str::to_string).collect(),
+            name: g.name,
+            arn: g.arn,
+            max_size: g.max_size,
+            desired: g.desired_capacity,
+            instances: g.instances,
+        }
+    }
 }
 
 /// Every managed group, and the AZ of every subnet they use or used.
@@ -107,7 +122,7 @@ pub struct Evacuation {
     pub max_size: i32,
 }
 
-pub const TAG_VALUE_MAX: usize = 256;
+const TAG_VALUE_MAX: usize = 256;
 
 /// The signal token that stands for "more than the record names".
 const OVERFLOW: &str = "more";
@@ -234,7 +249,7 @@ fn records(fleet: &FleetState) -> impl Iterator<Item = (&GroupState, Evacuation)
 }
 
 /// The AZs currently evacuated, counted from the tags of all managed groups.
-pub fn evacuated_azs(fleet: &FleetState) -> BTreeSet<String> {
+fn evacuated_azs(fleet: &FleetState) -> BTreeSet<String> {
     holds(fleet).into_keys().collect()
 }
 

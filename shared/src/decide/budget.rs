@@ -81,7 +81,7 @@ pub struct Mark {
 }
 
 /// How the record names an instance: the last 8 characters of its ID.
-pub fn instance_key(instance_id: &str) -> &str {
+fn instance_key(instance_id: &str) -> &str {
     let start = instance_id
         .char_indices()
         .rev()
@@ -219,7 +219,7 @@ impl OwnReplacements {
 pub const REPLACE_UNHEALTHY: &str = "ReplaceUnhealthy";
 
 /// AWS caps a tag value at 256 characters.
-pub const MAX_TAG_VALUE: usize = 256;
+const MAX_TAG_VALUE: usize = 256;
 
 /// The breaker's record, `ballast:suspended`: `p=<processes> at=<epoch
 /// seconds> why=<share|budget> tg=<target group>,...`. The processes are

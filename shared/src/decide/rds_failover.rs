@@ -164,7 +164,7 @@ pub fn parse_dns_tag(value: &str) -> Result<(String, String), String> {
 }
 
 /// Statuses in which an instance serves traffic.
-pub fn is_serving(status: &str) -> bool {
+fn is_serving(status: &str) -> bool {
     matches!(
         status,
         "available"
@@ -177,7 +177,7 @@ pub fn is_serving(status: &str) -> bool {
 }
 
 /// Statuses in which a primary is gone until a human repairs it.
-pub fn is_failed(status: &str) -> bool {
+fn is_failed(status: &str) -> bool {
     status.starts_with("incompatible-")
         || status.starts_with("inaccessible-encryption-credentials")
         || matches!(

@@ -12,6 +12,7 @@ use super::budget::{
 use super::{Plan, Step, Verdict};
 use crate::event::short_name;
 use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
+use crate::resources::Group;
 use crate::tags;
 
 /// A target group as observed: its targets' health joined with their ASG,
@@ -66,10 +67,26 @@ pub struct AsgState {
     pub own: OwnReplacements,
 }
 
+impl From<Group> for AsgState {
+    /// What the budget and the breaker read of a group; its own
+    /// replacements are counted apart (only an impaired instance needs them).
+    fn from(g: Group) -> Self {
+        AsgState {
+            desired: g.desired_capacity,
+            replaced: g.tags.get(tags::REPLACED).cloned(),
+            suspended: g.tags.get(tags::SUSPENDED).cloned(),
+            health_check_type: g.health_check_type,
+            suspended_processes: g.suspended_processes,
+            own: OwnReplacements::default(),
+            name: g.name,
+        }
+    }
+}
+
 impl AsgState {
     /// With ELB health checks the ASG replaces every instance its target
     /// groups find unhealthy by itself, whatever Ballast decides.
-    pub fn replaces_by_itself(&self) -> bool {
+    fn replaces_by_itself(&self) -> bool {
         self.health_check_type
             .split(',')
             .any(|t| t.trim().eq_ignore_ascii_case("ELB"))
@@ -156,7 +173,7 @@ impl TargetState {
 }
 
 /// Whether `impaired` of `counted` targets exceeds `max_percent` percent.
-pub fn exceeds_share(impaired: usize, counted: usize, max_percent: u8) -> bool {
+fn exceeds_share(impaired: usize, counted: usize, max_percent: u8) -> bool {
     impaired * 100 > usize::from(max_percent) * counted
 }
 

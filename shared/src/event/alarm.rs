@@ -38,7 +38,7 @@ pub struct MetricRef {
 }
 
 /// The `detail-type` of an alarm's state change on EventBridge.
-pub const STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+const STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 
 impl AlarmChange {
     pub fn is_alarm(&self) -> bool {

@@ -27,7 +27,7 @@ pub enum SourceKind {
 /// domain joins; 0058, 0079-0081, 0165, 0188, 0219-0224, 0237, 0254,
 /// 0278-0285, 0306, 0328, 0329, 0353, 0356, 0418, 0420, 0421, ...) leave a
 /// serving database serving: `rds-failover` ignores them.
-pub const PRIMARY_DOWN_EVENTS: [&str; 6] = [
+const PRIMARY_DOWN_EVENTS: [&str; 6] = [
     "RDS-EVENT-0031",
     "RDS-EVENT-0035",
     "RDS-EVENT-0036",
@@ -38,7 +38,7 @@ pub const PRIMARY_DOWN_EVENTS: [&str; 6] = [
 
 /// "Abandoning user requested failover since a failover recently occurred":
 /// RDS did nothing, and the failover it points at had its own events.
-pub const FAILOVER_ABANDONED: &str = "RDS-EVENT-0034";
+const FAILOVER_ABANDONED: &str = "RDS-EVENT-0034";
 
 /// What kind of thing the event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use serde_json::Value;
 use super::Envelope;
 
 pub const HEALTH_EVENT: &str = "AWS Health Event";
-pub const AUTOSHIFT_IN_PROGRESS: &str = "Autoshift In Progress";
-pub const AUTOSHIFT_COMPLETED: &str = "Autoshift Completed";
-pub const FIS_AUTOSHIFT_IN_PROGRESS: &str = "FIS Experiment Autoshift In Progress";
-pub const FIS_AUTOSHIFT_COMPLETED: &str = "FIS Experiment Autoshift Completed";
-pub const FIS_AUTOSHIFT_CANCELED: &str = "FIS Experiment Autoshift Canceled";
+const AUTOSHIFT_IN_PROGRESS: &str = "Autoshift In Progress";
+const AUTOSHIFT_COMPLETED: &str = "Autoshift Completed";
+const FIS_AUTOSHIFT_IN_PROGRESS: &str = "FIS Experiment Autoshift In Progress";
+const FIS_AUTOSHIFT_COMPLETED: &str = "FIS Experiment Autoshift Completed";
+const FIS_AUTOSHIFT_CANCELED: &str = "FIS Experiment Autoshift Canceled";
 
 /// An Availability Zone as an event names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -209,7 +209,7 @@ struct RawDescription {
 
 /// The zones a text names (`use1-az6`, `USE1-AZ6`, `us-east-1a`), each with
 /// the sentence it appears in.
-pub fn zones_in_text(text: &str) -> Vec<(ZoneRef, String)> {
+fn zones_in_text(text: &str) -> Vec<(ZoneRef, String)> {
     let mut found: Vec<(ZoneRef, String)> = vec![];
     for sentence in text
         .split(['.', '\n'])

@@ -443,21 +443,7 @@ pub async fn observe(ballast: &Ballast) -> Result<FleetState, AwsError> {
     let groups: Vec<GroupState> = fleet::managed_groups(&ballast.aws.autoscaling)
         .await?
         .into_iter()
-        .map(|g| GroupState {
-            evacuated: g.tags.get(crate::tags::EVACUATED).cloned(),
-            subnets: g
-                .vpc_zone_identifier
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            name: g.name,
-            arn: g.arn,
-            max_size: g.max_size,
-            desired: g.desired_capacity,
-            instances: g.instances,
-        })
+        .map(GroupState::from)
         .collect();
     let subnets: BTreeSet<String> = groups
         .iter()

@@ -34,10 +34,10 @@ use crate::report::now_epoch;
 use crate::tags;
 
 /// A lock outlives its holder's deadline by this much, then expires.
-pub const EXPIRY_MARGIN_SECS: i64 = 5;
+const EXPIRY_MARGIN_SECS: i64 = 5;
 /// Without a known deadline (direct calls in tests), a lock lasts this long:
 /// Ballast's longest function timeout (300 s) and the margin.
-pub const DEFAULT_TTL_SECS: i64 = 310;
+const DEFAULT_TTL_SECS: i64 = 310;
 
 /// What a lease covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +285,7 @@ impl Lease {
 }
 
 /// How many times removing a lock is tried.
-pub const RELEASE_TRIES: usize = 3;
+const RELEASE_TRIES: usize = 3;
 
 #[cfg(test)]
 mod tests {

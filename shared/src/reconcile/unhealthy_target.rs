@@ -21,7 +21,7 @@ use crate::event::{
     direct_usage, is_scheduled, json_kind, not_handled, partition_of, Arn, Inbound,
 };
 use crate::report::now_epoch;
-use crate::tags;
+use crate::resources::Group;
 
 pub const FUNCTION: &str = "unhealthy-target";
 
@@ -125,7 +125,7 @@ pub struct UnhealthyTarget;
 #[derive(Debug, Clone)]
 pub struct Target {
     pub arn: String,
-    pub managed: Option<Arc<Vec<fleet::Group>>>,
+    pub managed: Option<Arc<Vec<Group>>>,
 }
 
 impl Reconciler for UnhealthyTarget {
@@ -224,7 +224,7 @@ async fn regroup(
         };
         *g = AsgState {
             own: g.own,
-            ..group_state(f.clone())
+            ..AsgState::from(f.clone())
         };
         true
     });
@@ -249,18 +249,6 @@ async fn regroup(
     Ok(state)
 }
 
-fn group_state(g: fleet::Group) -> AsgState {
-    AsgState {
-        desired: g.desired_capacity,
-        replaced: g.tags.get(tags::REPLACED).cloned(),
-        suspended: g.tags.get(tags::SUSPENDED).cloned(),
-        health_check_type: g.health_check_type,
-        suspended_processes: g.suspended_processes,
-        own: OwnReplacements::default(),
-        name: g.name,
-    }
-}
-
 /// Reads the target group, its targets' health, their ASGs, and the managed
 /// ASGs behind it with their records and (where an instance is impaired)
 /// their own health-check replacements inside the budget window. `managed`:
@@ -269,7 +257,7 @@ pub async fn observe(
     ballast: &Ballast,
     arn: &str,
     policy: &Policy,
-    managed: Option<&Vec<fleet::Group>>,
+    managed: Option<&Vec<Group>>,
 ) -> Result<Option<TargetGroupState>, AwsError> {
     let aws = &ballast.aws;
     let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
@@ -290,7 +278,7 @@ pub async fn observe(
         }
     }
     // Managed groups attached to the target group, or with instances in it.
-    let behind: Vec<fleet::Group> = if tg.target_type == "instance" {
+    let behind: Vec<Group> = if tg.target_type == "instance" {
         let listed = match managed {
             Some(groups) => groups.clone(),
             None => fleet::managed_groups(&aws.autoscaling).await?,
@@ -342,7 +330,7 @@ pub async fn observe(
         };
         groups.push(AsgState {
             own,
-            ..group_state(g)
+            ..AsgState::from(g)
         });
     }
     Ok(Some(TargetGroupState {

@@ -17,13 +17,12 @@ use super::{evidence_lines, ActionStatus, Outcome, Report, Severity};
 use crate::event::short_name;
 
 /// The documented limits of a custom notification's title and description.
-pub const TITLE_MAX: usize = 250;
-pub const DESCRIPTION_MAX: usize = 8000;
+const TITLE_MAX: usize = 250;
+const DESCRIPTION_MAX: usize = 8000;
 /// Ballast's own bounds, so a notice stays one screen in a channel.
-pub const NEXT_STEPS_MAX: usize = 5;
-pub const KEYWORDS_MAX: usize = 5;
-pub const RELATED_MAX: usize = 10;
-pub const THREAD_ID_MAX: usize = 128;
+const NEXT_STEPS_MAX: usize = 5;
+const RELATED_MAX: usize = 10;
+const THREAD_ID_MAX: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -315,7 +314,8 @@ mod tests {
         assert!(!n.content.title.is_empty() && n.content.title.len() <= TITLE_MAX);
         assert!(n.content.description.len() <= DESCRIPTION_MAX);
         assert!(n.content.next_steps.len() <= NEXT_STEPS_MAX);
-        assert!(n.content.keywords.len() <= KEYWORDS_MAX);
+        // Ballast's bound on keywords, like the others: one screen.
+        assert!(n.content.keywords.len() <= 5);
         assert!(n.metadata.related_resources.len() <= RELATED_MAX);
         assert!(!n.metadata.thread_id.is_empty() && n.metadata.thread_id.len() <= THREAD_ID_MAX);
         assert!(n.metadata.summary.len() <= crate::report::SUBJECT_MAX);

@@ -1,0 +1,142 @@
+//! What Ballast reads of the AWS resources it watches, as domain types:
+//! the adapters (`aws::fleet`, `aws::balancer`, `aws::alarms`) map the SDK's
+//! answers straight into these, and the decisions, the reconcilers and the
+//! CLI's checks read them. Pure data: no AWS types, no I/O.
+
+use std::collections::BTreeMap;
+
+use crate::tags;
+
+/// An Auto Scaling group, with what Ballast reads of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub arn: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub target_group_arns: Vec<String>,
+    /// Comma-separated subnet IDs (`VPCZoneIdentifier`); see [`Group::subnets`].
+    pub vpc_zone_identifier: String,
+    pub min_size: i32,
+    pub max_size: i32,
+    pub desired_capacity: i32,
+    /// (instance ID, AZ) of every instance in the group.
+    pub instances: Vec<(String, String)>,
+    /// `EC2`, `ELB`, `VPC_LATTICE` (the types that replace by themselves).
+    pub health_check_type: String,
+    /// Processes suspended on the group, by whoever suspended them.
+    pub suspended_processes: Vec<String>,
+    /// Seconds a new instance is spared health checks.
+    pub health_check_grace_period: i32,
+}
+
+impl Group {
+    /// Tagged `ballast:managed=true` (any case).
+    pub fn is_managed(&self) -> bool {
+        self.tags
+            .get(tags::MANAGED)
+            .is_some_and(|v| tags::is_true(v))
+    }
+
+    /// The subnets the group launches into now, in order, blanks dropped.
+    pub fn subnets(&self) -> impl Iterator<Item = &str> {
+        self.vpc_zone_identifier
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// An instance as its Auto Scaling group sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub instance_id: String,
+    pub asg: String,
+    pub az: String,
+    pub health_status: String,
+    pub lifecycle_state: String,
+}
+
+/// An ELBv2 target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroup {
+    pub arn: String,
+    pub name: String,
+    /// `instance`, `ip`, `lambda` or `alb`.
+    pub target_type: String,
+    /// The load balancers that route to it (CloudWatch's `LoadBalancer`
+    /// dimension is the part after `:loadbalancer/`).
+    pub load_balancer_arns: Vec<String>,
+}
+
+/// One registered target's health, as the load balancer reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealth {
+    pub id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Only set by ELB for IP targets; instance AZs come from Auto Scaling.
+    pub az: Option<String>,
+}
+
+/// A CloudWatch metric alarm: every metric it watches (its own, or each of
+/// a metric-math alarm's queries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricAlarm {
+    pub name: String,
+    pub state: String,
+    /// `breaching`, `notBreaching`, `ignore`, `missing` (the default).
+    pub treat_missing_data: String,
+    pub metrics: Vec<WatchedMetric>,
+}
+
+/// One metric an alarm watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedMetric {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(vpc_zone_identifier: &str, managed: Option<&str>) -> Group {
+        Group {
+            name: "web".into(),
+            arn: None,
+            tags: managed
+                .map(|v| (tags::MANAGED.to_string(), v.to_string()))
+                .into_iter()
+                .collect(),
+            target_group_arns: vec![],
+            vpc_zone_identifier: vpc_zone_identifier.into(),
+            min_size: 0,
+            max_size: 0,
+            desired_capacity: 0,
+            instances: vec![],
+            health_check_type: "EC2".into(),
+            suspended_processes: vec![],
+            health_check_grace_period: 0,
+        }
+    }
+
+    #[test]
+    fn subnets_are_the_identifiers_in_order_without_blanks() {
+        let g = group(" subnet-a,subnet-b ,, subnet-c", None);
+        assert_eq!(
+            g.subnets().collect::<Vec<_>>(),
+            ["subnet-a", "subnet-b", "subnet-c"]
+        );
+        assert_eq!(group("", None).subnets().count(), 0);
+    }
+
+    #[test]
+    fn managed_means_the_tag_is_true_in_any_case() {
+        assert!(group("", Some("true")).is_managed());
+        assert!(group("", Some(" True ")).is_managed());
+        assert!(!group("", Some("false")).is_managed());
+        assert!(!group("", Some("yes")).is_managed());
+        assert!(!group("", None).is_managed());
+    }
+}
