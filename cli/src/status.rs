@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use ballast::aws::{database, dns, fleet};
-use ballast::resources::Group;
 use ballast::decide::az_impairment::Evacuation;
 use ballast::decide::budget::{Replaced, Suspended};
 use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
 use ballast::reconcile::lease::Lock;
 use ballast::report::{now_epoch, rfc3339};
+use ballast::resources::Group;
 use ballast::tags;
 
 use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, Target};

@@ -97,6 +97,8 @@ impl Aws {
 ///   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read when a call is signed;
 /// - `AWS_ENDPOINT_URL` for every service, when set and not switched off by
 ///   `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` (an emulator);
+/// - `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT` (`true`/`false`):
+///   FIPS 140 and dual-stack endpoints, where a partition requires them;
 /// - the SDK's standard retries (3 attempts), [`timeouts`], [`http_client`].
 ///
 /// Not aws-config's default chain: shared config files, SSO, web identity,
@@ -106,9 +108,9 @@ impl Aws {
 /// the tests, which do run where those apply, keep the full chain.
 fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let flag = |name: &str| set(name).map(|v| v.trim().eq_ignore_ascii_case("true"));
     let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
-    let ignore_endpoints = set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let ignore_endpoints = flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == Some(true);
     let mut conf = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(region.map(Region::new))
@@ -118,6 +120,8 @@ fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
         .retry_config(RetryConfig::standard())
         .timeout_config(timeouts())
         .http_client(http_client());
+    conf.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT"));
+    conf.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"));
     if !ignore_endpoints {
         conf.set_endpoint_url(set("AWS_ENDPOINT_URL"));
     }
@@ -292,6 +296,16 @@ mod tests {
         let conf = config(&[("AWS_DEFAULT_REGION", "us-east-2"), ("AWS_REGION", " ")]);
         assert_eq!(conf.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(conf.endpoint_url(), None);
+        assert_eq!((conf.use_fips(), conf.use_dual_stack()), (None, None));
+
+        let conf = config(&[
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]);
+        assert_eq!(
+            (conf.use_fips(), conf.use_dual_stack()),
+            (Some(true), Some(false))
+        );
 
         let conf = config(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),

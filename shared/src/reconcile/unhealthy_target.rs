@@ -125,7 +125,7 @@ pub struct UnhealthyTarget;
 #[derive(Debug, Clone)]
 pub struct Target {
     pub arn: String,
-    pub managed: Option<Arc<Vec<Group>>>,
+    pub managed: Option<Arc<[Group]>>,
 }
 
 impl Reconciler for UnhealthyTarget {
@@ -257,7 +257,7 @@ pub async fn observe(
     ballast: &Ballast,
     arn: &str,
     policy: &Policy,
-    managed: Option<&Vec<Group>>,
+    managed: Option<&[Group]>,
 ) -> Result<Option<TargetGroupState>, AwsError> {
     let aws = &ballast.aws;
     let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
@@ -278,17 +278,19 @@ pub async fn observe(
         }
     }
     // Managed groups attached to the target group, or with instances in it.
+    // (From a sweep's listing, only those are copied.)
+    let behind_it = |g: &Group| {
+        g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
+    };
     let behind: Vec<Group> = if tg.target_type == "instance" {
-        let listed = match managed {
-            Some(groups) => groups.clone(),
-            None => fleet::managed_groups(&aws.autoscaling).await?,
-        };
-        listed
-            .into_iter()
-            .filter(|g| {
-                g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
-            })
-            .collect()
+        match managed {
+            Some(groups) => groups.iter().filter(|g| behind_it(g)).cloned().collect(),
+            None => fleet::managed_groups(&aws.autoscaling)
+                .await?
+                .into_iter()
+                .filter(|g| behind_it(g))
+                .collect(),
+        }
     } else {
         vec![]
     };
@@ -351,7 +353,7 @@ async fn sweep(cx: &Cx<'_>) -> Result<Work<Target>, Reconciled> {
         .flat_map(|g| g.target_group_arns.iter().cloned())
         .collect();
     let count = groups.len();
-    let managed = Arc::new(groups);
+    let managed: Arc<[Group]> = Arc::from(groups);
     let targets = arns
         .into_iter()
         .map(|arn| Target {
