@@ -104,8 +104,8 @@ impl Aws {
 /// Not aws-config's default chain: shared config files, SSO, web identity,
 /// container and instance-metadata credentials never apply inside a Lambda
 /// function on a custom runtime, and their code (an STS client, the profile
-/// parser, an IMDS client) was a tenth of each function's zip. The CLI and
-/// the tests, which do run where those apply, keep the full chain.
+/// parser, an IMDS client) was about 325 KB of each function's zip. The CLI,
+/// which runs where those apply, keeps the full chain.
 fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let flag = |name: &str| set(name).map(|v| v.trim().eq_ignore_ascii_case("true"));
@@ -128,7 +128,7 @@ fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
     conf.build()
 }
 
-/// The HTTP client of every AWS call a function makes: the SDK's own
+/// The HTTP client of every AWS call (functions, CLI, tests): the SDK's own
 /// (hyper, rustls, the system's trusted roots, the SDK's pooling), with
 /// rustls on the *ring* crypto provider instead of the SDK's default
 /// aws-lc-rs: the same TLS 1.2/1.3, and about a megabyte less in each
