@@ -54,6 +54,9 @@ pub mod tags {
     /// The processes the breaker suspended, when and why.
     pub const SUSPENDED: &str = "ballast:suspended";
 
+    /// AWS caps a tag value at 256 characters (Auto Scaling, RDS, ELB).
+    pub const VALUE_MAX: usize = 256;
+
     /// The contract says `ballast:managed` = `true`; a capitalised `True`
     /// typed into the console means the same thing.
     pub fn is_true(value: &str) -> bool {

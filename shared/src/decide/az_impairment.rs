@@ -122,8 +122,6 @@ pub struct Evacuation {
     pub max_size: i32,
 }
 
-const TAG_VALUE_MAX: usize = 256;
-
 /// The signal token that stands for "more than the record names".
 const OVERFLOW: &str = "more";
 
@@ -525,7 +523,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             continue;
         }
         let mut value = evacuation.encode();
-        if value.len() > TAG_VALUE_MAX {
+        if value.len() > tags::VALUE_MAX {
             // The signals no longer fit: the zone is held until an operator
             // restores it, never released early, and the subnets stay named.
             if let Some(hold) = evacuation.azs.get_mut(az) {
@@ -535,7 +533,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             value = evacuation.encode();
             overflowed.push(g.name.clone());
         }
-        if value.len() > TAG_VALUE_MAX {
+        if value.len() > tags::VALUE_MAX {
             skipped.push(record(
                 g,
                 "evacuate",
@@ -1275,7 +1273,7 @@ mod tests {
             }
             state = apply(&state, &plan);
             let value = state.groups[0].evacuated.clone().unwrap();
-            assert!(value.len() <= TAG_VALUE_MAX, "{}", value.len());
+            assert!(value.len() <= tags::VALUE_MAX, "{}", value.len());
             // The subnets are never lost.
             assert_eq!(
                 Evacuation::parse(&value).unwrap().subnets,

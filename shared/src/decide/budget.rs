@@ -5,6 +5,8 @@
 //! replacements from its scaling activities), and the `ballast:suspended`
 //! record of the processes the breaker suspended.
 
+use crate::tags;
+
 /// `BALLAST_MAX_REPLACED_PERCENT` / `BALLAST_REPLACEMENT_WINDOW_MINUTES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -157,7 +159,7 @@ impl Replaced {
                 .map(|m| format!("{}:{}", m.at / 60 - base, m.instance))
                 .collect();
             let value = format!("b={base} m={}", entries.join("."));
-            if value.len() <= MAX_TAG_VALUE || keep == 1 {
+            if value.len() <= tags::VALUE_MAX || keep == 1 {
                 return Some(value);
             }
             keep -= 1;
@@ -218,9 +220,6 @@ impl OwnReplacements {
 /// the instances its health check finds unhealthy.
 pub const REPLACE_UNHEALTHY: &str = "ReplaceUnhealthy";
 
-/// AWS caps a tag value at 256 characters.
-const MAX_TAG_VALUE: usize = 256;
-
 /// The breaker's record, `ballast:suspended`: `p=<processes> at=<epoch
 /// seconds> why=<share|budget> tg=<target group>,...`. The processes are
 /// the only ones Ballast ever resumes; the target groups are those whose
@@ -280,7 +279,7 @@ impl Suspended {
         }
         let mut more = self.clone();
         more.target_groups.push(tg.to_string());
-        (more.encode().len() <= MAX_TAG_VALUE).then_some(more)
+        (more.encode().len() <= tags::VALUE_MAX).then_some(more)
     }
 }
 
@@ -325,7 +324,7 @@ mod tests {
             );
         }
         let value = r.encode().unwrap();
-        assert!(value.len() <= MAX_TAG_VALUE, "{} characters", value.len());
+        assert!(value.len() <= tags::VALUE_MAX, "{} characters", value.len());
         assert!(
             value.starts_with("b=29935633 m=0:9ab00000.3:9ab00001."),
             "{value}"
@@ -354,7 +353,7 @@ mod tests {
             r = r.with(&format!("i-{k:017x}"), now - 7200 + 120 * k, 7200);
         }
         let value = r.encode().unwrap();
-        assert!(value.len() <= MAX_TAG_VALUE, "{} characters", value.len());
+        assert!(value.len() <= tags::VALUE_MAX, "{} characters", value.len());
         let back = Replaced::parse(&value).unwrap();
         assert!(back.marks.len() >= 17, "{}", back.marks.len());
         assert_eq!(back.marks.last(), r.marks.last());
@@ -402,7 +401,7 @@ mod tests {
                 full = more;
             }
         }
-        assert!(full.encode().len() <= MAX_TAG_VALUE);
+        assert!(full.encode().len() <= tags::VALUE_MAX);
         for bad in [
             "",
             "p= at=1",
