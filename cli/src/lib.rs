@@ -151,9 +151,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Managed Auto Scaling groups (zones, evacuations and their signals,
-    /// suspended processes, locks) and tagged databases (writer, record,
-    /// standby), in one screen.
-    Status,
+    /// suspended processes), tagged databases (writer, record, standby) and
+    /// the live leases of the stack's lease table, in one screen.
+    Status(StackArgs),
     /// Evacuate a zone (name or ID) through the deployed az-impairment function.
     Evacuate(SteerArgs),
     /// Restore a zone (name or ID) through the deployed az-impairment function:
@@ -189,7 +189,7 @@ pub struct SteerArgs {
 pub async fn execute(cli: Cli, target: &Target) -> Answer {
     let json = cli.json;
     match cli.command {
-        Command::Status => status::run(target, json).await,
+        Command::Status(args) => status::run(target, &args, json).await,
         Command::Doctor(args) => doctor::run(target, &args.stack, json).await,
         Command::Evacuate(args) => steer_zone(target, "evacuate", args, json).await,
         Command::Restore(args) => steer_zone(target, "restore", args, json).await,

@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use ballast::aws::{database, dns, fleet};
+use ballast::aws::{database, dns, fleet, leases};
 use ballast::decide::az_impairment::Evacuation;
 use ballast::decide::budget::{Replaced, Suspended};
 use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
-use ballast::reconcile::lease::Lock;
 use ballast::report::{now_epoch, rfc3339};
 use ballast::resources::Group;
 use ballast::tags;
 
-use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, Target};
+use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, StackArgs, Target};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,6 +21,42 @@ pub struct Status {
     pub region: String,
     pub groups: Vec<GroupStatus>,
     pub databases: Vec<DatabaseStatus>,
+    /// The lease table read (`<stack>-leases`).
+    pub lease_table: String,
+    /// Live leases: which invocation is changing what, until when.
+    pub leases: Vec<LeaseStatus>,
+    /// Why the lease table could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leases_unread: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseStatus {
+    /// `asg/<name>` or `rds/<id>`.
+    pub resource: String,
+    pub function: String,
+    pub holder: String,
+    pub taken: String,
+    pub expires: String,
+    pub seconds_left: i64,
+}
+
+/// The live leases among the table's items (expired ones wait for
+/// DynamoDB's TTL sweep and mean nothing).
+pub fn live_leases(items: &[leases::Held], now: i64) -> Vec<LeaseStatus> {
+    items
+        .iter()
+        .filter(|h| h.expires > now)
+        .map(|h| LeaseStatus {
+            resource: h.resource.clone(),
+            function: h.function.clone(),
+            holder: h.holder.clone(),
+            taken: rfc3339(h.taken),
+            expires: rfc3339(h.expires),
+            seconds_left: h.expires - now,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,8 +83,6 @@ pub struct GroupStatus {
     pub breaker: Option<String>,
     /// Ballast's marks in its record (`ballast:replaced`).
     pub marks: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock: Option<String>,
     /// Records Ballast could not read.
     pub problems: Vec<String>,
 }
@@ -78,7 +111,7 @@ pub struct DatabaseStatus {
 }
 
 /// One managed group, from what was read.
-pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>, now: i64) -> GroupStatus {
+pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>) -> GroupStatus {
     let mut problems = vec![];
     let mut zones: BTreeMap<String, usize> = zones_of(g, subnet_zone)
         .into_iter()
@@ -128,11 +161,6 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>, now: i64)
         .get(tags::REPLACED)
         .and_then(|v| Replaced::parse(v))
         .map_or(0, |r| r.marks.len());
-    let lock = g.tags.get(tags::LOCK).map(|v| match Lock::parse(v) {
-        Some(l) if l.is_live(now) => format!("held by {} until {}", l.holder, rfc3339(l.until)),
-        Some(l) => format!("expired at {} (left by {})", rfc3339(l.until), l.holder),
-        None => format!("unreadable {v:?}"),
-    });
     GroupStatus {
         name: g.name.clone(),
         desired: g.desired_capacity,
@@ -146,7 +174,6 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>, now: i64)
         suspended_processes: g.suspended_processes.clone(),
         breaker,
         marks,
-        lock,
         problems,
     }
 }
@@ -184,7 +211,7 @@ fn instance_status(i: &Instance) -> DatabaseStatus {
 }
 
 /// Reads everything `status` shows.
-pub async fn observe(target: &Target) -> Result<Status, String> {
+pub async fn observe(target: &Target, stack: &StackArgs) -> Result<Status, String> {
     let aws = &target.aws;
     let groups = fleet::managed_groups(&aws.autoscaling)
         .await
@@ -192,10 +219,9 @@ pub async fn observe(target: &Target) -> Result<Status, String> {
     let subnet_zone = subnet_zones_of(aws, &groups)
         .await
         .map_err(|e| e.to_string())?;
-    let now = now_epoch();
     let groups = groups
         .iter()
-        .map(|g| group_status(g, &subnet_zone, now))
+        .map(|g| group_status(g, &subnet_zone))
         .collect();
 
     let (clusters, instances) = database::tagged(&aws.rds)
@@ -236,11 +262,24 @@ pub async fn observe(target: &Target) -> Result<Status, String> {
         }
         databases.push(db);
     }
+    let lease_table = lease_table(&stack.stack);
+    let (leases, leases_unread) = match leases::list(&aws.dynamodb, &lease_table).await {
+        Ok(items) => (live_leases(&items, now_epoch()), None),
+        Err(e) => (vec![], Some(e.to_string())),
+    };
     Ok(Status {
         region: aws.region.clone(),
         groups,
         databases,
+        lease_table,
+        leases,
+        leases_unread,
     })
+}
+
+/// The stack's lease table, as the template names it.
+pub fn lease_table(stack: &str) -> String {
+    format!("{stack}-leases")
 }
 
 /// The one-screen text rendering.
@@ -295,9 +334,6 @@ pub fn render(s: &Status) -> String {
         if g.marks > 0 {
             out.push_str(&format!("    marks      {} in Ballast's record\n", g.marks));
         }
-        if let Some(l) = &g.lock {
-            out.push_str(&format!("    lock       {l}\n"));
-        }
         for p in &g.problems {
             out.push_str(&format!("    problem    {p}\n"));
         }
@@ -336,11 +372,25 @@ pub fn render(s: &Status) -> String {
             out.push_str(&format!("    problem    {p}\n"));
         }
     }
+    out.push_str(&format!(
+        "\nLive leases in {}: {}\n",
+        s.lease_table,
+        match &s.leases_unread {
+            Some(e) => format!("not read ({e})"),
+            None => s.leases.len().to_string(),
+        }
+    ));
+    for l in &s.leases {
+        out.push_str(&format!(
+            "  {}  held by {} ({}) since {}, {}s left\n",
+            l.resource, l.function, l.holder, l.taken, l.seconds_left
+        ));
+    }
     out
 }
 
-pub async fn run(target: &Target, json: bool) -> Answer {
-    match observe(target).await {
+pub async fn run(target: &Target, stack: &StackArgs, json: bool) -> Answer {
+    match observe(target, stack).await {
         Ok(status) if json => Answer::out(Exit::Ok, json_text(&status)),
         Ok(status) => Answer::out(Exit::Ok, render(&status)),
         Err(e) => Answer::err(Exit::Aws, format!("could not read the live state: {e}")),
@@ -376,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn a_group_shows_zones_records_and_locks() {
+    fn a_group_shows_zones_and_records_and_live_leases_show() {
         let zones = [
             ("subnet-a".to_string(), "us-east-1a".to_string()),
             ("subnet-b".to_string(), "us-east-1b".to_string()),
@@ -388,11 +438,9 @@ mod tests {
                     tags::SUSPENDED,
                     "p=ReplaceUnhealthy at=1764590400 why=share tg=web/abc",
                 ),
-                (tags::LOCK, "holder=req-1 until=2000000000"),
                 (tags::EVACUATED, "not a record"),
             ]),
             &zones,
-            1_764_590_500,
         );
         assert_eq!(
             g.zones,
@@ -402,17 +450,30 @@ mod tests {
             g.breaker.as_deref(),
             Some("ReplaceUnhealthy suspended by Ballast (share) since 2025-12-01T12:00:00Z for web/abc")
         );
-        assert!(g
-            .lock
-            .as_deref()
-            .unwrap()
-            .starts_with("held by req-1 until 2033"));
         assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
+        let held = |resource: &str, expires| leases::Held {
+            resource: resource.into(),
+            holder: "req-1.0000abcd".into(),
+            function: "az-impairment".into(),
+            taken: 1_764_590_490,
+            expires,
+        };
+        let now = 1_764_590_500;
+        let leases = live_leases(&[held("asg/web", now + 12), held("asg/old", now)], now);
+        assert_eq!(leases.len(), 1, "an expired item is no lease: {leases:?}");
+        assert_eq!(leases[0].seconds_left, 12);
         let text = render(&Status {
             region: "us-east-1".into(),
             groups: vec![g],
             databases: vec![],
+            lease_table: lease_table("ballast"),
+            leases,
+            leases_unread: None,
         });
+        assert!(
+            text.contains("Live leases in ballast-leases: 1\n  asg/web  held by az-impairment (req-1.0000abcd) since 2025-12-01T12:01:30Z, 12s left"),
+            "{text}"
+        );
         assert!(
             text.contains("zones      us-east-1a (1), us-east-1b (2)"),
             "{text}"

@@ -209,6 +209,7 @@ mod tests {
             severity: Severity::Info,
             resources: vec!["arn:tg".into()],
             sequential: false,
+            retry: None,
         }
     }
 

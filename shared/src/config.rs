@@ -11,6 +11,7 @@ pub const DNS_TTL: &str = "BALLAST_DNS_TTL";
 pub const EVACUATION_WARN_HOURS: &str = "BALLAST_EVACUATION_WARN_HOURS";
 pub const MAX_REPLACED_PERCENT: &str = "BALLAST_MAX_REPLACED_PERCENT";
 pub const REPLACEMENT_WINDOW_MINUTES: &str = "BALLAST_REPLACEMENT_WINDOW_MINUTES";
+pub const LEASE_TABLE: &str = "BALLAST_LEASE_TABLE";
 /// Set by the template and not read by the functions: the deployed
 /// configuration `ballast doctor` reads back (`HostedZoneIds`,
 /// `ZonalAlarmPrefix`).
@@ -41,19 +42,13 @@ pub struct Config {
     pub evacuation_warn_hours: u32,
     /// The replacement budget of each managed ASG (`decide::budget`).
     pub replacement_budget: crate::decide::budget::Budget,
-    /// How long a lease settles before it is read back (`reconcile::lease`);
-    /// not configurable from the environment.
-    pub lease_settle: std::time::Duration,
+    /// The DynamoDB table of leases (`lease`).
+    pub lease_table: String,
     /// How long a requested promotion may go unseen by RDS before it is
     /// requested again (`decide::rds_failover::PROMOTION_SETTLE_SECS`); not
     /// configurable from the environment.
     pub promotion_settle_secs: i64,
 }
-
-/// Longer than the gap between two racing invocations' lock writes (a
-/// contender slower than this gives way), short against a failover or an
-/// evacuation.
-pub const DEFAULT_LEASE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -94,6 +89,23 @@ impl Config {
                 variable: TOPIC_ARN,
                 value: topic_arn,
                 expected: TOPIC_EXPECTED,
+            });
+        }
+
+        const TABLE_EXPECTED: &str =
+            "a DynamoDB table name (3-255 letters, digits, '_', '-', '.'), the stack's lease table";
+        let lease_table = get(LEASE_TABLE)
+            .ok_or(ConfigError::Missing {
+                variable: LEASE_TABLE,
+                expected: TABLE_EXPECTED,
+            })?
+            .trim()
+            .to_string();
+        if !is_table_name(&lease_table) {
+            return Err(ConfigError::Invalid {
+                variable: LEASE_TABLE,
+                value: lease_table,
+                expected: TABLE_EXPECTED,
             });
         }
 
@@ -178,7 +190,7 @@ impl Config {
             max_evacuated_azs,
             dns_ttl,
             evacuation_warn_hours,
-            lease_settle: DEFAULT_LEASE_SETTLE,
+            lease_table,
             promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
         })
     }
@@ -190,6 +202,14 @@ fn parse_bool(v: &str) -> Option<bool> {
         "false" | "0" | "no" => Some(false),
         _ => None,
     }
+}
+
+/// DynamoDB's table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// `arn:<partition>:sns:<region>:<account>:<name>`
@@ -210,6 +230,7 @@ mod tests {
     use std::collections::HashMap;
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ballast-reports";
+    const TABLE: &str = "ballast-leases";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -221,7 +242,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_topic_is_set() {
-        let c = config(&[(TOPIC_ARN, TOPIC)]).unwrap();
+        let c = config(&[(TOPIC_ARN, TOPIC), (LEASE_TABLE, TABLE)]).unwrap();
         assert_eq!(
             c,
             Config {
@@ -235,7 +256,7 @@ mod tests {
                     percent: 30,
                     window_secs: 3600,
                 },
-                lease_settle: DEFAULT_LEASE_SETTLE,
+                lease_table: TABLE.into(),
                 promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
             }
         );
@@ -245,6 +266,7 @@ mod tests {
     fn every_variable_is_read() {
         let c = config(&[
             (TOPIC_ARN, TOPIC),
+            (LEASE_TABLE, TABLE),
             (DRY_RUN, "TRUE"),
             (MAX_UNHEALTHY_PERCENT, "34"),
             (MAX_EVACUATED_AZS, "2"),
@@ -266,6 +288,12 @@ mod tests {
             err.to_string().starts_with("BALLAST_TOPIC_ARN is not set"),
             "{err}"
         );
+        let err = config(&[(TOPIC_ARN, TOPIC)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("BALLAST_LEASE_TABLE is not set"),
+            "{err}"
+        );
         let err = config(&[(TOPIC_ARN, "  ")]).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { .. }));
     }
@@ -274,6 +302,8 @@ mod tests {
     fn bad_values_name_variable_value_and_expectation() {
         let cases = [
             (TOPIC_ARN, "my-topic", "an SNS topic ARN"),
+            (LEASE_TABLE, "no", "a DynamoDB table name"),
+            (LEASE_TABLE, "a table", "a DynamoDB table name"),
             (DRY_RUN, "maybe", "true or false"),
             (MAX_UNHEALTHY_PERCENT, "150", "from 0 to 100"),
             (MAX_UNHEALTHY_PERCENT, "-1", "from 0 to 100"),
@@ -284,7 +314,7 @@ mod tests {
             (REPLACEMENT_WINDOW_MINUTES, "1441", "from 1 to 1440"),
         ];
         for (var, value, expected) in cases {
-            let mut vars = vec![(TOPIC_ARN, TOPIC)];
+            let mut vars = vec![(TOPIC_ARN, TOPIC), (LEASE_TABLE, TABLE)];
             vars.retain(|(k, _)| *k != var);
             vars.push((var, value));
             let msg = config(&vars).unwrap_err().to_string();

@@ -16,6 +16,7 @@ use crate::aws::Aws;
 use crate::aws::AwsError;
 use crate::decide::{Plan, Step};
 use crate::failure::Failure;
+use crate::lease::{self, Lease};
 use crate::report::{ActionRecord, ActionStatus};
 
 /// No step is started with less than this left before the Lambda deadline:
@@ -41,19 +42,26 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// records). Chains of different resources are independent: one ASG's
 /// failure does not stop another's evacuation. A sequential plan is one
 /// chain. Every step is bounded by the deadline minus [`DEADLINE_MARGIN`].
+///
+/// Under a `lease`, a step is started only once the lease covers it (it is
+/// extended first, [`Lease::cover`]) and is cut at the lease's end; a lease
+/// that cannot be kept stops every chain.
 pub async fn execute(
     plan: &Plan,
     aws: &Aws,
     dry_run: bool,
     deadline: Option<Instant>,
+    mut lease: Option<&mut Lease>,
 ) -> Vec<Applied> {
     let mut applied: Vec<Applied> = Vec::with_capacity(plan.steps.len());
     // Chains stopped, with why their remaining steps are not started.
     let mut stopped: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut lease_lost = false;
     for step in &plan.steps {
         let chain = if plan.sequential { "" } else { step.chain() };
         let waited_on = step.after().and_then(|a| stopped.get(a));
-        if let Some(why) = stopped.get(chain).or(waited_on) {
+        let lost = lease_lost.then_some(&LEASE_LOST);
+        if let Some(why) = stopped.get(chain).or(waited_on).or(lost) {
             applied.push(Applied {
                 record: step.record(ActionStatus::Skipped, *why),
                 error: None,
@@ -78,13 +86,24 @@ pub async fn execute(
             });
             continue;
         }
-        let result = match budget(deadline) {
+        if let Some(lease) = lease.as_deref_mut() {
+            if let Err(err) = lease.cover(aws, need(step)).await {
+                lease_lost = true;
+                applied.push(Applied {
+                    record: step.record(ActionStatus::Skipped, format!("{LEASE_LOST} ({err})")),
+                    error: Some(err),
+                });
+                continue;
+            }
+        }
+        let left = lease.as_deref().map(Lease::left);
+        let result = match budget(deadline).into_iter().chain(left).min() {
             Some(left) => tokio::time::timeout(left, apply(step, aws, wait_until(deadline)))
                 .await
                 .unwrap_or_else(|_| {
                     Err(deadline_error(
                         step,
-                        "stopped: the step ran into the invocation deadline (its outcome is unknown; the retry re-reads it)",
+                        "stopped: the step ran into the invocation deadline or the end of its lease (its outcome is unknown; the retry re-reads it)",
                     ))
                 }),
             None => apply(step, aws, wait_until(deadline)).await,
@@ -124,6 +143,18 @@ pub async fn execute(
 }
 
 const FAILED_BEFORE: &str = "not started: an earlier step failed";
+const LEASE_LOST: &str =
+    "not started: the lease could not be kept; Lambda retries the invocation, which finishes it";
+
+/// How much lease a step needs before it starts: one call, or, for a step
+/// that waits (a promoted replica's availability, Route 53's `INSYNC`), the
+/// wait and a call.
+fn need(step: &Step) -> Duration {
+    match step {
+        Step::UpsertCname { .. } => MAX_WAIT + lease::STEP,
+        _ => lease::STEP,
+    }
+}
 
 /// How long a step may run: until the deadline minus the margin.
 fn budget(deadline: Option<Instant>) -> Option<Duration> {
@@ -213,10 +244,15 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Fai
         }
         #[cfg(feature = "rds")]
         Step::PromoteReplica { replica, primary } => {
-            database::promote_read_replica(&aws.rds, replica).await?;
-            Ok(StepResult::Done(format!(
-                "PromoteReadReplica: {replica} no longer replicates from {primary}"
-            )))
+            match database::promote_read_replica(&aws.rds, replica).await {
+                Ok(()) => Ok(StepResult::Done(format!(
+                    "PromoteReadReplica: {replica} no longer replicates from {primary}"
+                ))),
+                Err(e) if e.has_code(INVALID_STATE) => {
+                    refused_promotion(aws, replica, primary, e).await
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         #[cfg(feature = "rds")]
         Step::AddTag {
@@ -269,6 +305,33 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Fai
             kind: other.kind(),
             resource: other.target().to_string(),
         }),
+    }
+}
+
+#[cfg(feature = "rds")]
+const INVALID_STATE: &str = "InvalidDBInstanceState";
+
+/// RDS refused a promotion (`InvalidDBInstanceState`, whatever the reason):
+/// the replica, read again, says whether one is under way (the step is
+/// done: finish the job) or not yet possible (a retryable failure).
+#[cfg(feature = "rds")]
+async fn refused_promotion(
+    aws: &Aws,
+    replica: &str,
+    primary: &str,
+    refusal: AwsError,
+) -> Result<StepResult, Failure> {
+    use crate::decide::rds_failover::{refused_promotion, RefusedPromotion};
+    let now = database::describe_instance(&aws.rds, replica).await?;
+    match refused_promotion(now.as_ref(), primary) {
+        RefusedPromotion::UnderWay(why) => Ok(StepResult::Done(format!(
+            "PromoteReadReplica answered {INVALID_STATE}; {why}"
+        ))),
+        RefusedPromotion::NotYet(why) => Err(Failure::Aws(AwsError {
+            message: format!("{}; {why}, retried", refusal.message),
+            retryable: true,
+            ..refusal
+        })),
     }
 }
 

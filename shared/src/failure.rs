@@ -19,6 +19,10 @@ pub enum Failure {
     /// down; by the time Lambda retries it, the holder has acted.
     #[error("lease on {resource} failed: {}", stand_down(resource, holder))]
     LockHeld { resource: String, holder: String },
+    /// The decision waits on AWS (a promotion RDS does not show yet): the
+    /// invocation asks Lambda to deliver the event again rather than end it.
+    #[error("waiting on {resource}: {message}")]
+    Waiting { resource: String, message: String },
     /// A step of an AWS service this function binary is not built with
     /// (its Cargo features): its decisions never plan one.
     #[error("{kind} on {resource} failed: this function is not built with the client for it")]
@@ -41,7 +45,9 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Failure::Aws(e) => e.retryable,
-            Failure::DeadlineNear { .. } | Failure::LockHeld { .. } => true,
+            Failure::DeadlineNear { .. } | Failure::LockHeld { .. } | Failure::Waiting { .. } => {
+                true
+            }
             Failure::NotBuilt { .. } => false,
         }
     }
@@ -52,13 +58,15 @@ impl Failure {
             Failure::Aws(e) => e.operation,
             Failure::DeadlineNear { .. } => "deadline",
             Failure::LockHeld { .. } => "lease",
+            Failure::Waiting { .. } => "wait",
             Failure::NotBuilt { kind, .. } => kind,
         }
     }
 
-    /// The invocation stood down for another one: by design, not a failure.
+    /// The invocation stood down for another one, or waits on AWS, and
+    /// asks to be retried: by design, not a failure.
     pub fn is_lock_held(&self) -> bool {
-        matches!(self, Failure::LockHeld { .. })
+        matches!(self, Failure::LockHeld { .. } | Failure::Waiting { .. })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod event;
 pub mod execute;
 pub mod failure;
 pub mod lambda;
+pub mod lease;
 pub mod metrics;
 pub mod reconcile;
 pub mod report;
@@ -45,9 +46,6 @@ pub mod tags {
     pub const UNREPORTED: &str = "ballast:unreported";
     /// Written by Ballast on an evacuated Auto Scaling group.
     pub const EVACUATED: &str = "ballast:evacuated";
-    /// The lease: `holder=<token> until=<epoch seconds>`, written by Ballast
-    /// while one invocation changes a resource (`reconcile::lease`).
-    pub const LOCK: &str = "ballast:lock";
     /// Ballast's own replacement marks inside the budget window
     /// (`decide::budget::Replaced`).
     pub const REPLACED: &str = "ballast:replaced";

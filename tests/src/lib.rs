@@ -84,9 +84,7 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
                 percent: 30,
                 window_secs: 3600,
             },
-            // The production settle: racing tests must hold on a loaded CI
-            // machine too.
-            lease_settle: ballast::config::DEFAULT_LEASE_SETTLE,
+            lease_table: stack::LEASE_TABLE.into(),
             promotion_settle_secs: ballast::decide::rds_failover::PROMOTION_SETTLE_SECS,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
@@ -224,6 +222,7 @@ async fn spawn_named(
 ) -> (host::RuntimeHost, host::FunctionProcess) {
     let host = host::RuntimeHost::start(name, timeout).await;
     env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
+    env.push(("BALLAST_LEASE_TABLE".into(), stack::LEASE_TABLE.into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let process = host.spawn(&function_binary(function), name, &env);
     (host, process)

@@ -56,6 +56,9 @@ pub enum Targeted {
     DropAnswer,
     /// Answered only after this long: a hung call.
     Delay(Duration),
+    /// Never forwarded, never answered: a call that hangs until its caller
+    /// gives up or dies (it never reaches AWS).
+    Hang,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +270,21 @@ fn error_response(
     code: &str,
     message: &str,
 ) -> Response<Full<Bytes>> {
+    if JSON_SERVICES.contains(&service) {
+        // awsJson1_0 (DynamoDB): `__type` names the error.
+        let code = if code == "AccessDenied" {
+            "AccessDeniedException"
+        } else {
+            code
+        };
+        let body = serde_json::json!({"__type": code, "message": message}).to_string();
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amzn-requestid", "ballast-fault")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid response");
+    }
     let body = if service == "ec2" {
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>ballast-fault</RequestID></Response>"
@@ -288,6 +306,9 @@ fn error_response(
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response")
 }
+
+/// Services whose errors are JSON (the signing name).
+const JSON_SERVICES: [&str; 1] = ["dynamodb"];
 
 /// A request's path and body, percent-decoded: what a rule's `mentioning`
 /// is looked for in (query-protocol bodies encode `:` as `%3A`).
@@ -402,6 +423,7 @@ async fn handle(
             ));
         }
         Some(Targeted::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Targeted::Hang) => std::future::pending::<()>().await,
         _ => {}
     }
 

@@ -16,6 +16,9 @@ use serde_json::Value;
 pub const MANAGED_ASG: &str = "web";
 pub const UNMANAGED_ASG: &str = "legacy";
 pub const AZS: [&str; 2] = ["us-east-1a", "us-east-1b"];
+/// The lease table, as the template creates it (`resource` key, `expires`
+/// TTL).
+pub const LEASE_TABLE: &str = "ballast-leases";
 
 pub struct Stack {
     pub ec2: aws_sdk_ec2::Client,
@@ -30,6 +33,51 @@ pub struct Stack {
     pub tg_arn: String,
     pub topic_arn: String,
     pub queue_url: String,
+    pub sdk_config: SdkConfig,
+}
+
+/// The lease table of the template (`LeaseTable`): key `resource` (S),
+/// on-demand, TTL on `expires`.
+pub async fn create_lease_table(conf: &SdkConfig) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let dynamodb = aws_sdk_dynamodb::Client::new(conf);
+    dynamodb
+        .create_table()
+        .table_name(LEASE_TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(ballast::aws::leases::KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(ballast::aws::leases::KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("CreateTable");
+    dynamodb
+        .update_time_to_live()
+        .table_name(LEASE_TABLE)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(ballast::aws::leases::EXPIRES)
+                .enabled(true)
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("UpdateTimeToLive");
 }
 
 /// An SNS message as an SQS subscriber receives it.
@@ -141,6 +189,7 @@ impl Stack {
             tg_arn,
             topic_arn: String::new(),
             queue_url: String::new(),
+            sdk_config: conf.clone(),
         };
         stack
             .create_asg(MANAGED_ASG, 2, &[("ballast:managed", "true")])
@@ -149,11 +198,22 @@ impl Stack {
             .create_asg(UNMANAGED_ASG, 1, &[("team", "legacy")])
             .await;
         let (topic_arn, queue_url) = stack.create_report_topic().await;
+        create_lease_table(conf).await;
         Stack {
             topic_arn,
             queue_url,
             ..stack
         }
+    }
+
+    /// The lease items Ballast left in the table, live or expired:
+    /// (resource, holder, expires).
+    pub async fn leases(&self) -> Vec<ballast::aws::leases::Held> {
+        let dynamodb =
+            aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::Config::from(&self.sdk_config));
+        ballast::aws::leases::list(&dynamodb, LEASE_TABLE)
+            .await
+            .expect("Scan of the lease table")
     }
 
     async fn create_asg(&self, name: &str, size: i32, tags: &[(&str, &str)]) {

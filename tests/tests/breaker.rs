@@ -122,8 +122,8 @@ async fn every_target_stopped_trips_the_breaker_and_pages() {
     );
     // The unmanaged group is not Ballast's to suspend.
     assert!(f.stack.suspended_processes(UNMANAGED_ASG).await.is_empty());
-    // The lease is gone.
-    assert_eq!(f.stack.tag_of(MANAGED_ASG, ballast::tags::LOCK).await, None);
+    // The lease is given back.
+    assert_eq!(f.stack.leases().await, vec![]);
 
     let deliveries = f.stack.reports().await;
     assert_eq!(deliveries.len(), 1);

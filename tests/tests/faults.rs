@@ -63,10 +63,6 @@ async fn faulted_world(function: &'static str, seed: u64, sdk_retries: bool) -> 
     // here it is requested again at once (moto accepts; the decision's
     // property tests cover RDS's behaviour).
     w.ballast.config.promotion_settle_secs = 0;
-    // One invocation at a time here: no contender to wait for, so the
-    // lease settles in a tenth of the production second (the racing tests
-    // of `concurrency.rs` keep the production settle).
-    w.ballast.config.lease_settle = Duration::from_millis(100);
     (w, proxy)
 }
 
@@ -82,7 +78,8 @@ async fn until_converged(w: &World, event: &Value, what: &str, sdk_retries: bool
     let mut failed_steps = 0;
     let mut attempts = 0;
     let mut stood_down = 0;
-    // Stand-downs in a row: a stale lock expires 25 s after it was taken.
+    // Stand-downs in a row: a lease whose release was faulted away expires
+    // `lease::LIFETIME` (20 s) after it was last written.
     let mut in_a_row = 0;
     while attempts < limit {
         // A Lambda deadline, as in production: a lock whose release failed

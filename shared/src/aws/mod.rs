@@ -13,6 +13,7 @@ pub mod database;
 pub mod dns;
 #[cfg(feature = "autoscaling")]
 pub mod fleet;
+pub mod leases;
 #[cfg(feature = "ec2")]
 pub mod network;
 pub mod reports;
@@ -41,6 +42,8 @@ use thiserror::Error;
 pub struct Aws {
     pub region: String,
     pub sns: aws_sdk_sns::Client,
+    /// The lease table (every function takes leases).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     #[cfg(feature = "autoscaling")]
     pub autoscaling: aws_sdk_autoscaling::Client,
     #[cfg(feature = "elbv2")]
@@ -72,6 +75,7 @@ impl Aws {
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "us-east-1".into()),
             sns: aws_sdk_sns::Client::new(conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(conf),
             #[cfg(feature = "autoscaling")]
             autoscaling: aws_sdk_autoscaling::Client::new(conf),
             #[cfg(feature = "elbv2")]

@@ -215,6 +215,10 @@ pub struct Plan {
     pub sequential: bool,
     /// The observed facts the decision rested on (the report's `evidence`).
     pub evidence: Evidence,
+    /// The plan waits on AWS (a promotion RDS has not shown yet): the
+    /// invocation asks Lambda to deliver the event again, for this reason,
+    /// instead of ending it with a success.
+    pub retry: Option<String>,
 }
 
 impl Plan {
@@ -231,6 +235,7 @@ impl Plan {
             severity: Severity::Info,
             resources,
             sequential: false,
+            retry: None,
         }
     }
 
@@ -303,5 +308,13 @@ impl Plan {
 
     pub fn with_evidence(self, evidence: Evidence) -> Self {
         Plan { evidence, ..self }
+    }
+
+    /// The plan waits on AWS: Lambda is asked to deliver the event again.
+    pub fn retried(self, why: impl Into<String>) -> Self {
+        Plan {
+            retry: Some(why.into()),
+            ..self
+        }
     }
 }

@@ -79,10 +79,16 @@ pub struct Policy {
 }
 
 /// How long a requested promotion may go unseen before Ballast concludes it
-/// did not happen and requests it again. RDS shows a promotion within
-/// seconds (the replica turns `modifying`); five minutes of an `available`
-/// replica still naming its source means the request never took effect.
-pub const PROMOTION_SETTLE_SECS: i64 = 300;
+/// did not happen and requests it again. RDS takes a `PromoteReadReplica`
+/// by moving the replica to `modifying` as it accepts the call (the answer
+/// already carries that status), and `DescribeDBInstances` shows it within
+/// seconds; a second request on a replica being modified, or no longer a
+/// replica, is refused with `InvalidDBInstanceState`, never carried out
+/// twice. So an `available` replica that still names its source 30 s after
+/// the recorded request — ten times RDS's visibility lag — means the request
+/// never landed. 30 s is also half Lambda's first retry of an async event
+/// (about a minute): that retry requests it again.
+pub const PROMOTION_SETTLE_SECS: i64 = 30;
 
 /// The record of a promotion, `ballast:promotion` on the replica: written
 /// **before** `PromoteReadReplica` (`requested`) and updated once RDS
@@ -550,9 +556,14 @@ fn decide_instance(
                 tags::PROMOTION,
                 policy.promotion_settle_secs
             );
+            let wait = format!(
+                "the promotion of {replica_id} was requested {}s ago and RDS does not show it yet",
+                policy.now - r.at
+            );
             return Plan::noop(situation, resources)
                 .with_reason(reason)
-                .with_severity(Severity::Warning);
+                .with_severity(Severity::Warning)
+                .retried(wait);
         }
         _ => {}
     }
@@ -614,6 +625,40 @@ fn decide_instance(
         replica.az.as_deref().unwrap_or("an unknown AZ")
     );
     promotion(steps, situation, replica, resources)
+}
+
+/// What RDS's `InvalidDBInstanceState` answer to a `PromoteReadReplica`
+/// means, read from the replica as it is right after that answer. RDS gives
+/// that answer whatever the reason, so the replica itself says which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusedPromotion {
+    /// No longer a replica of the primary, or being modified: a promotion
+    /// is under way (an earlier request landed) — finish the job.
+    UnderWay(String),
+    /// Still a replica of the primary in another state (RDS documents that
+    /// a replica in `backing-up` cannot be promoted): not yet — retry.
+    NotYet(String),
+}
+
+/// Reads the replica after RDS refused to promote it (`None`: it is gone).
+pub fn refused_promotion(replica: Option<&Instance>, primary: &str) -> RefusedPromotion {
+    let Some(r) = replica else {
+        return RefusedPromotion::NotYet("the replica no longer exists".into());
+    };
+    let replicating = r.source.as_deref() == Some(primary);
+    if !replicating {
+        RefusedPromotion::UnderWay(format!(
+            "{} is {} and no longer a replica of {primary}: its promotion is under way",
+            r.id, r.status
+        ))
+    } else if r.status == "modifying" {
+        RefusedPromotion::UnderWay(format!("{} is modifying: its promotion is under way", r.id))
+    } else {
+        RefusedPromotion::NotYet(format!(
+            "{} is {}, still a replica of {primary}: not promotable yet",
+            r.id, r.status
+        ))
+    }
 }
 
 /// A promotion's plan (started or finished): one chain, `critical`, about
@@ -1406,13 +1451,21 @@ mod tests {
             &db.subjects()[0],
             &failure(),
             &Policy {
-                now: POLICY.now + 60,
+                now: POLICY.now + PROMOTION_SETTLE_SECS - 1,
                 ..POLICY
             },
         );
         assert_eq!(
             (soon.verdict, soon.severity),
             (Verdict::Noop, Severity::Warning)
+        );
+        // A wait is answered so that Lambda delivers the event again.
+        assert!(
+            soon.retry
+                .as_deref()
+                .is_some_and(|r| r.contains("requested 29s ago")),
+            "{:?}",
+            soon.retry
         );
         assert!(
             soon.situation
@@ -1429,5 +1482,34 @@ mod tests {
             },
         );
         assert_eq!(kinds(&later)[..2], ["tag", "promote-replica"]);
+        assert_eq!(later.retry, None);
+        assert!(PROMOTION_SETTLE_SECS <= 60);
+    }
+
+    #[test]
+    fn a_refused_promotion_is_under_way_or_not_yet_by_the_replica() {
+        let replica = replica_of("orders-replica", "orders", "available");
+        let primary = "orders".to_string();
+        let with = |status: &str, source: Option<&str>| Instance {
+            status: status.into(),
+            source: source.map(str::to_string),
+            ..replica.clone()
+        };
+        let under_way = |r: &Instance| {
+            matches!(
+                refused_promotion(Some(r), &primary),
+                RefusedPromotion::UnderWay(_)
+            )
+        };
+        assert!(under_way(&with("modifying", Some(&primary))));
+        assert!(under_way(&with("available", None)));
+        assert!(under_way(&with("rebooting", None)));
+        // RDS documents that a replica backing up cannot be promoted yet.
+        assert!(!under_way(&with("backing-up", Some(&primary))));
+        assert!(!under_way(&with("available", Some(&primary))));
+        assert!(matches!(
+            refused_promotion(None, &primary),
+            RefusedPromotion::NotYet(_)
+        ));
     }
 }

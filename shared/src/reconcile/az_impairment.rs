@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
+use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
 use crate::context::Ballast;
 use crate::decide::az_impairment::{
@@ -19,6 +19,7 @@ use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
 use crate::event::zonal::{self, Direction, Signal, ZonalSignal, ZoneRef, HEALTH_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
+use crate::lease;
 use crate::report::now_epoch;
 
 pub const FUNCTION: &str = "az-impairment";

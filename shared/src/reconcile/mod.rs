@@ -6,7 +6,6 @@
 
 #[cfg(feature = "az-impairment")]
 pub mod az_impairment;
-pub mod lease;
 #[cfg(feature = "rds-failover")]
 pub mod rds_failover;
 #[cfg(feature = "unhealthy-target")]
@@ -26,6 +25,7 @@ use crate::decide::Plan;
 use crate::event::Inbound;
 use crate::execute::{execute, DEADLINE_MARGIN};
 use crate::failure::{stand_down, Failure};
+use crate::lease::{self, Lease};
 use crate::report::{Outcome, Report};
 
 /// One function's reconciler. The event (or the schedule, or an operator)
@@ -338,15 +338,21 @@ async fn finish(
     }
 }
 
-/// Execute a decided plan (dry run and deadline honoured) and report it.
-async fn carry_out(cx: &Cx<'_>, plan: Plan) -> Reconciled {
+/// Execute a decided plan (dry run, deadline and lease honoured) and report it.
+async fn carry_out(cx: &Cx<'_>, plan: Plan, lease: Option<&mut Lease>) -> Reconciled {
     let dry_run = cx.ballast.config.dry_run;
-    let applied = execute(&plan, &cx.ballast.aws, dry_run, cx.invocation.deadline).await;
+    let deadline = cx.invocation.deadline;
+    let applied = execute(&plan, &cx.ballast.aws, dry_run, deadline, lease).await;
+    let waiting = plan.retry.clone().map(|message| Failure::Waiting {
+        resource: plan.resources.join(","),
+        message,
+    });
     let transient = applied
         .iter()
         .filter_map(|a| a.error.as_ref())
         .find(|e| e.retryable())
-        .cloned();
+        .cloned()
+        .or(waiting);
     (cx.report.conclude(plan, applied, dry_run), transient)
 }
 
@@ -368,20 +374,13 @@ where
     let ballast = cx.ballast;
     let acts = !plan.steps.is_empty() && !ballast.config.dry_run;
     let Some(scope) = scope.filter(|_| acts) else {
-        return carry_out(cx, plan).await;
+        return carry_out(cx, plan, None).await;
     };
     let resources = plan.resources;
     let token = lease::token(&cx.invocation.request_id);
-    let until = lease::expiry(cx.invocation.deadline);
-    let leased = lease::acquire(
-        &ballast.aws,
-        scope,
-        token,
-        until,
-        ballast.config.lease_settle,
-    )
-    .await;
-    let won = match leased {
+    let table = &ballast.config.lease_table;
+    let leased = lease::acquire(&ballast.aws, table, cx.report.function, &scope, token).await;
+    let mut won = match leased {
         Ok(lease::Leased::Won(won)) => won,
         Ok(lease::Leased::Lost { resource, holder }) => {
             let standing_down = Plan::noop(
@@ -395,7 +394,7 @@ where
         Err(e) => return not_observed(cx, resources, e.into()),
     };
     let result = match redecide().await {
-        Ok(plan) => carry_out(cx, plan).await,
+        Ok(plan) => carry_out(cx, plan, Some(&mut won)).await,
         Err(e) => not_observed(cx, resources, e.into()),
     };
     won.release(&ballast.aws).await;

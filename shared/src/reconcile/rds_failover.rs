@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
+use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::database::{self, Listing};
 use crate::aws::{dns, AwsError};
 use crate::context::Ballast;
@@ -16,6 +16,7 @@ use crate::decide::rds_failover::{
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
+use crate::lease;
 use crate::tags;
 
 pub const FUNCTION: &str = "rds-failover";
@@ -169,10 +170,7 @@ impl Reconciler for RdsFailover {
                 || matches!(s, Step::RemoveTag { key, .. } if key == tags::STANDBY_REPLICA)
         });
         match (subject, promotes) {
-            (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db {
-                id: primary.id.clone(),
-                arn: primary.arn.clone(),
-            }),
+            (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db(primary.id.clone())),
             _ => None,
         }
     }

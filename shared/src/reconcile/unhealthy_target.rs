@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{lease, not_observed, Cx, Reconciled, Reconciler, Work};
+use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{balancer, fleet, AwsError};
 use crate::context::Ballast;
 use crate::decide::budget::OwnReplacements;
@@ -20,6 +20,7 @@ use crate::event::alarm::AlarmChange;
 use crate::event::{
     direct_usage, is_scheduled, json_kind, not_handled, partition_of, Arn, Inbound,
 };
+use crate::lease;
 use crate::report::now_epoch;
 use crate::resources::Group;
 

@@ -18,7 +18,7 @@ use ballast_tests::databases::{Databases, CLUSTER};
 use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
 use ballast_tests::proxy::Proxy;
-use ballast_tests::stack::{Stack, MANAGED_ASG};
+use ballast_tests::stack::{Stack, LEASE_TABLE, MANAGED_ASG};
 use ballast_tests::{function_binary, sample_event, workspace_root};
 use serde_json::{json, Value};
 
@@ -247,6 +247,7 @@ fn tempdir() -> PathBuf {
 fn env_for(moto: &Moto, topic_arn: &str) -> Vec<(String, String)> {
     let mut env = moto.env();
     env.push(("BALLAST_TOPIC_ARN".into(), topic_arn.into()));
+    env.push(("BALLAST_LEASE_TABLE".into(), LEASE_TABLE.into()));
     env
 }
 
@@ -262,6 +263,7 @@ async fn bench_unhealthy_target(runs: usize) -> (Row, Row) {
     let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
     let mut env = proxy.env(&moto);
     env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    env.push(("BALLAST_LEASE_TABLE".into(), LEASE_TABLE.into()));
     let event = stack.alarm_event("unhealthy-target-alarm.json");
     let prepare = |_: usize| {
         let asg = stack.autoscaling.clone();
@@ -419,6 +421,7 @@ async fn storm() {
     let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
     let mut env = proxy.env(&moto);
     env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    env.push(("BALLAST_LEASE_TABLE".into(), LEASE_TABLE.into()));
     let host = RuntimeHost::start("unhealthy-target", Duration::from_secs(60)).await;
     let processes: Vec<FunctionProcess> = (0..PROCESSES)
         .map(|_| {
