@@ -435,7 +435,12 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
             config::EVACUATION_WARN_HOURS,
             config::HOSTED_ZONE_IDS,
             config::ZONAL_ALARM_PREFIX,
+            config::LEASE_TABLE,
         ])
+    );
+    assert_eq!(
+        globals["Environment"]["Variables"][config::LEASE_TABLE],
+        json!({"!Ref": "LeaseTable"})
     );
     // The template's defaults are the contract's defaults.
     let lookup = |name: &str| {
@@ -447,19 +452,78 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
                     .as_u64()
                     .map(|n| n.to_string())
             })
-            .or_else(|| {
-                (name == config::TOPIC_ARN)
-                    .then(|| "arn:aws:sns:us-east-1:123456789012:ballast-reports".to_string())
-            })
+            .or_else(|| deployed(name))
     };
     let parsed =
         config::Config::from_lookup(lookup).expect("the defaults are a valid configuration");
-    let contract = config::Config::from_lookup(|name| {
-        (name == config::TOPIC_ARN)
-            .then(|| "arn:aws:sns:us-east-1:123456789012:ballast-reports".to_string())
-    })
-    .unwrap();
+    let contract = config::Config::from_lookup(deployed).unwrap();
     assert_eq!(parsed, contract);
+}
+
+/// What the stack's resources give the required variables (a topic, the
+/// lease table) once deployed.
+fn deployed(name: &str) -> Option<String> {
+    match name {
+        config::TOPIC_ARN => Some("arn:aws:sns:us-east-1:123456789012:ballast-reports".into()),
+        config::LEASE_TABLE => Some("ballast-leases".into()),
+        _ => None,
+    }
+}
+
+/// The lease table is the contract's (key `resource`, TTL on `expires`),
+/// on demand and encrypted, and the functions may only write its items.
+#[test]
+fn the_lease_table_is_the_contracts_and_only_its_items_are_writable() {
+    let t = template();
+    let table = &t["Resources"]["LeaseTable"];
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        p["KeySchema"],
+        json!([{"AttributeName": ballast::aws::leases::KEY, "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        p["AttributeDefinitions"],
+        json!([{"AttributeName": ballast::aws::leases::KEY, "AttributeType": "S"}])
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"],
+        json!({"AttributeName": ballast::aws::leases::EXPIRES, "Enabled": true})
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+    for (id, f) in functions(&t) {
+        let text = f["Properties"]["Policies"].to_string();
+        let actions: BTreeSet<String> = text
+            .match_indices("dynamodb:")
+            .map(|(i, _)| {
+                text[i..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            set(&["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
+            "{id}"
+        );
+        let statements = f["Properties"]["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|doc| doc["Statement"].as_array())
+            .flatten()
+            .filter(|s| s["Action"].to_string().contains("dynamodb:"))
+            .collect::<Vec<_>>();
+        assert_eq!(statements.len(), 1, "{id}");
+        assert_eq!(
+            statements[0]["Resource"],
+            json!({"!GetAtt": "LeaseTable.Arn"}),
+            "{id}"
+        );
+    }
 }
 
 #[test]
@@ -490,7 +554,6 @@ fn the_reconcilers_sweep_on_a_schedule_and_every_rule_has_a_dead_letter_queue() 
 fn every_value_a_parameter_admits_is_a_valid_configuration() {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
     let raw = to_json(&yaml_serde::from_str(&text).unwrap(), &BTreeMap::new());
-    let topic = "arn:aws:sns:us-east-1:123456789012:ballast-reports";
     let mut checked = 0;
     for (variable, value) in raw["Globals"]["Function"]["Environment"]["Variables"]
         .as_object()
@@ -520,7 +583,7 @@ fn every_value_a_parameter_admits_is_a_valid_configuration() {
                 if name == variable {
                     Some(v.clone())
                 } else {
-                    (name == config::TOPIC_ARN).then(|| topic.to_string())
+                    deployed(name)
                 }
             });
             assert!(
