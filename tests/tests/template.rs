@@ -496,17 +496,15 @@ fn the_lease_table_is_the_contracts_and_only_its_items_are_writable() {
         let text = f["Properties"]["Policies"].to_string();
         let actions: BTreeSet<String> = text
             .match_indices("dynamodb:")
-            .map(|(i, _)| {
-                text[i..]
-                    .split('"')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            })
+            .map(|(i, _)| text[i..].split('"').next().unwrap_or_default().to_string())
             .collect();
         assert_eq!(
             actions,
-            set(&["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
+            set(&[
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem"
+            ]),
             "{id}"
         );
         let statements = f["Properties"]["Policies"]
