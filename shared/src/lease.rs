@@ -203,6 +203,6 @@ mod tests {
         assert_eq!(expires - now, LIFETIME.as_secs() as i64);
         let left = ends.saturating_duration_since(Instant::now());
         assert!(left <= LIFETIME - SKEW && left > LIFETIME - SKEW - Duration::from_secs(1));
-        assert!(LIFETIME > STEP + SKEW);
+        const { assert!(LIFETIME.as_secs() > STEP.as_secs() + SKEW.as_secs()) };
     }
 }

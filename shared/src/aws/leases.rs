@@ -224,7 +224,7 @@ fn refused(error: Option<&TransactWriteItemsError>, names: &[String]) -> Option<
         .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))?;
     let holder = reason
         .item()
-        .and_then(|item| held(item))
+        .and_then(held)
         .map_or_else(|| "(gone)".to_string(), |h| describe(&h));
     Some(Written::Refused {
         resource: names.get(i).cloned().unwrap_or_default(),

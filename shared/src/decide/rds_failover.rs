@@ -1483,7 +1483,7 @@ mod tests {
         );
         assert_eq!(kinds(&later)[..2], ["tag", "promote-replica"]);
         assert_eq!(later.retry, None);
-        assert!(PROMOTION_SETTLE_SECS <= 60);
+        const { assert!(PROMOTION_SETTLE_SECS <= 60) };
     }
 
     #[test]
