@@ -216,6 +216,27 @@ impl Stack {
             .expect("Scan of the lease table")
     }
 
+    /// A lease item as another invocation would have written it.
+    pub async fn put_lease(&self, resource: &str, holder: &str, expires: i64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk_config);
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        dynamodb
+            .put_item()
+            .table_name(LEASE_TABLE)
+            .item(ballast::aws::leases::KEY, s(resource))
+            .item("holder", s(holder))
+            .item("function", s("az-impairment"))
+            .item("taken", AttributeValue::N((expires - 20).to_string()))
+            .item(
+                ballast::aws::leases::EXPIRES,
+                AttributeValue::N(expires.to_string()),
+            )
+            .send()
+            .await
+            .expect("PutItem");
+    }
+
     async fn create_asg(&self, name: &str, size: i32, tags: &[(&str, &str)]) {
         let zones: Vec<&str> = self.subnets.iter().map(|(id, _)| id.as_str()).collect();
         self.create_asg_in(name, size, &zones, tags).await;

@@ -146,8 +146,8 @@ async fn restore_whose_subnet_update_is_refused_keeps_the_record() {
     failed_action(&report, "update-asg");
     assert_eq!(
         i.proxy.calls_of("DeleteTags"),
-        deletes + 1,
-        "only the lease is removed, not the record"
+        deletes,
+        "the record is not removed"
     );
     i.assert_evacuated().await;
 
@@ -539,17 +539,12 @@ async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
     assert!(!dbs.tags(PRIMARY).await.contains_key("ballast:unreported"));
 }
 
-/// Writes `ballast:lock` on the managed group, as another invocation would.
-async fn lock_group(stack: &Stack, value: &str) {
-    stack.tag_group(MANAGED_ASG, "ballast:lock", value).await;
-}
-
 #[tokio::test]
 async fn a_live_lease_is_never_overwritten_and_an_expired_one_is_taken_over() {
     let i = Incident::az().await;
     let now = ballast::report::now_epoch();
-    let live = format!("holder=another-invocation.0000beef until={}", now + 120);
-    lock_group(&i.stack, &live).await;
+    let holder = "another-invocation.0000beef";
+    i.stack.put_lease("asg/web", holder, now + 120).await;
     let open = sample_event("health-ec2-issue-open.json");
 
     let error = i
@@ -563,9 +558,11 @@ async fn a_live_lease_is_never_overwritten_and_an_expired_one_is_taken_over() {
     );
     assert_eq!(i.proxy.calls_of("UpdateAutoScalingGroup"), 0);
     assert_eq!(i.proxy.calls_of("CreateOrUpdateTags"), 0, "nothing written");
+    let held = i.stack.leases().await;
+    assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(
-        i.stack.tag_of(MANAGED_ASG, "ballast:lock").await,
-        Some(live)
+        (held[0].holder.as_str(), held[0].expires),
+        (holder, now + 120)
     );
     i.assert_whole().await;
     assert!(
@@ -573,17 +570,9 @@ async fn a_live_lease_is_never_overwritten_and_an_expired_one_is_taken_over() {
         "a stand-down publishes nothing"
     );
 
-    // The holder crashed: its lock expires by itself and is taken over.
-    lock_group(
-        &i.stack,
-        &format!("holder=another-invocation.0000beef until={}", now - 1),
-    )
-    .await;
+    // The holder crashed: its lease expires by itself and is taken over.
+    i.stack.put_lease("asg/web", holder, now - 1).await;
     assert_eq!(i.function.run(open).await.outcome, Outcome::Remediated);
     i.assert_evacuated().await;
-    assert_eq!(
-        i.stack.tag_of(MANAGED_ASG, "ballast:lock").await,
-        None,
-        "released"
-    );
+    assert_eq!(i.stack.leases().await, vec![], "released");
 }
