@@ -37,18 +37,21 @@ async fn a_promotion_whose_first_attempt_crashed_completes_within_the_lease_and_
     let event = sample_event("rds-instance-failure.json");
     let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
     proxy.target("PromoteReadReplica", None, Targeted::Hang);
-    let timeout = Duration::from_secs(120);
+    // A fresh process of the release binary: each delivery gets one.
+    let deploy = || {
+        let timeout = Duration::from_secs(120);
+        Deployed::start(
+            rds_failover::FUNCTION,
+            &moto,
+            &proxy,
+            &stack.topic_arn,
+            timeout,
+        )
+    };
 
     // The first attempt records the request, takes the lease, and hangs in
     // PromoteReadReplica: it is killed there.
-    let mut first = Deployed::start(
-        rds_failover::FUNCTION,
-        &moto,
-        &proxy,
-        &stack.topic_arn,
-        timeout,
-    )
-    .await;
+    let mut first = deploy().await;
     {
         let attempt = first.invoke(event.clone());
         tokio::pin!(attempt);
@@ -86,17 +89,10 @@ async fn a_promotion_whose_first_attempt_crashed_completes_within_the_lease_and_
         "the dead attempt's lease is left"
     );
 
-    // Every later delivery: a fresh process, as Lambda's retries get.
+    // Every later delivery, as Lambda's retries.
     let mut answers = vec![];
     let report = loop {
-        let next = Deployed::start(
-            rds_failover::FUNCTION,
-            &moto,
-            &proxy,
-            &stack.topic_arn,
-            timeout,
-        )
-        .await;
+        let next = deploy().await;
         let answer = next.invoke(event.clone()).await;
         let at = crashed.elapsed().as_secs_f64();
         match answer {

@@ -324,6 +324,19 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
         text.stdout
     );
     assert!(text.stdout.contains("held by operator"), "{}", text.stdout);
+    // The evacuation gave its lease back; a live one is listed.
+    assert!(
+        text.stdout.contains("Live leases in ballast-leases: 0"),
+        "{}",
+        text.stdout
+    );
+    let now = ballast::report::now_epoch();
+    stack.put_lease("asg/web", "req-9.0000abcd", now + 15).await;
+    let held = ballast(&target, &["--json", "status"]).await;
+    let leases = json_of(&held)["leases"].clone();
+    assert_eq!(leases[0]["resource"], "asg/web", "{leases:#}");
+    assert_eq!(leases[0]["holder"], "req-9.0000abcd", "{leases:#}");
+    stack.put_lease("asg/web", "req-9.0000abcd", now - 1).await;
 
     let restored = ballast(&target, &["--json", "restore", "us-east-1a"]).await;
     assert_eq!(restored.exit, Exit::Ok, "{restored:#?}");
