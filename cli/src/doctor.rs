@@ -211,8 +211,8 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
 /// the service short until the group launches replacements elsewhere.
 pub fn static_stability(g: &Group, subject: &str) -> Check {
     let mut per_zone: BTreeMap<&str, i32> = BTreeMap::new();
-    for (_, az) in &g.instances {
-        *per_zone.entry(az.as_str()).or_default() += 1;
+    for i in &g.instances {
+        *per_zone.entry(i.az.as_str()).or_default() += 1;
     }
     let total: i32 = per_zone.values().sum();
     let (largest, most) = per_zone
@@ -785,6 +785,7 @@ pub async fn run(target: &Target, stack: &str, json: bool) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballast::resources::GroupInstance;
     use ballast::resources::WatchedMetric;
 
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc";
@@ -804,9 +805,9 @@ mod tests {
             max_size: 9,
             desired_capacity: 3,
             instances: vec![
-                ("i-1".into(), "us-east-1a".into()),
-                ("i-2".into(), "us-east-1b".into()),
-                ("i-3".into(), "us-east-1c".into()),
+                GroupInstance::in_service("i-1", "web", "us-east-1a"),
+                GroupInstance::in_service("i-2", "web", "us-east-1b"),
+                GroupInstance::in_service("i-3", "web", "us-east-1c"),
             ],
             health_check_type: "ELB".into(),
             suspended_processes: vec![],
@@ -1026,9 +1027,9 @@ mod tests {
     fn static_stability_is_what_the_other_zones_hold_against_the_minimum() {
         let mut g = group();
         g.instances = vec![
-            ("i-1".into(), "us-east-1a".into()),
-            ("i-2".into(), "us-east-1a".into()),
-            ("i-3".into(), "us-east-1b".into()),
+            GroupInstance::in_service("i-1", "web", "us-east-1a"),
+            GroupInstance::in_service("i-2", "web", "us-east-1a"),
+            GroupInstance::in_service("i-3", "web", "us-east-1b"),
         ];
         let c = static_stability(&g, "asg/web");
         assert_eq!(c.verdict, Verdict::Warn);

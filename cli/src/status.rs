@@ -118,10 +118,10 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>) -> GroupS
         .map(|z| (z, 0))
         .collect();
     let mut leaving: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, az) in &g.instances {
-        match zones.get_mut(az) {
+    for i in &g.instances {
+        match zones.get_mut(&i.az) {
             Some(n) => *n += 1,
-            None => *leaving.entry(az.clone()).or_default() += 1,
+            None => *leaving.entry(i.az.clone()).or_default() += 1,
         }
     }
     let mut evacuated = BTreeMap::new();
@@ -400,6 +400,7 @@ pub async fn run(target: &Target, stack: &StackArgs, json: bool) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballast::resources::GroupInstance;
 
     fn group(tags: &[(&str, &str)]) -> Group {
         Group {
@@ -415,9 +416,9 @@ mod tests {
             max_size: 6,
             desired_capacity: 4,
             instances: vec![
-                ("i-1".into(), "us-east-1a".into()),
-                ("i-2".into(), "us-east-1b".into()),
-                ("i-3".into(), "us-east-1b".into()),
+                GroupInstance::in_service("i-1", "web", "us-east-1a"),
+                GroupInstance::in_service("i-2", "web", "us-east-1b"),
+                GroupInstance::in_service("i-3", "web", "us-east-1b"),
             ],
             health_check_type: "ELB".into(),
             suspended_processes: vec!["ReplaceUnhealthy".into()],

@@ -19,8 +19,10 @@ pub struct Group {
     pub min_size: i32,
     pub max_size: i32,
     pub desired_capacity: i32,
-    /// (instance ID, AZ) of every instance in the group.
-    pub instances: Vec<(String, String)>,
+    /// Every instance in the group, as the group sees it (its zone, health
+    /// and lifecycle state): the listing already says which group each
+    /// instance is in.
+    pub instances: Vec<GroupInstance>,
     /// `EC2`, `ELB`, `VPC_LATTICE` (the types that replace by themselves).
     pub health_check_type: String,
     /// Processes suspended on the group, by whoever suspended them.
@@ -54,6 +56,19 @@ pub struct GroupInstance {
     pub az: String,
     pub health_status: String,
     pub lifecycle_state: String,
+}
+
+impl GroupInstance {
+    /// A healthy instance in service (tests and examples).
+    pub fn in_service(id: &str, asg: &str, az: &str) -> Self {
+        GroupInstance {
+            instance_id: id.into(),
+            asg: asg.into(),
+            az: az.into(),
+            health_status: "Healthy".into(),
+            lifecycle_state: "InService".into(),
+        }
+    }
 }
 
 /// An ELBv2 target group.

@@ -250,6 +250,43 @@ impl Stack {
         zones: &[&str],
         tags: &[(&str, &str)],
     ) {
+        self.create_asg_behind(name, size, zones, tags, &self.tg_arn)
+            .await;
+    }
+
+    /// A managed ASG `name` of `size` instances in both AZs behind a target
+    /// group of its own (`<name>-tg`), whose ARN is returned: one service
+    /// of a larger fleet.
+    pub async fn add_service(&self, name: &str, size: i32) -> String {
+        let tg_arn = self
+            .elbv2
+            .create_target_group()
+            .name(format!("{name}-tg"))
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&self.vpc_id)
+            .target_type(TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("CreateTargetGroup")
+            .target_groups()[0]
+            .target_group_arn()
+            .expect("tg arn")
+            .to_string();
+        let zones: Vec<&str> = self.subnets.iter().map(|(id, _)| id.as_str()).collect();
+        self.create_asg_behind(name, size, &zones, &[("ballast:managed", "true")], &tg_arn)
+            .await;
+        tg_arn
+    }
+
+    async fn create_asg_behind(
+        &self,
+        name: &str,
+        size: i32,
+        zones: &[&str],
+        tags: &[(&str, &str)],
+        tg_arn: &str,
+    ) {
         let mut req = self
             .autoscaling
             .create_auto_scaling_group()
@@ -264,7 +301,7 @@ impl Stack {
             .max_size(size * 2)
             .desired_capacity(size)
             .vpc_zone_identifier(zones.join(","))
-            .target_group_arns(&self.tg_arn)
+            .target_group_arns(tg_arn)
             .health_check_type("ELB")
             .health_check_grace_period(60);
         for (k, v) in tags {

@@ -262,6 +262,41 @@ async fn sweep_checks_every_target_group_of_managed_asgs() {
     assert_eq!(w.stack.reports().await.len(), 1);
 }
 
+/// A sweep reads each thing once: the managed groups (their instances'
+/// groups, health and lifecycle with them) and the target groups in one
+/// listing each, then `DescribeTargetHealth` per target group — the floor —
+/// and `DescribeAutoScalingInstances` only for targets in no managed group
+/// (here the unmanaged `legacy`'s one instance behind `web-tg`).
+#[tokio::test]
+async fn a_sweep_reads_target_health_once_per_target_group_and_little_else() {
+    let mut w = World::start(FUNCTION, false).await;
+    const SERVICES: usize = 7;
+    for i in 0..SERVICES {
+        w.stack.add_service(&format!("svc-{i}"), 1).await;
+    }
+    let proxy = ballast_tests::proxy::Proxy::start(&w.moto.endpoint(), 0.0, 1).await;
+    w.ballast.aws = ballast::aws::Aws::new(&proxy.sdk_config(&w.moto));
+    let report = w.run(sample_event("scheduled-sweep.json")).await;
+    assert_eq!(report.outcome, Outcome::Noop, "{report:#?}");
+    let groups = SERVICES + 1;
+    assert_eq!(report.resources.len(), groups, "{:?}", report.resources);
+    let calls = proxy.calls();
+    println!("sweep of {groups} target groups: {calls:?}");
+    assert_eq!(proxy.calls_of("DescribeTargetHealth"), groups as u64);
+    assert_eq!(proxy.calls_of("DescribeTargetGroups"), 1, "{calls:?}");
+    assert_eq!(proxy.calls_of("DescribeAutoScalingGroups"), 1, "{calls:?}");
+    assert_eq!(
+        proxy.calls_of("DescribeAutoScalingInstances"),
+        1,
+        "{calls:?}"
+    );
+    let per_group = proxy.total_calls() as f64 / groups as f64;
+    assert!(
+        per_group <= 1.5,
+        "{per_group} calls per target group: {calls:?}"
+    );
+}
+
 #[tokio::test]
 async fn direct_invoke_and_per_az_metric_math_alarm_reach_the_same_decision() {
     let w = World::start(FUNCTION, false).await;

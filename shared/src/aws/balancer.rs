@@ -26,15 +26,37 @@ pub async fn describe_target_group(
             };
         }
     };
-    Ok(out.target_groups().first().map(|tg| TargetGroup {
-        arn: tg.target_group_arn().unwrap_or(arn).to_string(),
+    Ok(out.target_groups().first().map(target_group_of))
+}
+
+fn target_group_of(tg: &aws_sdk_elasticloadbalancingv2::types::TargetGroup) -> TargetGroup {
+    TargetGroup {
+        arn: tg.target_group_arn().unwrap_or_default().to_string(),
         name: tg.target_group_name().unwrap_or_default().to_string(),
         target_type: tg
             .target_type()
             .map(|t| t.as_str().to_string())
             .unwrap_or_else(|| "instance".into()),
         load_balancer_arns: tg.load_balancer_arns().to_vec(),
-    }))
+    }
+}
+
+/// Every target group of the Region, in pages of 400 (the API's largest):
+/// a sweep reads them once, whatever their number, instead of once each.
+/// (Naming the ARNs instead would fail the whole call on one deleted
+/// target group.)
+pub async fn list_target_groups(client: &Client) -> Result<Vec<TargetGroup>, AwsError> {
+    let mut pages = client
+        .describe_target_groups()
+        .page_size(400)
+        .into_paginator()
+        .send();
+    let mut all = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("DescribeTargetGroups", "*", e))?;
+        all.extend(page.target_groups().iter().map(target_group_of));
+    }
+    Ok(all)
 }
 
 /// Health of every registered target.

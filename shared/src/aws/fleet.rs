@@ -30,11 +30,15 @@ fn group_of(g: &AutoScalingGroup) -> Group {
         instances: g
             .instances()
             .iter()
-            .map(|i| {
-                (
-                    i.instance_id().unwrap_or_default().to_string(),
-                    i.availability_zone().unwrap_or_default().to_string(),
-                )
+            .map(|i| GroupInstance {
+                instance_id: i.instance_id().unwrap_or_default().to_string(),
+                asg: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+                az: i.availability_zone().unwrap_or_default().to_string(),
+                health_status: i.health_status().unwrap_or_default().to_string(),
+                lifecycle_state: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
             })
             .collect(),
         health_check_type: g.health_check_type().unwrap_or_default().to_string(),

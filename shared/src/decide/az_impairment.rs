@@ -35,7 +35,11 @@ impl From<Group> for GroupState {
             arn: g.arn,
             max_size: g.max_size,
             desired: g.desired_capacity,
-            instances: g.instances,
+            instances: g
+                .instances
+                .into_iter()
+                .map(|i| (i.instance_id, i.az))
+                .collect(),
         }
     }
 }

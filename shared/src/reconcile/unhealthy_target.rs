@@ -22,7 +22,7 @@ use crate::event::{
 };
 use crate::lease;
 use crate::report::now_epoch;
-use crate::resources::Group;
+use crate::resources::{Group, GroupInstance, TargetGroup};
 
 pub const FUNCTION: &str = "unhealthy-target";
 
@@ -122,11 +122,20 @@ fn alarm_intent(alarm: &AlarmChange) -> Result<Intent, String> {
 /// The reconciler of `unhealthy-target`.
 pub struct UnhealthyTarget;
 
-/// A target group to reconcile, and the managed groups a sweep listed once.
+/// A target group to reconcile, and what a sweep listed once for all.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub arn: String,
-    pub managed: Option<Arc<[Group]>>,
+    pub listed: Option<Arc<Listed>>,
+}
+
+/// What a sweep reads once for every target group: the managed groups
+/// (with their instances' zone, health and lifecycle) and the Region's
+/// target groups.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub managed: Vec<Group>,
+    pub target_groups: BTreeMap<String, TargetGroup>,
 }
 
 impl Reconciler for UnhealthyTarget {
@@ -150,7 +159,7 @@ impl Reconciler for UnhealthyTarget {
                     )),
                     None,
                 )),
-                None => Ok(Work::one(Target { arn, managed: None })),
+                None => Ok(Work::one(Target { arn, listed: None })),
             },
             Intent::Sweep => sweep(cx).await,
         }
@@ -170,7 +179,7 @@ impl Reconciler for UnhealthyTarget {
             Some(seen) => regroup(cx.ballast, seen).await.map(Some),
             None => {
                 let policy = policy(cx.ballast);
-                observe(cx.ballast, &target.arn, &policy, target.managed.as_deref()).await
+                observe(cx.ballast, &target.arn, &policy, target.listed.as_deref()).await
             }
         }
     }
@@ -209,16 +218,15 @@ fn policy(ballast: &Ballast) -> Policy {
     }
 }
 
-/// `state` with its groups and its instances' ASG view read again (two
-/// calls): what another invocation may have changed before this one won
-/// the lease (records, processes, marks).
+/// `state` with its groups read again (one call, their instances' health
+/// and lifecycle with them): what another invocation may have changed
+/// before this one won the lease (records, processes, marks).
 async fn regroup(
     ballast: &Ballast,
     mut state: TargetGroupState,
 ) -> Result<TargetGroupState, AwsError> {
-    let autoscaling = &ballast.aws.autoscaling;
     let names: Vec<String> = state.groups.iter().map(|g| g.name.clone()).collect();
-    let fresh = fleet::describe_groups(autoscaling, &names).await?;
+    let fresh = fleet::describe_groups(&ballast.aws.autoscaling, &names).await?;
     state.groups.retain_mut(|g| {
         let Some(f) = fresh.iter().find(|f| f.name == g.name && f.is_managed()) else {
             return false;
@@ -229,16 +237,16 @@ async fn regroup(
         };
         true
     });
-    let ids: Vec<String> = state
-        .targets
-        .iter()
-        .filter(|t| t.member.is_some())
-        .map(|t| t.id.clone())
-        .collect();
-    let members = fleet::describe_instances(autoscaling, &ids).await?;
     for t in &mut state.targets {
-        let Some(m) = t.member.as_mut() else { continue };
-        match members.iter().find(|i| i.instance_id == t.id) {
+        let Some(m) = t.member.as_mut().filter(|m| m.managed) else {
+            continue;
+        };
+        let now = fresh
+            .iter()
+            .filter(|g| g.name == m.asg)
+            .flat_map(|g| &g.instances)
+            .find(|i| i.instance_id == t.id);
+        match now {
             Some(i) => {
                 m.health_status = i.health_status.clone();
                 m.lifecycle_state = i.lifecycle_state.clone();
@@ -252,49 +260,67 @@ async fn regroup(
 
 /// Reads the target group, its targets' health, their ASGs, and the managed
 /// ASGs behind it with their records and (where an instance is impaired)
-/// their own health-check replacements inside the budget window. `managed`:
-/// the managed groups when a sweep has listed them already.
+/// their own health-check replacements inside the budget window. `listed`:
+/// what a sweep has read once for all target groups.
+///
+/// Calls: the target group (none from a sweep's listing), its health (the
+/// floor: one per target group), the managed groups (none from a sweep's
+/// listing) — whose instance lists say which group each target is in, with
+/// its health and lifecycle — and `DescribeAutoScalingInstances` only for
+/// targets in no managed group (an unmanaged group's, or none).
 pub async fn observe(
     ballast: &Ballast,
     arn: &str,
     policy: &Policy,
-    managed: Option<&[Group]>,
+    listed: Option<&Listed>,
 ) -> Result<Option<TargetGroupState>, AwsError> {
     let aws = &ballast.aws;
-    let Some(tg) = balancer::describe_target_group(&aws.elbv2, arn).await? else {
+    let tg = match listed {
+        Some(l) => l.target_groups.get(arn).cloned(),
+        None => balancer::describe_target_group(&aws.elbv2, arn).await?,
+    };
+    let Some(tg) = tg else {
         return Ok(None);
     };
     let health = balancer::target_health(&aws.elbv2, &tg.arn).await?;
 
-    let mut members = BTreeMap::new();
-    if tg.target_type == "instance" && !health.is_empty() {
-        let ids: Vec<String> = health
+    let mut members: BTreeMap<String, GroupInstance> = BTreeMap::new();
+    let mut behind: Vec<Group> = vec![];
+    if tg.target_type == "instance" {
+        let fetched;
+        let managed: &[Group] = match listed {
+            Some(l) => &l.managed,
+            None => {
+                fetched = fleet::managed_groups(&aws.autoscaling).await?;
+                &fetched
+            }
+        };
+        let ids: BTreeSet<&str> = health.iter().map(|h| h.id.as_str()).collect();
+        for i in managed.iter().flat_map(|g| &g.instances) {
+            if ids.contains(i.instance_id.as_str()) {
+                members.insert(i.instance_id.clone(), i.clone());
+            }
+        }
+        let others: Vec<String> = ids
             .iter()
-            .map(|h| h.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .filter(|id| !members.contains_key(**id))
+            .map(|id| id.to_string())
             .collect();
-        for i in fleet::describe_instances(&aws.autoscaling, &ids).await? {
-            members.insert(i.instance_id.clone(), i);
+        if !others.is_empty() {
+            for i in fleet::describe_instances(&aws.autoscaling, &others).await? {
+                members.insert(i.instance_id.clone(), i);
+            }
         }
+        // Managed groups attached to the target group, or with instances
+        // in it (only those are copied from a sweep's listing).
+        behind = managed
+            .iter()
+            .filter(|g| {
+                g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
+            })
+            .cloned()
+            .collect();
     }
-    // Managed groups attached to the target group, or with instances in it.
-    // (From a sweep's listing, only those are copied.)
-    let behind_it = |g: &Group| {
-        g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
-    };
-    let behind: Vec<Group> = if tg.target_type == "instance" {
-        match managed {
-            Some(groups) => groups.iter().filter(|g| behind_it(g)).cloned().collect(),
-            None => fleet::managed_groups(&aws.autoscaling)
-                .await?
-                .into_iter()
-                .filter(|g| behind_it(g))
-                .collect(),
-        }
-    } else {
-        vec![]
-    };
 
     let targets: Vec<TargetState> = health
         .into_iter()
@@ -344,22 +370,39 @@ pub async fn observe(
     }))
 }
 
-/// Every target group attached to a managed ASG.
+/// Every target group attached to a managed ASG, from two listings read
+/// once: the managed groups and the Region's target groups.
 async fn sweep(cx: &Cx<'_>) -> Result<Work<Target>, Reconciled> {
-    let groups = fleet::managed_groups(&cx.ballast.aws.autoscaling)
+    let aws = &cx.ballast.aws;
+    let unread = |what: &str, e: AwsError| not_observed(cx, vec![what.into()], e.into());
+    let managed = fleet::managed_groups(&aws.autoscaling)
         .await
-        .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
-    let arns: BTreeSet<String> = groups
+        .map_err(|e| unread("managed Auto Scaling groups", e))?;
+    let arns: BTreeSet<String> = managed
         .iter()
         .flat_map(|g| g.target_group_arns.iter().cloned())
         .collect();
-    let count = groups.len();
-    let managed: Arc<[Group]> = Arc::from(groups);
+    let target_groups = if arns.is_empty() {
+        BTreeMap::new()
+    } else {
+        balancer::list_target_groups(&aws.elbv2)
+            .await
+            .map_err(|e| unread("target groups", e))?
+            .into_iter()
+            .filter(|tg| arns.contains(&tg.arn))
+            .map(|tg| (tg.arn.clone(), tg))
+            .collect()
+    };
+    let count = managed.len();
+    let listed = Arc::new(Listed {
+        managed,
+        target_groups,
+    });
     let targets = arns
         .into_iter()
         .map(|arn| Target {
             arn,
-            managed: Some(Arc::clone(&managed)),
+            listed: Some(Arc::clone(&listed)),
         })
         .collect();
     Ok(Work::sweep(
