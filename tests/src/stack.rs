@@ -36,6 +36,30 @@ pub struct Stack {
     pub sdk_config: SdkConfig,
 }
 
+/// An HTTP instance target group in `vpc_id` (health checks on `/health`);
+/// its ARN.
+async fn create_target_group(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    vpc_id: &str,
+    name: &str,
+) -> String {
+    elbv2
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc_id)
+        .target_type(TargetTypeEnum::Instance)
+        .health_check_path("/health")
+        .send()
+        .await
+        .expect("CreateTargetGroup")
+        .target_groups()[0]
+        .target_group_arn()
+        .expect("tg arn")
+        .to_string()
+}
+
 /// The lease table of the template (`LeaseTable`): key `resource` (S),
 /// on-demand, TTL on `expires`.
 pub async fn create_lease_table(conf: &SdkConfig) {
@@ -147,21 +171,7 @@ impl Stack {
             .load_balancer_arn()
             .expect("lb arn")
             .to_string();
-        let tg_arn = elbv2
-            .create_target_group()
-            .name("web-tg")
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(&vpc_id)
-            .target_type(TargetTypeEnum::Instance)
-            .health_check_path("/health")
-            .send()
-            .await
-            .expect("CreateTargetGroup")
-            .target_groups()[0]
-            .target_group_arn()
-            .expect("tg arn")
-            .to_string();
+        let tg_arn = create_target_group(&elbv2, &vpc_id, "web-tg").await;
         elbv2
             .create_listener()
             .load_balancer_arn(&lb_arn)
@@ -258,21 +268,7 @@ impl Stack {
     /// group of its own (`<name>-tg`), whose ARN is returned: one service
     /// of a larger fleet.
     pub async fn add_service(&self, name: &str, size: i32) -> String {
-        let tg_arn = self
-            .elbv2
-            .create_target_group()
-            .name(format!("{name}-tg"))
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(&self.vpc_id)
-            .target_type(TargetTypeEnum::Instance)
-            .send()
-            .await
-            .expect("CreateTargetGroup")
-            .target_groups()[0]
-            .target_group_arn()
-            .expect("tg arn")
-            .to_string();
+        let tg_arn = create_target_group(&self.elbv2, &self.vpc_id, &format!("{name}-tg")).await;
         let zones: Vec<&str> = self.subnets.iter().map(|(id, _)| id.as_str()).collect();
         self.create_asg_behind(name, size, &zones, &[("ballast:managed", "true")], &tg_arn)
             .await;
