@@ -375,48 +375,8 @@ async fn storm() {
     const PROCESSES: usize = 10;
     let moto = Moto::start();
     let stack = Stack::seed(&moto.sdk_config()).await;
-    let tg_arn = stack
-        .elbv2
-        .create_target_group()
-        .name("storm-tg")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(&stack.vpc_id)
-        .send()
-        .await
-        .expect("CreateTargetGroup")
-        .target_groups()[0]
-        .target_group_arn()
-        .expect("arn")
-        .to_string();
-    let subnets: Vec<&str> = stack.subnets.iter().map(|(id, _)| id.as_str()).collect();
-    stack
-        .autoscaling
-        .create_auto_scaling_group()
-        .auto_scaling_group_name("storm")
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name("web")
-                .version("$Latest")
-                .build(),
-        )
-        .min_size(10)
-        .max_size(20)
-        .desired_capacity(10)
-        .vpc_zone_identifier(subnets.join(","))
-        .target_group_arns(&tg_arn)
-        .tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .key("ballast:managed")
-                .value("true")
-                .resource_id("storm")
-                .resource_type("auto-scaling-group")
-                .propagate_at_launch(false)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateAutoScalingGroup");
+    // A managed group of 10 behind a target group of its own.
+    let tg_arn = stack.add_service("storm", 10).await;
     let instances = stack.instances("storm").await;
     stack.stop(&instances[..2]).await;
 
