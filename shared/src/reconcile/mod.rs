@@ -215,8 +215,15 @@ pub async fn reconcile<R: Reconciler + ?Sized>(cx: &Cx<'_>, item: &R::Item) -> R
     let scope = R::lease(item, &state, &plan);
     carry_out_leased(cx, plan, scope, || async {
         Ok(match R::observe(cx, item, Some(state)).await? {
-            Some(state) => R::decide(cx, item, &state),
-            None => Plan::ignored(format!("{} no longer exists", R::describe(item)), vec![]),
+            Some(state) => {
+                let plan = R::decide(cx, item, &state);
+                let scope = R::lease(item, &state, &plan);
+                (plan, scope)
+            }
+            None => {
+                let gone = format!("{} no longer exists", R::describe(item));
+                (Plan::ignored(gone, vec![]), None)
+            }
         })
     })
     .await
@@ -359,7 +366,10 @@ async fn carry_out(cx: &Cx<'_>, plan: Plan, lease: Option<&mut Lease>) -> Reconc
 /// Carries out `plan` under a lease on `scope` (see [`lease`]) when it has
 /// steps (it acts, or declines and trips a breaker) and this is not a dry
 /// run: once the lease is won, `redecide` observes and decides again, and
-/// that plan is carried out. A lease held by another invocation changes
+/// that plan is carried out — only if the lease covers what it changes (the
+/// state may have moved since the first look: a plan that needs more is
+/// not carried out, the lease is given back, and Lambda retries, taking the
+/// larger lease). A lease held by another invocation changes
 /// nothing, is not published, and makes Lambda retry.
 async fn carry_out_leased<F, Fut>(
     cx: &Cx<'_>,
@@ -369,7 +379,7 @@ async fn carry_out_leased<F, Fut>(
 ) -> Reconciled
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Plan, AwsError>>,
+    Fut: Future<Output = Result<(Plan, Option<lease::Scope>), AwsError>>,
 {
     let ballast = cx.ballast;
     let acts = !plan.steps.is_empty() && !ballast.config.dry_run;
@@ -394,11 +404,35 @@ where
         Err(e) => return not_observed(cx, resources, e.into()),
     };
     let result = match redecide().await {
-        Ok(plan) => carry_out(cx, plan, Some(&mut won)).await,
+        Ok((plan, needed)) if !covers(&scope, needed.as_ref(), &plan) => {
+            let outside = needed.map(|n| n.keys().join(",")).unwrap_or_default();
+            let message = format!(
+                "the state changed before the lease was won: the plan now changes {outside}, beyond the lease on {}; retried with the larger lease",
+                scope.keys().join(",")
+            );
+            let plan = Plan::noop(
+                "The state changed before the lease was won: retried.",
+                resources,
+            )
+            .with_reason(message.clone());
+            let waiting = Failure::Waiting {
+                resource: outside,
+                message,
+            };
+            (cx.report.conclude(plan, vec![], false), Some(waiting))
+        }
+        Ok((plan, _)) => carry_out(cx, plan, Some(&mut won)).await,
         Err(e) => not_observed(cx, resources, e.into()),
     };
     won.release(&ballast.aws).await;
     result
+}
+
+/// Whether the lease on `leased` covers a plan that needs `needed` (`None`:
+/// the reconciler needs no lease for it; a plan without steps needs none).
+fn covers(leased: &lease::Scope, needed: Option<&lease::Scope>, plan: &Plan) -> bool {
+    let have = leased.keys();
+    plan.steps.is_empty() || needed.is_none_or(|n| n.keys().iter().all(|k| have.contains(k)))
 }
 
 /// Reading the live state failed: nothing was changed; retry if transient.
@@ -412,6 +446,40 @@ pub fn not_observed(cx: &Cx<'_>, resources: Vec<String>, failure: Failure) -> Re
 /// intent (or the reason it ignores the payload). No AWS call. This is the
 /// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
 /// the property is that it answers for any bytes, never panicking.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Step;
+
+    #[test]
+    fn a_redecided_plan_runs_only_inside_its_lease() {
+        let mark = |asg: &str| Step::MarkUnhealthy {
+            instance_id: "i-1".into(),
+            asg: asg.into(),
+        };
+        let plan = |steps| Plan::act("s", steps, vec![]);
+        let web = lease::Scope::Groups(vec!["web".into()]);
+        let both = lease::Scope::Groups(vec!["web".into(), "api".into()]);
+        assert!(covers(&web, Some(&web), &plan(vec![mark("web")])));
+        assert!(covers(&both, Some(&web), &plan(vec![mark("web")])));
+        assert!(!covers(
+            &web,
+            Some(&both),
+            &plan(vec![mark("web"), mark("api")])
+        ));
+        // A plan its reconciler needs no lease for (a CNAME kept on the
+        // writer) runs under any.
+        assert!(covers(&web, None, &plan(vec![mark("web")])));
+        // Nothing to change needs no lease.
+        assert!(covers(&web, None, &Plan::noop("s", vec![])));
+        assert!(!covers(
+            &web,
+            Some(&lease::Scope::Db("orders".into())),
+            &plan(vec![mark("web")])
+        ));
+    }
+}
+
 #[cfg(all(
     feature = "fuzz",
     feature = "unhealthy-target",
