@@ -200,7 +200,11 @@ impl Reconciler for AzImpairment {
                 },
                 None,
             ) => Ok(Some(fleet.clone())),
-            _ => observe(cx.ballast).await.map(Some),
+            // Under the lease, the groups are read again; a subnet's zone
+            // never changes, so only subnets not seen before are looked up.
+            (_, seen) => observe(cx.ballast, seen.map(|f| f.subnet_zone))
+                .await
+                .map(Some),
         }
     }
 
@@ -269,7 +273,7 @@ async fn act(cx: &Cx<'_>, signal: &ZonalSignal) -> Result<Work<Zone>, Reconciled
     // the zones and the first decision.
     let everywhere = matches!(signal.signal, Signal::Health(_) | Signal::Alarm(_));
     let (zones, fleet) = if signal.direction == Direction::Restore && everywhere {
-        let fleet = observe(ballast)
+        let fleet = observe(ballast, None)
             .await
             .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
         (zones_holding(&fleet, &signal.signal), Some(fleet))
@@ -363,7 +367,7 @@ async fn zone_names(ballast: &Ballast, zones: &[ZoneRef]) -> Result<Vec<String>,
 /// `BALLAST_EVACUATION_WARN_HOURS` is reported, never restored by age.
 async fn sweep(cx: &Cx<'_>) -> Result<Work<Zone>, Reconciled> {
     let ballast = cx.ballast;
-    let fleet = observe(ballast)
+    let fleet = observe(ballast, None)
         .await
         .map_err(|e| not_observed(cx, vec!["managed Auto Scaling groups".into()], e.into()))?;
     let none = format!(
@@ -440,7 +444,12 @@ async fn read_signals(
 }
 
 /// Every managed group, and the AZ of every subnet they use or recorded.
-pub async fn observe(ballast: &Ballast) -> Result<FleetState, AwsError> {
+/// Every managed group, and the zone of every subnet they use or recorded
+/// (`known`: zones already read, looked up again for no subnet).
+pub async fn observe(
+    ballast: &Ballast,
+    known: Option<BTreeMap<String, String>>,
+) -> Result<FleetState, AwsError> {
     let groups: Vec<GroupState> = fleet::managed_groups(&ballast.aws.autoscaling)
         .await?
         .into_iter()
@@ -458,8 +467,14 @@ pub async fn observe(ballast: &Ballast) -> Result<FleetState, AwsError> {
             g.subnets.iter().cloned().chain(recorded)
         })
         .collect();
-    let subnet_zone =
-        network::subnet_zones(&ballast.aws.ec2, &subnets.into_iter().collect::<Vec<_>>()).await?;
+    let mut subnet_zone = known.unwrap_or_default();
+    let unknown: Vec<String> = subnets
+        .into_iter()
+        .filter(|s| !subnet_zone.contains_key(s))
+        .collect();
+    if !unknown.is_empty() {
+        subnet_zone.extend(network::subnet_zones(&ballast.aws.ec2, &unknown).await?);
+    }
     Ok(FleetState {
         groups,
         subnet_zone,
