@@ -15,6 +15,7 @@ use crate::report::Report;
 pub async fn serve<R: Reconciler>() -> Result<(), lambda_runtime::Error> {
     let function = R::FUNCTION;
     let ballast: &'static Ballast = Box::leak(Box::new(init(function)));
+    let level = metrics::kept_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let invocation = Invocation::from_context(&event.context);
@@ -30,6 +31,7 @@ pub async fn serve<R: Reconciler>() -> Result<(), lambda_runtime::Error> {
                     answer.as_ref().ok(),
                     started.elapsed(),
                     epoch_ms,
+                    level,
                 ));
                 answer
             }

@@ -22,14 +22,34 @@ pub const ERROR_OUTCOME: &str = "error";
 /// which the template's error alarms subtract from `Errors`.
 pub const STOOD_DOWN_OUTCOME: &str = "stood-down";
 
+/// Lambda's log levels, least severe first: with JSON logs and an
+/// application log level, Lambda drops a line whose `level` is below it,
+/// and reads a line without `level` as `INFO`.
+pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The `level` an EMF record carries so that Lambda's log-level filter
+/// (`AWS_LAMBDA_LOG_LEVEL`, the template's `LogLevel`) keeps it: the
+/// configured level itself when it is above `INFO`, else `INFO`. Without
+/// it, `LogLevel=WARN` or `ERROR` would drop every metric, and with them
+/// Ballast's own alarms.
+pub fn kept_level(lambda_level: Option<&str>) -> &'static str {
+    let configured = lambda_level.map(|l| l.trim().to_ascii_uppercase());
+    let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| *x == l);
+    match configured.as_deref().and_then(|c| rank(c).map(|i| (c, i))) {
+        Some((_, i)) if i > 2 => LAMBDA_LEVELS[i],
+        _ => "INFO",
+    }
+}
+
 /// The EMF record of one invocation: its outcome, and its report when it
-/// answered with one.
+/// answered with one. `level` is [`kept_level`]'s.
 pub fn record(
     function: &str,
     outcome: &str,
     report: Option<&Report>,
     duration: Duration,
     epoch_ms: u128,
+    level: &str,
 ) -> serde_json::Value {
     let count = |status: ActionStatus| {
         report.map_or(0, |r| {
@@ -51,6 +71,7 @@ pub fn record(
                 ],
             }],
         },
+        "level": level,
         "function": function,
         "outcome": outcome,
         "Decisions": 1,
@@ -108,6 +129,7 @@ mod tests {
             Some(&report),
             Duration::from_millis(42),
             1_700_000_000_000,
+            "INFO",
         );
         let directive = &r["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Ballast");
@@ -125,9 +147,31 @@ mod tests {
         assert_eq!(r["ActionsFailed"], 1);
         assert_eq!(r["ActionsSkipped"], 0);
         assert_eq!(r["Duration"], 42.0);
-        let error = record("rds-failover", ERROR_OUTCOME, None, Duration::ZERO, 0);
+        let error = record(
+            "rds-failover",
+            ERROR_OUTCOME,
+            None,
+            Duration::ZERO,
+            0,
+            "WARN",
+        );
+        assert_eq!(error["level"], "WARN");
         assert_eq!(error["outcome"], "error");
         assert_eq!(error["Decisions"], 1);
         assert_eq!(error["ActionsDone"], 0);
+    }
+
+    /// Lambda keeps a line whose level is at or above the configured one.
+    #[test]
+    fn the_record_passes_every_log_level_filter() {
+        let rank = |l: &str| LAMBDA_LEVELS.iter().position(|x| *x == l).unwrap();
+        for configured in LAMBDA_LEVELS {
+            let level = kept_level(Some(configured));
+            assert!(rank(level) >= rank(configured), "{configured}: {level}");
+            assert!(rank(level) >= rank("INFO"), "{configured}: {level}");
+        }
+        assert_eq!(kept_level(Some("warn")), "WARN");
+        assert_eq!(kept_level(Some("loud")), "INFO");
+        assert_eq!(kept_level(None), "INFO");
     }
 }

@@ -470,6 +470,42 @@ fn deployed(name: &str) -> Option<String> {
     }
 }
 
+/// Every `LogLevel` the template admits keeps the EMF records (Lambda drops
+/// a JSON line below the application log level and reads one without a
+/// level as INFO): Ballast's metric alarms must not go silent at WARN.
+#[test]
+fn every_log_level_keeps_the_metrics_records() {
+    let t = template();
+    let allowed = t["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(allowed.len() >= 5, "{allowed:?}");
+    let rank = |l: &str| {
+        ballast::metrics::LAMBDA_LEVELS
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("{l} is not a Lambda log level"))
+    };
+    for level in allowed {
+        let level = level.as_str().unwrap();
+        let kept = ballast::metrics::kept_level(Some(level));
+        assert!(
+            rank(kept) >= rank(level),
+            "LogLevel {level}: records at {kept}"
+        );
+    }
+    for (id, f) in functions(&t) {
+        let logging = &f["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{id}");
+        // `!Ref LogLevel`, resolved to its default here.
+        assert_eq!(
+            logging["ApplicationLogLevel"], t["Parameters"]["LogLevel"]["Default"],
+            "{id}"
+        );
+    }
+}
+
 /// The lease table is the contract's (key `resource`, TTL on `expires`),
 /// on demand and encrypted, and the functions may only write its items.
 #[test]
