@@ -470,6 +470,34 @@ fn deployed(name: &str) -> Option<String> {
     }
 }
 
+/// Throttling is not loss: Lambda retries a throttled asynchronous event
+/// until its maximum age. The "lost" alarms count only what is lost; each
+/// function has its own alarm for throttling that lasts.
+#[test]
+fn throttles_warn_apart_from_lost_events() {
+    let t = template();
+    let resources = t["Resources"].as_object().unwrap();
+    for (id, _) in functions(&t) {
+        let lost = &resources[&format!("{id}LostInvocations")];
+        let text = lost.to_string();
+        assert!(text.contains("AsyncEventsDropped"), "{id}");
+        assert!(
+            !text.contains("Throttles"),
+            "{id}: throttles are not lost events"
+        );
+        let throttled = &resources[&format!("{id}Throttled")]["Properties"];
+        assert_eq!(throttled["MetricName"], "Throttles", "{id}");
+        assert_eq!(throttled["Namespace"], "AWS/Lambda", "{id}");
+        let periods = throttled["EvaluationPeriods"].as_i64().unwrap();
+        let period = throttled["Period"].as_i64().unwrap();
+        assert!(periods * period >= 900, "{id}: sustained, not one throttle");
+        assert_eq!(
+            throttled["DatapointsToAlarm"],
+            throttled["EvaluationPeriods"]
+        );
+    }
+}
+
 /// Every `LogLevel` the template admits keeps the EMF records (Lambda drops
 /// a JSON line below the application log level and reads one without a
 /// level as INFO): Ballast's metric alarms must not go silent at WARN.
