@@ -13,7 +13,10 @@ and then checks what it wrote:
   - every function's code names a zip in dist/ that holds exactly the built
     bootstrap of that function;
   - with ReportTopicArn set, the stack creates no SNS topic, and nothing that
-    remains refers to a resource that is not created.
+    remains refers to a resource that is not created;
+  - in each partition (aws, aws-cn, aws-us-gov), no ARN the stack would
+    create names another partition (the transform writes the managed
+    policy's ARN for `aws`; it is made partition-neutral).
 cfn-lint then lints the packaged template (scripts/package.sh).
 
 Runs under .venv-tools/bin/python: samtranslator comes with the pinned SAM
@@ -81,7 +84,7 @@ def package() -> dict:
     sam["Globals"]["Function"].pop("CodeUri", None)
 
     parameters = {k: v.get("Default") for k, v in sam["Parameters"].items() if "Default" in v}
-    cfn = transform(sam, parameters, NoManagedPolicies())
+    cfn = partition_neutral(transform(sam, parameters, NoManagedPolicies()))
 
     cfn["Parameters"]["ArtifactBucketPrefix"] = {
         "Type": "String",
@@ -100,6 +103,25 @@ def package() -> dict:
     cfn["Description"] = sam["Description"] + " (packaged: the SAM transform applied; code in S3)"
     PACKAGED.write_text(json.dumps(cfn, separators=(",", ":")) + "\n")
     return cfn
+
+
+def partition_neutral(node):
+    """Every literal string that starts with `arn:aws:` (the transform writes
+    `arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole` for the
+    default region) as an `Fn::Sub` in the stack's partition. A Join's
+    delimiter stays literal (CloudFormation requires it)."""
+    if isinstance(node, str):
+        if node.startswith("arn:aws:") and "${" not in node:
+            return {"Fn::Sub": "arn:${AWS::Partition}:" + node[len("arn:aws:"):]}
+        return node
+    if isinstance(node, list):
+        return [partition_neutral(v) for v in node]
+    if isinstance(node, dict):
+        if len(node) == 1 and "Fn::Join" in node:
+            sep, items = node["Fn::Join"]
+            return {"Fn::Join": [sep, partition_neutral(items)]}
+        return {k: partition_neutral(v) for k, v in node.items()}
+    return node
 
 
 # ------------------------------------------------------------------ checks
@@ -167,15 +189,24 @@ def references(node, parameters, conditions, cache):
             yield from references(v, parameters, conditions, cache)
 
 
-def created(cfn, overrides):
-    """The resources a stack creates with these parameter values; exits if
-    one of them refers to a resource that is not created."""
+def stack_parameters(cfn, overrides):
+    """Every parameter's value (its default unless overridden) and the
+    pseudo parameters (`AWS::Partition`, `AWS::Region`, overridable)."""
     parameters = {"AWS::Partition": "aws", "AWS::Region": "us-east-1"}
+    parameters.update({k: v for k, v in overrides.items() if k.startswith("AWS::")})
     for name, p in cfn["Parameters"].items():
         value = overrides.get(name, p.get("Default", ""))
         if p["Type"] == "CommaDelimitedList":
             value = [x for x in str(value).split(",")] if value != "" else [""]
         parameters[name] = value
+    return parameters
+
+
+def created(cfn, overrides):
+    """The resources a stack creates with these parameter values (and
+    pseudo parameters such as `AWS::Partition`); exits if one of them refers
+    to a resource that is not created."""
+    parameters = stack_parameters(cfn, overrides)
     conditions = cfn.get("Conditions", {})
     cache = {}
     active = {
@@ -197,6 +228,45 @@ def created(cfn, overrides):
             if ref not in known:
                 sys.exit(f"with {overrides}: output {name} refers to {ref}, which is not created")
     return active
+
+
+def literals(node, parameters, conditions, cache):
+    """Every literal string of `node`, following only the branches of Fn::If
+    that the conditions take (an Fn::Sub's text included)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        if len(node) == 1 and "Fn::If" in node:
+            name, yes, no = node["Fn::If"]
+            branch = yes if condition(name, parameters, conditions, cache) else no
+            yield from literals(branch, parameters, conditions, cache)
+            return
+        for v in node.values():
+            yield from literals(v, parameters, conditions, cache)
+    elif isinstance(node, list):
+        for v in node:
+            yield from literals(v, parameters, conditions, cache)
+
+
+PARTITIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+
+
+def foreign_arns(cfn, partition):
+    """ARN texts that a stack in `partition` would carry and that name
+    another partition."""
+    # With hosted zones: their statement names each zone's ARN.
+    overrides = {"AWS::Partition": partition, "AWS::Region": PARTITIONS[partition],
+                 "HostedZoneIds": "Z0EXAMPLE1,Z0EXAMPLE2"}
+    active = created(cfn, overrides)
+    parameters = stack_parameters(cfn, overrides)
+    conditions, cache = cfn.get("Conditions", {}), {}
+    found = []
+    for name, r in list(active.items()) + list(cfn.get("Outputs", {}).items()):
+        for text in literals(r, parameters, conditions, cache):
+            for named in re.findall(r"arn:([a-z-]+):", text):
+                if named != partition:
+                    found.append(f"{name}: {text}")
+    return found
 
 
 def check(cfn):
@@ -230,6 +300,10 @@ def check(cfn):
     env = shared["UnhealthyTarget"]["Properties"]["Environment"]["Variables"]["BALLAST_TOPIC_ARN"]
     print(f"ReportTopicArn set: no SNS resource created; {len(own) - len(shared)} fewer resources; "
           f"BALLAST_TOPIC_ARN = {json.dumps(env)}")
+    for partition in PARTITIONS:
+        foreign = foreign_arns(cfn, partition)
+        assert not foreign, f"in {partition}, ARNs of another partition: {foreign}"
+    print(f"partitions {', '.join(PARTITIONS)}: every ARN in the stack's own partition")
 
 
 def main():
