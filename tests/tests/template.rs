@@ -470,6 +470,22 @@ fn deployed(name: &str) -> Option<String> {
     }
 }
 
+/// Unprocessed events outlive the stack: the dead-letter queue is kept when
+/// the stack is deleted or the queue replaced (and is unnamed, so a new
+/// stack does not collide with it).
+#[test]
+fn the_dead_letter_queue_outlives_the_stack() {
+    let t = template();
+    let dlq = &t["Resources"]["DeadLetterQueue"];
+    assert_eq!(dlq["DeletionPolicy"], "Retain");
+    assert_eq!(dlq["UpdateReplacePolicy"], "Retain");
+    assert!(dlq["Properties"]["QueueName"].is_null());
+    // Its key too, or what it keeps could not be read.
+    let key = dlq["Properties"]["KmsMasterKeyId"]["!Ref"].as_str().unwrap();
+    assert_eq!(t["Resources"][key]["DeletionPolicy"], "Retain");
+    assert_eq!(t["Resources"][key]["UpdateReplacePolicy"], "Retain");
+}
+
 /// Throttling is not loss: Lambda retries a throttled asynchronous event
 /// until its maximum age. The "lost" alarms count only what is lost; each
 /// function has its own alarm for throttling that lasts.
