@@ -205,6 +205,13 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
     out
 }
 
+/// The fewest instances, spread evenly over `zones`, whose other zones
+/// still hold `min_size` when the fullest one is lost.
+pub fn stable_capacity(min_size: i32, zones: i32) -> i32 {
+    let zones = zones.max(2);
+    (min_size * zones + zones - 2) / (zones - 1)
+}
+
 /// Static stability, computed as: count the group's instances per zone now
 /// (`DescribeAutoScalingGroups`), take away the zone with the most, and
 /// compare what is left with `MinSize`. Below it, losing that zone leaves
@@ -221,23 +228,32 @@ pub fn static_stability(g: &Group, subject: &str) -> Check {
         .map_or(("(none)", 0), |(z, n)| (*z, *n));
     let left = total - most;
     let detail = format!(
-        "{total} instances; losing {largest} ({most}) leaves {left}, MinSize is {}",
+        "{total} instance{}; losing {largest} ({most}) leaves {left}, MinSize is {}",
+        if total == 1 { "" } else { "s" },
         g.min_size
     );
     if left >= g.min_size {
         check("static-stability", subject, Verdict::Pass, detail, None)
     } else {
         let zones = per_zone.len().max(2) as i32;
-        let needed = (g.min_size * zones + zones - 2) / (zones - 1);
+        let needed = stable_capacity(g.min_size, zones);
+        // MinSize stays: raising it with the capacity would raise the bar
+        // the other zones must clear, and the next run would warn again.
+        let max = if g.max_size < needed {
+            format!(" --max-size {needed}")
+        } else {
+            String::new()
+        };
         check(
             "static-stability",
             subject,
             Verdict::Warn,
             format!("{detail}: the rest cannot carry the minimum until replacements launch"),
             Some(format!(
-                "run at least {needed} instances spread evenly over {zones} zones (aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --desired-capacity {needed} --min-size {needed}), or lower MinSize to what {} zone(s) carry",
+                "run {needed} instances spread evenly over {zones} zones, so that any {} carry MinSize {}: aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --desired-capacity {needed}{max} (and let no scaling policy go below {needed}); or lower MinSize to what the other zones carry: --min-size {left}",
+                zones - 1,
+                g.min_size,
                 g.name,
-                zones - 1
             )),
         )
     }
@@ -299,7 +315,8 @@ fn health_check(g: &Group, subject: &str) -> Check {
             subject,
             Verdict::Warn,
             format!("health check {} with a 0 s grace period: a new instance can be judged (and replaced, by the ASG or by Ballast) before it has booted", g.health_check_type),
-            Some(fix_cmd(if elb { "ELB" } else { "EC2" }, 300)),
+            // ELB, or the next run warns again about EC2 checks.
+            Some(fix_cmd("ELB", 300)),
         );
     }
     if elb {
@@ -1040,9 +1057,65 @@ mod tests {
             c.detail
         );
         // Two zones, minimum 2: 4 instances, 2 a zone.
-        assert!(c
-            .fix
-            .unwrap()
-            .contains("run at least 4 instances spread evenly over 2 zones"));
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.contains("run 4 instances spread evenly over 2 zones")
+                && fix.contains("--desired-capacity 4")
+                && !fix.contains("--min-size 4"),
+            "{fix}"
+        );
+    }
+
+    /// The fix, applied (the capacity it names, spread evenly; MinSize
+    /// kept), passes the check: it does not ask again for more.
+    #[test]
+    fn the_static_stability_fix_makes_the_check_pass() {
+        let azs = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"];
+        for zones in 2..=4usize {
+            for min in 1..=20 {
+                let needed = stable_capacity(min, zones as i32);
+                let mut g = group();
+                g.min_size = min;
+                g.instances = (0..needed as usize)
+                    .map(|i| GroupInstance::in_service(&format!("i-{i}"), "web", azs[i % zones]))
+                    .collect();
+                let c = static_stability(&g, "asg/web");
+                assert_eq!(
+                    c.verdict,
+                    Verdict::Pass,
+                    "{zones} zones, MinSize {min}: {}",
+                    c.detail
+                );
+                // And it is the fewest: one less warns.
+                g.instances.pop();
+                let fewer = static_stability(&g, "asg/web");
+                assert_eq!(
+                    fewer.verdict,
+                    Verdict::Warn,
+                    "{zones} zones, MinSize {min}, {} instances",
+                    needed - 1
+                );
+            }
+        }
+    }
+
+    /// The grace-period fix sets the ELB type too: applied, the check passes.
+    #[test]
+    fn the_health_check_fix_makes_the_check_pass() {
+        for kind in ["EC2", "ELB"] {
+            let mut g = group();
+            g.health_check_type = kind.into();
+            g.health_check_grace_period = 0;
+            let c = health_check(&g, "asg/web");
+            assert_eq!(c.verdict, Verdict::Warn);
+            let fix = c.fix.unwrap();
+            assert!(
+                fix.contains("--health-check-type ELB --health-check-grace-period 300"),
+                "{fix}"
+            );
+            g.health_check_type = "ELB".into();
+            g.health_check_grace_period = 300;
+            assert_eq!(health_check(&g, "asg/web").verdict, Verdict::Pass);
+        }
     }
 }

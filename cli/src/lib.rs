@@ -38,17 +38,22 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl Target {
     /// The SDK's standard configuration (environment, profile, SSO, ...),
-    /// with `--region` and `--profile` on top.
-    pub async fn load(region: Option<String>, profile: Option<String>) -> Target {
+    /// with `--region` and `--profile` on top. `Err` says what is missing:
+    /// no Region anywhere (naming `--region`, and the profile when one was
+    /// given: a mistyped profile gives none).
+    pub async fn load(region: Option<String>, profile: Option<String>) -> Result<Target, String> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(ballast::aws::http_client());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
-        if let Some(profile) = profile {
+        if let Some(profile) = &profile {
             loader = loader.profile_name(profile);
         }
         let conf = loader.load().await;
+        if conf.region().is_none() {
+            return Err(no_region(profile.as_deref()));
+        }
         let lambda_conf = conf
             .to_builder()
             .timeout_config(
@@ -59,10 +64,21 @@ impl Target {
                     .build(),
             )
             .build();
-        Target {
+        Ok(Target {
             aws: Aws::new(&conf),
             lambda: aws_sdk_lambda::Client::new(&lambda_conf),
-        }
+        })
+    }
+}
+
+/// Why no Region was found, and how to give one.
+pub fn no_region(profile: Option<&str>) -> String {
+    let base = "no AWS Region: pass --region (or set AWS_REGION, or a region in the profile)";
+    match profile {
+        Some(p) => format!(
+            "{base}; profile {p:?} gives none — is it spelled as in `aws configure list-profiles`?"
+        ),
+        None => base.to_string(),
     }
 }
 
@@ -113,6 +129,23 @@ impl Answer {
             exit,
             stdout: String::new(),
             stderr: format!("ballast: {stderr}\n"),
+        }
+    }
+
+    /// For `--json`: an error that printed nothing on stdout also prints
+    /// `{"error": ..., "exit": ...}` there, so a script reads stdout alone.
+    pub fn as_json(self) -> Answer {
+        if !self.stdout.is_empty() || self.exit == Exit::Ok {
+            return self;
+        }
+        let error = self
+            .stderr
+            .trim()
+            .trim_start_matches("ballast: ")
+            .to_string();
+        Answer {
+            stdout: json_text(&serde_json::json!({"error": error, "exit": self.exit as u8})),
+            ..self
         }
     }
 }
@@ -185,14 +218,20 @@ pub struct SteerArgs {
     pub function: Option<String>,
 }
 
-/// Runs one parsed command against `target`.
+/// Runs one parsed command against `target`. With `--json`, an answer that
+/// printed nothing on stdout prints its error as a JSON object there.
 pub async fn execute(cli: Cli, target: &Target) -> Answer {
     let json = cli.json;
-    match cli.command {
+    let answer = match cli.command {
         Command::Status(args) => status::run(target, &args, json).await,
         Command::Doctor(args) => doctor::run(target, &args.stack, json).await,
         Command::Evacuate(args) => steer_zone(target, "evacuate", args, json).await,
         Command::Restore(args) => steer_zone(target, "restore", args, json).await,
+    };
+    if json {
+        answer.as_json()
+    } else {
+        answer
     }
 }
 
@@ -204,4 +243,37 @@ async fn steer_zone(target: &Target, action: &str, args: SteerArgs, json: bool) 
         .function
         .unwrap_or_else(|| steer::function_name(&args.stack.stack, "az-impairment"));
     steer::run(target, &function, action, &args.zone, args.dry_run, json).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_json_an_error_is_a_json_object_on_stdout() {
+        let answer = Answer::err(
+            Exit::Aws,
+            "could not read the live state: Throttling".into(),
+        );
+        let json = answer.clone().as_json();
+        assert_eq!(json.stderr, answer.stderr);
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(v["error"], "could not read the live state: Throttling");
+        assert_eq!(v["exit"], 3);
+        // What printed already, or succeeded, is left as it is.
+        let ok = Answer::out(Exit::Ok, "{}\n".into());
+        assert_eq!(ok.clone().as_json(), ok);
+        let declined = Answer::out(Exit::Attention, "{\"outcome\": \"declined\"}\n".into());
+        assert_eq!(declined.clone().as_json(), declined);
+    }
+
+    #[test]
+    fn no_region_says_how_to_give_one_and_names_the_profile() {
+        assert!(no_region(None).contains("--region"));
+        let typo = no_region(Some("prodd"));
+        assert!(
+            typo.contains("--region") && typo.contains("\"prodd\""),
+            "{typo}"
+        );
+    }
 }

@@ -102,8 +102,8 @@ pub struct DatabaseStatus {
     /// `<zone>/<name>` of `ballast:dns-record`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
-    /// What the CNAME points at now, or why it is not known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the CNAME points at now: `null` when there is no such CNAME or
+    /// it could not be read (`problems` says which).
     pub points_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standby: Option<String>,
@@ -235,11 +235,13 @@ pub async fn observe(target: &Target, stack: &StackArgs) -> Result<Status, Strin
     for (mut db, tags) in subjects {
         match record_of(tags) {
             Some(Ok((zone, name))) => {
-                db.points_to = Some(match dns::current_cname(&aws.route53, &zone, &name).await {
-                    Ok(Some(v)) => v,
-                    Ok(None) => "(no such CNAME)".into(),
-                    Err(e) => format!("(not read: {e})"),
-                });
+                match dns::current_cname(&aws.route53, &zone, &name).await {
+                    Ok(Some(v)) => db.points_to = Some(v),
+                    Ok(None) => db.problems.push(format!("no CNAME {name} in zone {zone}")),
+                    Err(e) => db
+                        .problems
+                        .push(format!("the record could not be read: {e}")),
+                }
                 db.record = Some(format!("{zone}/{name}"));
             }
             Some(Err(e)) => db.problems.push(e),
@@ -352,6 +354,11 @@ pub fn render(s: &Status) -> String {
             d.status,
             d.writer.as_deref().unwrap_or("(none)")
         ));
+        if let (Some(r), None) = (&d.record, &d.points_to) {
+            out.push_str(&format!(
+                "    record     {r} -> (unknown: see the problem below)\n"
+            ));
+        }
         if let (Some(r), Some(p)) = (&d.record, &d.points_to) {
             let verdict = match &d.writer_endpoint {
                 Some(w)

@@ -481,7 +481,9 @@ fn the_dead_letter_queue_outlives_the_stack() {
     assert_eq!(dlq["UpdateReplacePolicy"], "Retain");
     assert!(dlq["Properties"]["QueueName"].is_null());
     // Its key too, or what it keeps could not be read.
-    let key = dlq["Properties"]["KmsMasterKeyId"]["!Ref"].as_str().unwrap();
+    let key = dlq["Properties"]["KmsMasterKeyId"]["!Ref"]
+        .as_str()
+        .unwrap();
     assert_eq!(t["Resources"][key]["DeletionPolicy"], "Retain");
     assert_eq!(t["Resources"][key]["UpdateReplacePolicy"], "Retain");
 }
