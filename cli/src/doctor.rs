@@ -504,10 +504,6 @@ fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
 }
 
 fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) -> Check {
-    let fix = Some(format!(
-        "aws rds create-db-instance-read-replica --db-instance-identifier {replica} --source-db-instance-identifier <primary> --availability-zone <another zone>, or correct {}",
-        tags::STANDBY_REPLICA
-    ));
     let Some(primary) = primary else {
         return check(
             "standby-replica",
@@ -520,26 +516,58 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
             None,
         );
     };
+    // A new replica of this primary outside its zone, and the tag on it.
+    let elsewhere = primary
+        .az
+        .as_deref()
+        .map(|az| format!(" --availability-zone <a zone other than {az}>"))
+        .unwrap_or_default();
+    let create = |id: &str| {
+        format!(
+            "aws rds create-db-instance-read-replica --db-instance-identifier {id} --source-db-instance-identifier {}{elsewhere}",
+            primary.id
+        )
+    };
+    let retag = |id: &str| {
+        format!(
+            "aws rds add-tags-to-resource --resource-name {} --tags Key={},Value={id}",
+            primary.arn,
+            tags::STANDBY_REPLICA
+        )
+    };
+    let standby = format!("{}-standby", primary.id);
+    let new_standby = Some(format!("{}, then {}", create(&standby), retag(&standby)));
     match f.replicas.get(replica) {
         Some(Ok(Some(r))) => {
             let problem = if r.source.as_deref() != Some(primary.id.as_str()) {
-                Some(format!(
-                    "{replica} is not a read replica of {} (it replicates from {})",
-                    primary.id,
-                    r.source.as_deref().unwrap_or("nothing")
+                Some((
+                    format!(
+                        "{replica} is not a read replica of {} (it replicates from {})",
+                        primary.id,
+                        r.source.as_deref().unwrap_or("nothing")
+                    ),
+                    new_standby,
                 ))
             } else if r.status != "available" {
-                Some(format!("{replica} is {}, not available", r.status))
+                Some((
+                    format!("{replica} is {}, not available", r.status),
+                    Some(format!(
+                        "aws rds wait db-instance-available --db-instance-identifier {replica}"
+                    )),
+                ))
             } else if r.az.is_some() && r.az == primary.az {
-                Some(format!(
-                    "{replica} is in {}, the primary's zone: it fails with it",
-                    r.az.as_deref().unwrap_or("?")
+                Some((
+                    format!(
+                        "{replica} is in {}, the primary's zone: it fails with it",
+                        r.az.as_deref().unwrap_or("?")
+                    ),
+                    new_standby,
                 ))
             } else {
                 None
             };
             match problem {
-                Some(p) => check("standby-replica", subject, Verdict::Fail, p, fix),
+                Some((p, fix)) => check("standby-replica", subject, Verdict::Fail, p, fix),
                 None => check(
                     "standby-replica",
                     subject,
@@ -559,7 +587,7 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
             subject,
             Verdict::Fail,
             format!("{replica} does not exist"),
-            fix,
+            Some(create(replica)),
         ),
         Some(Err(e)) => check(
             "standby-replica",
@@ -1096,6 +1124,51 @@ mod tests {
                     needed - 1
                 );
             }
+        }
+    }
+
+    /// Each standby fix names the real primary and does what the finding
+    /// needs: create the missing replica; wait for one not available; a new
+    /// replica outside the primary's zone, and the tag on it, for one that
+    /// fails with the primary or replicates another. No placeholder primary.
+    #[test]
+    fn standby_fixes_name_the_primary_and_fit_the_finding() {
+        let primary = instance("orders", "us-east-1a", None, &[]);
+        let fix_for = |r: Option<Instance>| {
+            let mut f = Facts::new("us-east-1");
+            f.replicas.insert("orders-b".into(), Ok(r));
+            let c = standby("db/orders", Some(&primary), "orders-b", &f);
+            assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+            c.fix.unwrap()
+        };
+        let missing = fix_for(None);
+        assert!(missing.starts_with("aws rds create-db-instance-read-replica --db-instance-identifier orders-b --source-db-instance-identifier orders --availability-zone <a zone other than us-east-1a>"), "{missing}");
+        let same_zone = fix_for(Some(instance(
+            "orders-b",
+            "us-east-1a",
+            Some("orders"),
+            &[],
+        )));
+        assert!(
+            same_zone.contains("--db-instance-identifier orders-standby --source-db-instance-identifier orders")
+                && same_zone.contains("add-tags-to-resource --resource-name arn:aws:rds:us-east-1:1:db:orders --tags Key=ballast:standby-replica,Value=orders-standby"),
+            "{same_zone}"
+        );
+        let foreign = fix_for(Some(instance(
+            "orders-b",
+            "us-east-1b",
+            Some("billing"),
+            &[],
+        )));
+        assert!(foreign.contains("orders-standby"), "{foreign}");
+        let mut backing_up = instance("orders-b", "us-east-1b", Some("orders"), &[]);
+        backing_up.status = "backing-up".into();
+        assert_eq!(
+            fix_for(Some(backing_up)),
+            "aws rds wait db-instance-available --db-instance-identifier orders-b"
+        );
+        for fix in [missing, same_zone, foreign] {
+            assert!(!fix.contains("<primary>"), "{fix}");
         }
     }
 
