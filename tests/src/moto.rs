@@ -19,11 +19,16 @@ pub struct Moto {
     pub port: u16,
 }
 
-fn moto_server() -> PathBuf {
+/// A program of the project's `.venv` (moto's, with boto3 beside it).
+pub fn venv_program(name: &str) -> PathBuf {
     let venv = std::env::var_os("BALLAST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::workspace_root().join(".venv"));
-    let bin = venv.join("bin").join("moto_server");
+    venv.join("bin").join(name)
+}
+
+fn moto_server() -> PathBuf {
+    let bin = venv_program("moto_server");
     assert!(
         bin.exists(),
         "{} is missing: run scripts/venv.sh (make test and make demo do)",
