@@ -403,12 +403,40 @@ fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
     )
 }
 
+/// The template's default `ZonalAlarmPrefix`.
+const DEFAULT_ZONAL_PREFIX: &str = "ballast-az-";
+
 fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
-    let (Ok(alarms), Ok(deployment)) = (&f.alarms, &f.deployment) else {
-        return vec![];
+    // A read that fails shows as a warning of the checks it feeds, never as
+    // their absence.
+    let alarms = match &f.alarms {
+        Ok(alarms) => alarms,
+        Err(e) => {
+            return vec![check(
+                "zonal-alarms",
+                "zonal alarms",
+                Verdict::Warn,
+                format!("could not read the alarms: {e}"),
+                Some("allow cloudwatch:DescribeAlarms to the caller".into()),
+            )]
+        }
     };
-    let Some(prefix) = deployment.zonal_alarm_prefix.as_deref() else {
-        return vec![];
+    let mut out = vec![];
+    let prefix = match &f.deployment {
+        Ok(d) => d
+            .zonal_alarm_prefix
+            .as_deref()
+            .unwrap_or(DEFAULT_ZONAL_PREFIX),
+        Err(e) => {
+            out.push(check(
+                "zonal-alarms",
+                "zonal alarms",
+                Verdict::Warn,
+                format!("could not read the stack's ZonalAlarmPrefix ({e}): checked the alarms named with the default, {DEFAULT_ZONAL_PREFIX}"),
+                Some("name the stack Ballast is deployed as: ballast doctor --stack <name> (the StackName output)".into()),
+            ));
+            DEFAULT_ZONAL_PREFIX
+        }
     };
     let zonal: Vec<&MetricAlarm> = alarms
         .iter()
@@ -420,15 +448,16 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
         })
         .collect();
     if zonal.is_empty() {
-        return vec![check(
+        out.push(check(
             "zonal-alarms",
             format!("alarms {prefix}*"),
             Verdict::Warn,
             format!("no alarm named {prefix}* with an AvailabilityZone dimension: only AWS Health and ARC autoshift evacuate a zone"),
             Some("add a per-zone canary alarm (see the README, \"az-impairment\") named with the ZonalAlarmPrefix".into()),
-        )];
+        ));
+        return out;
     }
-    zonal
+    out.extend(zonal
         .into_iter()
         .map(|a| {
             let subject = format!("alarm/{}", a.name);
@@ -441,8 +470,8 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
                 "notBreaching" => check("zonal-alarm-missing-data", subject, Verdict::Fail, "TreatMissingData notBreaching: a canary that goes silent in a dead zone turns the alarm OK, and Ballast restores the zone", fix),
                 other => check("zonal-alarm-missing-data", subject, Verdict::Warn, format!("TreatMissingData {other}: a canary that goes silent in a dead zone leaves the alarm where it was or INSUFFICIENT_DATA, so the zone is never evacuated for it"), fix),
             }
-        })
-        .collect()
+        }));
+    out
 }
 
 fn database_checks(f: &Facts) -> Vec<Check> {
@@ -490,6 +519,18 @@ fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
         }
     }
     match f.records.get(&format!("{zone}/{name}")) {
+        // Whether Ballast may change the zone is the stack's HostedZoneIds:
+        // unread, the record cannot pass.
+        Some(Ok(Some(v))) if f.deployment.is_err() => check(
+            "dns-record",
+            subject,
+            Verdict::Warn,
+            format!(
+                "{zone}/{name} is a CNAME to {v}, but the stack's HostedZoneIds could not be read ({}): whether Ballast may change zone {zone} is unknown",
+                f.deployment.as_ref().err().cloned().unwrap_or_default()
+            ),
+            Some("name the stack Ballast is deployed as: ballast doctor --stack <name> (the StackName output)".into()),
+        ),
         Some(Ok(Some(v))) => check("dns-record", subject, Verdict::Pass, format!("{zone}/{name} is a CNAME to {v}"), None),
         Some(Ok(None)) => check(
             "dns-record",
@@ -1170,6 +1211,56 @@ mod tests {
         for fix in [missing, same_zone, foreign] {
             assert!(!fix.contains("<primary>"), "{fix}");
         }
+    }
+
+    /// A read that fails shows as a warning of the checks it feeds, never
+    /// as their absence or a pass.
+    #[test]
+    fn an_unread_stack_or_alarm_list_warns_instead_of_hiding_checks() {
+        let verdict = |all: &[Check], name: &str, subject: &str| {
+            all.iter()
+                .find(|c| c.check == name && c.subject == subject)
+                .map(|c| c.verdict)
+        };
+        // The stack's configuration unread (a --stack that names no
+        // function): the zonal alarms are still checked, with the default
+        // prefix, and said so; a record cannot pass.
+        let mut f = ready();
+        f.deployment = Err("ResourceNotFoundException".into());
+        if let Ok(alarms) = f.alarms.as_mut() {
+            alarms.push(alarm(
+                "ballast-az-canary-b",
+                &[("AvailabilityZone", "us-east-1b")],
+                "notBreaching",
+            ));
+        }
+        let all = checks(&f);
+        assert_eq!(
+            verdict(&all, "zonal-alarms", "zonal alarms"),
+            Some(Verdict::Warn)
+        );
+        assert_eq!(
+            verdict(
+                &all,
+                "zonal-alarm-missing-data",
+                "alarm/ballast-az-canary-b"
+            ),
+            Some(Verdict::Fail),
+            "{}",
+            render(&all)
+        );
+        assert_eq!(
+            verdict(&all, "dns-record", "db/orders"),
+            Some(Verdict::Warn)
+        );
+        // The alarms unread: said, not silent.
+        let mut f = ready();
+        f.alarms = Err("AccessDenied".into());
+        let all = checks(&f);
+        assert_eq!(
+            verdict(&all, "zonal-alarms", "zonal alarms"),
+            Some(Verdict::Warn)
+        );
     }
 
     /// The grace-period fix sets the ELB type too: applied, the check passes.
