@@ -103,3 +103,40 @@ fn the_pure_core_imports_no_adapter_and_no_shell() {
         }
     }
 }
+
+/// The module map in the README, in order (the fenced block that starts
+/// with `event/`): a module's name per line.
+fn readme_order() -> Vec<String> {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme.find("```\nevent/").expect("the README's module map");
+    readme[start + 4..]
+        .lines()
+        .take_while(|l| !l.starts_with("```"))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|m| m.trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// Every module imports only modules above it in the README's map (and the
+/// tag keys of `lib.rs`), and every module is on the map.
+#[test]
+fn every_module_imports_only_the_ones_above_it_in_the_readme() {
+    let order = readme_order();
+    assert!(order.len() >= 12, "{order:?}");
+    let graph = imports();
+    for module in graph.keys() {
+        assert!(
+            order.contains(module),
+            "module {module} is not on the README's map {order:?}"
+        );
+    }
+    for (i, module) in order.iter().enumerate() {
+        let above: BTreeSet<&str> = order[..i].iter().map(String::as_str).collect();
+        for imported in graph.get(module).into_iter().flatten() {
+            assert!(
+                imported == "tags" || above.contains(imported.as_str()),
+                "{module} imports {imported}, which the README's map puts below it: {order:?}"
+            );
+        }
+    }
+}
