@@ -251,8 +251,24 @@ fn records(fleet: &FleetState) -> impl Iterator<Item = (&GroupState, Evacuation)
 }
 
 /// The AZs currently evacuated, counted from the tags of all managed groups.
+/// A record Ballast cannot read counts as one zone held (which one is
+/// unknown): failing safe, it can only make the evacuated-AZ limit decline
+/// sooner, never let one more zone go.
 fn evacuated_azs(fleet: &FleetState) -> BTreeSet<String> {
-    holds(fleet).into_keys().collect()
+    let mut zones: BTreeSet<String> = holds(fleet).into_keys().collect();
+    for g in &fleet.groups {
+        if g.evacuated
+            .as_deref()
+            .is_some_and(|v| Evacuation::parse(v).is_err())
+        {
+            zones.insert(format!(
+                "an unknown zone (unreadable {} on {})",
+                tags::EVACUATED,
+                g.name
+            ));
+        }
+    }
+    zones
 }
 
 /// Every evacuated zone and what holds it, over all managed groups.
@@ -476,9 +492,11 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
     let mut moved = 0;
     let mut noted = 0;
     let mut overflowed = vec![];
+    let mut unreadable = vec![];
     for g in &affected {
         let previous = match recorded(g) {
             Some(Err(reason)) => {
+                unreadable.push(format!("{} ({reason})", g.name));
                 skipped.push(record(g, "evacuate", ActionStatus::Skipped, reason));
                 continue;
             }
@@ -585,7 +603,25 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         });
     }
 
+    // A record Ballast cannot read is held, never dropped: the group is not
+    // moved (its original subnets are not known), and a human is told.
+    let unreadable_reason = (!unreadable.is_empty()).then(|| {
+        format!(
+            "the {} record of {} cannot be read: the group is not moved (its original subnets are unknown); check its subnets and repair or remove the tag",
+            tags::EVACUATED,
+            unreadable.join(", ")
+        )
+    });
     if steps.is_empty() {
+        if let Some(reason) = &unreadable_reason {
+            return Plan::declined(
+                format!("Declined to evacuate {az} ({why}) for the group(s) whose record is unreadable."),
+                reason.clone(),
+                resources,
+            )
+            .with_severity(Severity::Warning)
+            .with_skipped(skipped);
+        }
         if !last_az.is_empty() {
             let reason = format!(
                 "never remove an Auto Scaling group's last AZ: {} run only in {az}",
@@ -633,9 +669,10 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             overflowed.join(", ")
         ));
     }
+    reasons.extend(unreadable_reason.clone());
     let severity = if !last_az.is_empty() {
         Severity::Critical
-    } else if moved > 0 || !overflowed.is_empty() {
+    } else if moved > 0 || !overflowed.is_empty() || unreadable_reason.is_some() {
         Severity::Warning
     } else {
         Severity::Info
@@ -1179,6 +1216,50 @@ mod tests {
             .reason
             .unwrap()
             .contains("is not a record Ballast wrote"));
+    }
+
+    /// An evacuation record Ballast cannot read counts as a zone held
+    /// (the evacuated-AZ limit declines another zone), and the group is not
+    /// moved: declined, at least a warning, published — never a `noop`
+    /// that says the zone is out when it is not.
+    #[test]
+    fn an_unreadable_record_is_held_and_said_never_dropped() {
+        let mut web = group("web", &["subnet-a", "subnet-b"]);
+        web.evacuated = Some("azs=us-east-1a edited by hand".into());
+        let api = group("api", &["subnet-b", "subnet-c"]);
+        let f = fleet(vec![web, api]);
+
+        // Another zone: the limit counts the unreadable record.
+        let other = decide(&f, &evac(), C, &ONE);
+        assert_eq!(other.verdict, Verdict::Declined, "{other:#?}");
+        assert_eq!(other.severity, Severity::Critical);
+        assert!(other
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("unreadable ballast:evacuated on web"));
+        assert!(other.steps.is_empty());
+
+        // Its own zone, under a limit of two: web is not moved, and the
+        // decision says why.
+        let only_web = fleet(vec![f.groups[0].clone()]);
+        let two = Policy {
+            max_evacuated_azs: 2,
+            ..ONE
+        };
+        let own = decide(&only_web, &evac(), A, &two);
+        assert_eq!(own.verdict, Verdict::Declined, "{own:#?}");
+        assert!(own.severity >= Severity::Warning);
+        assert!(own.steps.is_empty());
+        assert!(
+            own.reason.as_deref().unwrap().contains("record of web"),
+            "{:?}",
+            own.reason
+        );
+        // Under a limit of one, the unreadable record is that one zone.
+        let own = decide(&only_web, &evac(), A, &ONE);
+        assert_eq!(own.verdict, Verdict::Declined, "{own:#?}");
+        assert!(own.steps.is_empty());
     }
 
     fn alarm() -> Signal {
