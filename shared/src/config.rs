@@ -1,4 +1,4 @@
-//! Configuration from the environment (DESIGN.md, "Configuration"), validated
+//! Configuration from the environment (README, "Contract", "Environment variables"), validated
 //! once at start-up so that a bad value fails init instead of an invocation.
 
 use thiserror::Error;

@@ -30,7 +30,7 @@ pub use config::{Config, ConfigError};
 pub use context::{Ballast, Invocation};
 pub use report::{Outcome, Report, Severity};
 
-/// Tag keys of the public contract (DESIGN.md, "Tags").
+/// Tag keys of the public contract (README, "Contract", "Tags").
 pub mod tags {
     /// `true` on an Auto Scaling group that Ballast may act on.
     pub const MANAGED: &str = "ballast:managed";

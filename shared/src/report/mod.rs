@@ -1,4 +1,4 @@
-//! The report (DESIGN.md, "Report" — contract): the Lambda response of every
+//! The report (README, "Contract" and "Reading the reports"): the Lambda response of every
 //! invocation, and the SNS message subscribers receive.
 
 use serde::{Deserialize, Serialize};
