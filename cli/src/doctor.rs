@@ -290,8 +290,10 @@ fn change_freeze(g: &Group, subject: &str) -> Option<Check> {
                 azs.join(", ")
             ),
             Some(format!(
-                "freeze updates of stack {stack} (pipelines, drift fixes) until `ballast restore {}` has run; if one must ship, keep {}'s VPCZoneIdentifier as `ballast status` shows it now",
-                azs[0], g.name
+                "freeze updates of stack {stack} (pipelines, drift fixes) until `ballast restore {}` has run; if one must ship, give {}'s VPCZoneIdentifier the subnets it has now, {}",
+                azs[0],
+                g.name,
+                g.subnets().collect::<Vec<_>>().join(","),
             )),
         ),
     })

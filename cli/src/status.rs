@@ -69,6 +69,8 @@ pub struct GroupStatus {
     pub health_check_type: String,
     /// Zones of the current subnets, each with its instance count.
     pub zones: BTreeMap<String, usize>,
+    /// The current subnets (`VPCZoneIdentifier`), in order.
+    pub subnets: Vec<String>,
     /// Instances still in zones the group no longer uses (an evacuation
     /// under way), by zone.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -168,6 +170,7 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>) -> GroupS
         max: g.max_size,
         health_check_type: g.health_check_type.clone(),
         zones,
+        subnets: g.subnets().map(str::to_string).collect(),
         leaving,
         evacuated,
         evacuated_since,
@@ -299,6 +302,7 @@ pub fn render(s: &Status) -> String {
         ));
         let zones: Vec<String> = g.zones.iter().map(|(z, n)| format!("{z} ({n})")).collect();
         out.push_str(&format!("    zones      {}\n", zones.join(", ")));
+        out.push_str(&format!("    subnets    {}\n", g.subnets.join(",")));
         if !g.leaving.is_empty() {
             let leaving: Vec<String> = g
                 .leaving
@@ -487,5 +491,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("suspended  ReplaceUnhealthy"), "{text}");
+        assert!(text.contains("subnets    subnet-a,subnet-b"), "{text}");
     }
 }
