@@ -712,14 +712,25 @@ fn topic_check(f: &Facts) -> Check {
     }
 }
 
-/// An AWS error in one line: the call, and the service's code (or the
-/// start of its message), not the SDK's whole context.
+/// An AWS error in one line: the call, and the service's code (or its
+/// message's first line, cut at a word if long), not the SDK's context.
 fn brief(e: &ballast::aws::AwsError) -> String {
     let what = e.code.clone().unwrap_or_else(|| {
         let first = e.message.lines().next().unwrap_or_default();
-        first.chars().take(120).collect()
+        cut_at_word(first, 160)
     });
     format!("{} {}: {what}", e.operation, e.resource)
+}
+
+/// `text` whole when it has at most `max` characters, else cut at the last
+/// space before them, with `…`.
+fn cut_at_word(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    let cut = head.rfind(' ').filter(|&i| i > 0).unwrap_or(head.len());
+    format!("{}…", head[..cut].trim_end())
 }
 
 /// Reads every fact, going on past the reads that fail.
@@ -1263,6 +1274,19 @@ mod tests {
             verdict(&all, "zonal-alarms", "zonal alarms"),
             Some(Verdict::Warn)
         );
+    }
+
+    #[test]
+    fn a_long_error_is_cut_at_a_word() {
+        let long = "dispatch failure: error trying to connect: tcp connect error: Connection refused (os error 111) while reaching https://autoscaling.us-east-1.amazonaws.com/ after three attempts";
+        let cut = cut_at_word(long, 60);
+        assert!(cut.ends_with('…') && cut.chars().count() <= 61, "{cut}");
+        assert!(long.starts_with(cut.trim_end_matches('…')), "{cut}");
+        assert!(
+            long[cut.len() - '…'.len_utf8()..].starts_with(' '),
+            "cut mid-word: {cut}"
+        );
+        assert_eq!(cut_at_word("AccessDenied", 60), "AccessDenied");
     }
 
     /// The grace-period fix sets the ELB type too: applied, the check passes.

@@ -177,6 +177,25 @@ pub struct AwsError {
     pub retryable: bool,
 }
 
+/// An error in one line for a person: what failed, and its root cause
+/// (`dispatch failure: Connection refused (os error 111)`), not the SDK's
+/// whole chain of wrappers.
+fn plain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut root = None;
+    let mut next = err.source();
+    while let Some(e) = next {
+        root = Some(e);
+        next = e.source();
+    }
+    let outer = err.to_string();
+    let inner = root.map(ToString::to_string).unwrap_or_default();
+    if inner.is_empty() || outer.contains(&inner) {
+        outer
+    } else {
+        format!("{outer}: {inner}")
+    }
+}
+
 impl AwsError {
     pub fn from_sdk<E>(
         operation: &'static str,
@@ -204,8 +223,8 @@ impl AwsError {
             }
             SdkError::TimeoutError(_)
             | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => (true, DisplayErrorContext(&err).to_string()),
-            _ => (false, DisplayErrorContext(&err).to_string()),
+            | SdkError::ResponseError(_) => (true, plain(&err)),
+            _ => (false, plain(&err)),
         };
         AwsError {
             operation,
@@ -317,6 +336,25 @@ mod tests {
         ]);
         assert_eq!(conf.region(), None);
         assert_eq!(conf.endpoint_url(), None);
+    }
+
+    #[test]
+    fn a_connection_error_reads_as_its_root_cause() {
+        let io: SdkError<PublishError, HttpResponse> = SdkError::dispatch_failure(
+            ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()),
+        );
+        let e = AwsError::from_sdk("Publish", "topic", io);
+        assert!(e.message.starts_with("dispatch failure"), "{}", e.message);
+        assert!(
+            e.message.to_lowercase().contains("refused"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains("ConnectorError"),
+            "no Debug dump: {}",
+            e.message
+        );
     }
 
     #[test]
