@@ -446,6 +446,11 @@ pub fn not_observed(cx: &Cx<'_>, resources: Vec<String>, failure: Failure) -> Re
 /// intent (or the reason it ignores the payload). No AWS call. This is the
 /// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
 /// the property is that it answers for any bytes, never panicking.
+/// Each function's reading of a raw payload, as Lambda hands it over: JSON
+/// parsing, classification, the report's trigger, and every function's
+/// intent (or the reason it ignores the payload). No AWS call. This is the
+/// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
+/// the property is that it answers for any bytes, never panicking.
 #[cfg(test)]
 mod tests {
     use super::*;
