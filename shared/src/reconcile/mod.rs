@@ -446,11 +446,23 @@ pub fn not_observed(cx: &Cx<'_>, resources: Vec<String>, failure: Failure) -> Re
 /// intent (or the reason it ignores the payload). No AWS call. This is the
 /// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
 /// the property is that it answers for any bytes, never panicking.
-/// Each function's reading of a raw payload, as Lambda hands it over: JSON
-/// parsing, classification, the report's trigger, and every function's
-/// intent (or the reason it ignores the payload). No AWS call. This is the
-/// surface the fuzzer exercises (`fuzz/`) and its regression inputs replay;
-/// the property is that it answers for any bytes, never panicking.
+#[cfg(all(
+    feature = "fuzz",
+    feature = "unhealthy-target",
+    feature = "rds-failover",
+    feature = "az-impairment"
+))]
+pub fn read_payload(bytes: &[u8]) -> Result<[Result<String, String>; 3], String> {
+    let payload: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let inbound = Inbound::classify(&payload);
+    let _ = inbound.trigger("fuzz");
+    Ok([
+        unhealthy_target::UnhealthyTarget::intent_of(&inbound).map(|i| format!("{i:?}")),
+        rds_failover::RdsFailover::intent_of(&inbound).map(|i| format!("{i:?}")),
+        az_impairment::AzImpairment::intent_of(&inbound).map(|i| format!("{i:?}")),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,21 +495,4 @@ mod tests {
             &plan(vec![mark("web")])
         ));
     }
-}
-
-#[cfg(all(
-    feature = "fuzz",
-    feature = "unhealthy-target",
-    feature = "rds-failover",
-    feature = "az-impairment"
-))]
-pub fn read_payload(bytes: &[u8]) -> Result<[Result<String, String>; 3], String> {
-    let payload: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let inbound = Inbound::classify(&payload);
-    let _ = inbound.trigger("fuzz");
-    Ok([
-        unhealthy_target::UnhealthyTarget::intent_of(&inbound).map(|i| format!("{i:?}")),
-        rds_failover::RdsFailover::intent_of(&inbound).map(|i| format!("{i:?}")),
-        az_impairment::AzImpairment::intent_of(&inbound).map(|i| format!("{i:?}")),
-    ])
 }
