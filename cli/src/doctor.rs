@@ -123,6 +123,18 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     for g in &f.groups {
         out.extend(group_checks(g, f));
     }
+    // One check per target group, however many groups share it, naming them.
+    let mut behind: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for g in &f.groups {
+        for tg in &g.target_group_arns {
+            behind.entry(tg).or_default().push(&g.name);
+        }
+    }
+    for (tg, groups) in behind {
+        let mut c = unhealthy_alarm(tg, f);
+        c.detail = format!("{} (behind ASG {})", c.detail, groups.join(", "));
+        out.push(c);
+    }
     out.extend(zonal_alarm_checks(f));
     out.extend(database_checks(f));
     out.push(match &f.observer {
@@ -189,9 +201,6 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
     out.push(health_check(g, &subject));
     if let Some(c) = change_freeze(g, &subject) {
         out.push(c);
-    }
-    for tg in &g.target_group_arns {
-        out.push(unhealthy_alarm(tg, f));
     }
     if g.target_group_arns.is_empty() {
         out.push(check(
@@ -1287,6 +1296,26 @@ mod tests {
             "cut mid-word: {cut}"
         );
         assert_eq!(cut_at_word("AccessDenied", 60), "AccessDenied");
+    }
+
+    /// A target group shared by several groups is checked once, naming them.
+    #[test]
+    fn a_shared_target_group_is_checked_once_naming_its_groups() {
+        let mut f = ready();
+        let mut api = group();
+        api.name = "api".into();
+        f.groups.push(api);
+        let all = checks(&f);
+        let alarms: Vec<&Check> = all
+            .iter()
+            .filter(|c| c.check == "unhealthy-alarm")
+            .collect();
+        assert_eq!(alarms.len(), 1, "{}", render(&all));
+        assert!(
+            alarms[0].detail.ends_with("(behind ASG web, api)"),
+            "{}",
+            alarms[0].detail
+        );
     }
 
     /// The grace-period fix sets the ELB type too: applied, the check passes.
