@@ -158,35 +158,36 @@ def condition(name, parameters, conditions, cache):
     return cache[name]
 
 
+def reached(node, parameters, conditions, cache):
+    """Every node of `node` (itself included), following only the branches
+    of Fn::If that the conditions take."""
+    if isinstance(node, dict) and len(node) == 1 and "Fn::If" in node:
+        name, yes, no = node["Fn::If"]
+        branch = yes if condition(name, parameters, conditions, cache) else no
+        yield from reached(branch, parameters, conditions, cache)
+        return
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for v in children:
+        yield from reached(v, parameters, conditions, cache)
+
+
 def references(node, parameters, conditions, cache):
     """Resource names referred to by `node`, following only the branches of
     Fn::If that the conditions take."""
-    if isinstance(node, dict):
-        if len(node) == 1:
-            (fn, arg), = node.items()
-            if fn == "Fn::If":
-                name, yes, no = arg
-                branch = yes if condition(name, parameters, conditions, cache) else no
-                yield from references(branch, parameters, conditions, cache)
-                return
-            if fn == "Ref" and isinstance(arg, str):
-                yield arg
-                return
-            if fn == "Fn::GetAtt":
-                yield arg[0] if isinstance(arg, list) else arg.split(".")[0]
-                return
-            if fn == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-                for ref in re.findall(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z0-9.]+)?\}", text):
-                    if ref not in variables:
-                        yield ref
-                yield from references(variables, parameters, conditions, cache)
-                return
-        for v in node.values():
-            yield from references(v, parameters, conditions, cache)
-    elif isinstance(node, list):
-        for v in node:
-            yield from references(v, parameters, conditions, cache)
+    for n in reached(node, parameters, conditions, cache):
+        if not (isinstance(n, dict) and len(n) == 1):
+            continue
+        (fn, arg), = n.items()
+        if fn == "Ref" and isinstance(arg, str):
+            yield arg
+        elif fn == "Fn::GetAtt":
+            yield arg[0] if isinstance(arg, list) else arg.split(".")[0]
+        elif fn == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            for ref in re.findall(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z0-9.]+)?\}", text):
+                if ref not in variables:
+                    yield ref
 
 
 def stack_parameters(cfn, overrides):
@@ -233,19 +234,9 @@ def created(cfn, overrides):
 def literals(node, parameters, conditions, cache):
     """Every literal string of `node`, following only the branches of Fn::If
     that the conditions take (an Fn::Sub's text included)."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        if len(node) == 1 and "Fn::If" in node:
-            name, yes, no = node["Fn::If"]
-            branch = yes if condition(name, parameters, conditions, cache) else no
-            yield from literals(branch, parameters, conditions, cache)
-            return
-        for v in node.values():
-            yield from literals(v, parameters, conditions, cache)
-    elif isinstance(node, list):
-        for v in node:
-            yield from literals(v, parameters, conditions, cache)
+    for n in reached(node, parameters, conditions, cache):
+        if isinstance(n, str):
+            yield n
 
 
 PARTITIONS = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
