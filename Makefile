@@ -4,14 +4,15 @@
 #               the whole test suite, and `sam build` of the control plane (arm64)
 # What they need is installed, pinned, on first use: moto into .venv (the demo
 # installs only that); SAM CLI, cfn-lint, cargo-lambda and Zig into .venv-tools
-# (make test, make package); checkov into .venv-checkov.
+# (make test, make package); checkov into .venv-checkov; the AWS CLI into
+# .venv-awscli (make test: the doctor-fix tests).
 
 FUNCTIONS := unhealthy-target rds-failover az-impairment
 CARGO     ?= cargo
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: test demo bench fuzz venv tools bench-venv release fmt lint lint-functions template security sam-build package size clean
+.PHONY: test demo bench fuzz venv tools awscli bench-venv release fmt lint lint-functions template security sam-build package size clean
 
 # moto, for the tests and the demo.
 venv:
@@ -20,6 +21,10 @@ venv:
 # SAM CLI, cfn-lint, cargo-lambda and Zig.
 tools:
 	@bash scripts/venv.sh $(CURDIR)/.venv-tools $(CURDIR)/scripts/requirements-tools.txt
+
+# The AWS CLI, for the tests that apply the fixes `ballast doctor` prints.
+awscli:
+	@bash scripts/venv.sh $(CURDIR)/.venv-awscli $(CURDIR)/scripts/requirements-awscli.txt
 
 # The benchmarks' Python baseline (awslambdaric, boto3).
 bench-venv:
@@ -62,7 +67,7 @@ package: sam-build
 
 # The steps above, in this order, with `sam build` alongside at the lowest
 # CPU priority (scripts/test.sh says why).
-test: venv tools
+test: venv tools awscli
 	@CARGO=$(CARGO) bash scripts/test.sh
 
 # One debug build of the demo and the function binaries it runs (the fat-LTO

@@ -36,6 +36,10 @@ pub struct Check {
     /// How to fix it (absent on a pass).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The fix, when it is one shell command with nothing to fill in: run
+    /// it as it is (the tests run each against the emulator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 fn check(
@@ -45,12 +49,17 @@ fn check(
     detail: impl Into<String>,
     fix: Option<String>,
 ) -> Check {
+    let command = fix
+        .as_ref()
+        .filter(|f| f.starts_with("aws ") && !f.contains('<') && !f.contains("..."))
+        .cloned();
     Check {
         check,
         subject: subject.into(),
         verdict,
         detail: detail.into(),
         fix,
+        command,
     }
 }
 
@@ -257,11 +266,13 @@ pub fn static_stability(g: &Group, subject: &str) -> Check {
             "static-stability",
             subject,
             Verdict::Warn,
-            format!("{detail}: the rest cannot carry the minimum until replacements launch"),
-            Some(format!(
-                "run {needed} instances spread evenly over {zones} zones, so that any {} carry MinSize {}: aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --desired-capacity {needed}{max} (and let no scaling policy go below {needed}); or lower MinSize to what the other zones carry: --min-size {left}",
+            format!(
+                "{detail}: the rest cannot carry the minimum until replacements launch; run {needed} instances spread evenly over {zones} zones, so that any {} carry MinSize {} (and let no scaling policy go below {needed}), or lower MinSize to what the other zones carry ({left})",
                 zones - 1,
                 g.min_size,
+            ),
+            Some(format!(
+                "aws autoscaling update-auto-scaling-group --auto-scaling-group-name {} --desired-capacity {needed}{max}",
                 g.name,
             )),
         )
@@ -490,7 +501,8 @@ fn database_checks(f: &Facts) -> Vec<Check> {
     for (id, tags, instance) in &f.databases {
         let subject = format!("db/{id}");
         if let Some(value) = tags.get(tags::DNS_RECORD) {
-            out.push(dns_record(&subject, value, f));
+            let writer = instance.as_ref().and_then(|i| i.endpoint.as_deref());
+            out.push(dns_record(&subject, value, writer, f));
         }
         if let Some(replica) = tags.get(tags::STANDBY_REPLICA) {
             out.push(standby(&subject, instance.as_ref(), replica, f));
@@ -499,7 +511,20 @@ fn database_checks(f: &Facts) -> Vec<Check> {
     out
 }
 
-fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
+/// The command that creates (or repoints) the CNAME `name` in `zone` at
+/// `value`, with Ballast's default TTL.
+fn upsert_cname(zone: &str, name: &str, value: &str) -> String {
+    let batch = serde_json::json!({"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": name, "Type": "CNAME", "TTL": ballast::config::DEFAULT_DNS_TTL,
+        "ResourceRecords": [{"Value": value}]}}]});
+    format!(
+        "aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{batch}'"
+    )
+}
+
+/// `writer`: the endpoint the record must point at, when the tagged
+/// resource is an instance (a cluster's is its writer endpoint).
+fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Check {
     let (zone, name) = match parse_dns_tag(value) {
         Ok(zn) => zn,
         Err(e) => {
@@ -548,7 +573,10 @@ fn dns_record(subject: &str, value: &str, f: &Facts) -> Check {
             subject,
             Verdict::Fail,
             format!("{zone}/{name}: no such CNAME in the zone (a typo in the tag, or the record was never created)"),
-            Some(format!("create the CNAME {name} in {zone}, pointing at the writer endpoint, or correct the tag")),
+            Some(match writer {
+                Some(w) => upsert_cname(&zone, &name, w),
+                None => format!("create the CNAME {name} in {zone}, pointing at the cluster's writer endpoint, or correct the tag"),
+            }),
         ),
         Some(Err(e)) => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} could not be read: {e}"), Some("allow route53:ListResourceRecordSets to the caller".into())),
         None => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} was not read"), None),
@@ -569,10 +597,19 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
         );
     };
     // A new replica of this primary outside its zone, and the tag on it.
+    // A zone of this account's groups other than the primary's, when one is
+    // known; else a placeholder that says which.
+    let other = |az: &str| {
+        f.subnet_zone
+            .values()
+            .find(|z| z.as_str() != az)
+            .cloned()
+            .unwrap_or_else(|| format!("<a zone other than {az}>"))
+    };
     let elsewhere = primary
         .az
         .as_deref()
-        .map(|az| format!(" --availability-zone <a zone other than {az}>"))
+        .map(|az| format!(" --availability-zone {}", other(az)))
         .unwrap_or_default();
     let create = |id: &str| {
         format!(
@@ -588,7 +625,7 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
         )
     };
     let standby = format!("{}-standby", primary.id);
-    let new_standby = Some(format!("{}, then {}", create(&standby), retag(&standby)));
+    let new_standby = Some(format!("{} && {}", create(&standby), retag(&standby)));
     match f.replicas.get(replica) {
         Some(Ok(Some(r))) => {
             let problem = if r.source.as_deref() != Some(primary.id.as_str()) {
@@ -1148,13 +1185,19 @@ mod tests {
             c.detail
         );
         // Two zones, minimum 2: 4 instances, 2 a zone.
+        assert!(
+            c.detail
+                .contains("run 4 instances spread evenly over 2 zones"),
+            "{}",
+            c.detail
+        );
         let fix = c.fix.unwrap();
         assert!(
-            fix.contains("run 4 instances spread evenly over 2 zones")
-                && fix.contains("--desired-capacity 4")
-                && !fix.contains("--min-size 4"),
+            fix.contains("--desired-capacity 4") && !fix.contains("--min-size"),
             "{fix}"
         );
+        // One command, nothing to fill in: runnable as printed.
+        assert_eq!(c.command.as_deref(), Some(fix.as_str()));
     }
 
     /// The fix, applied (the capacity it names, spread evenly; MinSize
