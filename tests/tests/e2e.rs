@@ -147,6 +147,7 @@ async fn invalid_configuration_fails_init_naming_the_variable() {
         ("BALLAST_MAX_UNHEALTHY_PERCENT", "150", "from 0 to 100"),
         ("BALLAST_DRY_RUN", "perhaps", "true or false"),
         ("BALLAST_TOPIC_ARN", "reports", "an SNS topic ARN"),
+        ("BALLAST_LEASE_TABLE", "a table", "a DynamoDB table name"),
     ];
     for (variable, value, expected) in cases {
         let mut env = vec![
@@ -154,6 +155,10 @@ async fn invalid_configuration_fails_init_naming_the_variable() {
             (
                 "BALLAST_TOPIC_ARN".to_string(),
                 "arn:aws:sns:us-east-1:123456789012:r".to_string(),
+            ),
+            (
+                "BALLAST_LEASE_TABLE".to_string(),
+                "ballast-leases".to_string(),
             ),
         ];
         env.retain(|(k, _)| k != variable);
