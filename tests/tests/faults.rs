@@ -28,8 +28,10 @@ fn fault_rate(sdk_retries: bool) -> f64 {
 /// Seeds of the fault sequence: each a different interleaving.
 const SEEDS: [u64; 3] = [1, 2, 3];
 /// Without the SDK's retries a story takes many more redeliveries (and the
-/// suite's time on CI): two interleavings.
-const SEEDS_WITHOUT_SDK_RETRIES: [u64; 2] = [5, 6];
+/// suite's time on CI): two interleavings, in which a step of every story
+/// fails for good (with fewer calls per story since the DynamoDB lease,
+/// seed 6 no longer failed one for the mark; 7 does).
+const SEEDS_WITHOUT_SDK_RETRIES: [u64; 2] = [5, 7];
 
 fn seeds(sdk_retries: bool) -> &'static [u64] {
     if sdk_retries {
