@@ -15,8 +15,9 @@ and then checks what it wrote:
   - with ReportTopicArn set, the stack creates no SNS topic, and nothing that
     remains refers to a resource that is not created;
   - in each partition (aws, aws-cn, aws-us-gov), no ARN the stack would
-    create names another partition (the transform writes the managed
-    policy's ARN for `aws`; it is made partition-neutral).
+    create names another partition: a literal `arn:aws:` fails it (the
+    functions' roles are the template's own, so the transform adds no
+    AWS-managed policy, whose ARN it would write for `aws`).
 cfn-lint then lints the packaged template (scripts/package.sh).
 
 Runs under .venv-tools/bin/python: samtranslator comes with the pinned SAM
@@ -84,7 +85,7 @@ def package() -> dict:
     sam["Globals"]["Function"].pop("CodeUri", None)
 
     parameters = {k: v.get("Default") for k, v in sam["Parameters"].items() if "Default" in v}
-    cfn = partition_neutral(transform(sam, parameters, NoManagedPolicies()))
+    cfn = transform(sam, parameters, NoManagedPolicies())
 
     cfn["Parameters"]["ArtifactBucketPrefix"] = {
         "Type": "String",
@@ -103,25 +104,6 @@ def package() -> dict:
     cfn["Description"] = sam["Description"] + " (packaged: the SAM transform applied; code in S3)"
     PACKAGED.write_text(json.dumps(cfn, separators=(",", ":")) + "\n")
     return cfn
-
-
-def partition_neutral(node):
-    """Every literal string that starts with `arn:aws:` (the transform writes
-    `arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole` for the
-    default region) as an `Fn::Sub` in the stack's partition. A Join's
-    delimiter stays literal (CloudFormation requires it)."""
-    if isinstance(node, str):
-        if node.startswith("arn:aws:") and "${" not in node:
-            return {"Fn::Sub": "arn:${AWS::Partition}:" + node[len("arn:aws:"):]}
-        return node
-    if isinstance(node, list):
-        return [partition_neutral(v) for v in node]
-    if isinstance(node, dict):
-        if len(node) == 1 and "Fn::Join" in node:
-            sep, items = node["Fn::Join"]
-            return {"Fn::Join": [sep, partition_neutral(items)]}
-        return {k: partition_neutral(v) for k, v in node.items()}
-    return node
 
 
 # ------------------------------------------------------------------ checks

@@ -69,6 +69,132 @@ fn functions(t: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Every statement a function's role allows: its own policies and the
+/// managed policies it attaches (both branches of an `!If`).
+fn permissions(t: &Value, function: &str) -> Vec<Value> {
+    fn statements(node: &Value, out: &mut Vec<Value>) {
+        match node {
+            Value::Object(m) => match m.get("Statement") {
+                Some(Value::Array(list)) => out.extend(list.iter().cloned()),
+                _ => m.values().for_each(|v| statements(v, out)),
+            },
+            Value::Array(list) => list.iter().for_each(|v| statements(v, out)),
+            _ => {}
+        }
+    }
+    let role = t["Resources"][function]["Properties"]["Role"]["!GetAtt"]
+        .as_str()
+        .and_then(|a| a.strip_suffix(".Arn"))
+        .unwrap_or_else(|| panic!("{function} has no role of the stack's"));
+    let role = &t["Resources"][role];
+    assert_eq!(role["Type"], "AWS::IAM::Role", "{function}");
+    let mut out = vec![];
+    statements(&role["Properties"]["Policies"], &mut out);
+    for managed in role["Properties"]["ManagedPolicyArns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{function}: ManagedPolicyArns"))
+    {
+        let name = managed["!Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function} attaches a policy not of the stack: {managed}"));
+        assert_eq!(t["Resources"][name]["Type"], "AWS::IAM::ManagedPolicy");
+        statements(
+            &t["Resources"][name]["Properties"]["PolicyDocument"],
+            &mut out,
+        );
+    }
+    out
+}
+
+/// The actions of a statement, as written.
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
+        other => panic!("an action that is neither a string nor a list: {other}"),
+    }
+}
+
+/// Each function writes only its own log group, which the stack creates,
+/// names and keeps (a deleted stack leaves its decisions readable and a new
+/// stack of the same name deploys): no `logs:CreateLogGroup`, and no
+/// AWS-managed policy (`AWSLambdaBasicExecutionRole` allows both on `*`).
+#[test]
+fn each_function_writes_only_its_own_kept_log_group() {
+    let t = template();
+    for (id, f) in functions(&t) {
+        let group = f["Properties"]["LoggingConfig"]["LogGroup"]["!Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} logs to a group of the stack's"))
+            .to_string();
+        let g = &t["Resources"][&group];
+        assert_eq!(g["Type"], "AWS::Logs::LogGroup", "{id}");
+        assert_eq!(g["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(g["UpdateReplacePolicy"], "Retain", "{id}");
+        assert!(
+            g["Properties"]["LogGroupName"].is_null(),
+            "{id}: a named, kept group would block the next stack of that name"
+        );
+        assert!(
+            f["Properties"]["Policies"].is_null(),
+            "{id}: SAM would add AWSLambdaBasicExecutionRole"
+        );
+        let logs: Vec<Value> = permissions(&t, &id)
+            .into_iter()
+            .filter(|s| actions(s).iter().any(|a| a.starts_with("logs:")))
+            .collect();
+        assert_eq!(logs.len(), 1, "{id}: {logs:?}");
+        assert_eq!(
+            actions(&logs[0]).into_iter().collect::<BTreeSet<_>>(),
+            set(&["logs:CreateLogStream", "logs:PutLogEvents"]),
+            "{id}"
+        );
+        assert_eq!(
+            logs[0]["Resource"],
+            json!({"!GetAtt": format!("{group}.Arn")}),
+            "{id}"
+        );
+        // Failed asynchronous invocations reach the dead-letter queue.
+        assert!(
+            permissions(&t, &id)
+                .iter()
+                .any(|s| actions(s) == ["sqs:SendMessage"]
+                    && s["Resource"] == json!({"!GetAtt": "DeadLetterQueue.Arn"})),
+            "{id}"
+        );
+    }
+}
+
+/// az-impairment reads back only the alarms the zonal rule routes: the
+/// ones named with `ZonalAlarmPrefix`.
+#[test]
+fn alarms_are_read_by_the_zonal_prefix_only() {
+    let t = template();
+    let prefix = t["Parameters"]["ZonalAlarmPrefix"]["Default"]
+        .as_str()
+        .unwrap();
+    let mut readers = 0;
+    for id in functions(&t).keys() {
+        for s in permissions(&t, id) {
+            if actions(&s).iter().any(|a| a == "cloudwatch:DescribeAlarms") {
+                readers += 1;
+                assert_eq!(actions(&s), ["cloudwatch:DescribeAlarms"], "{id}");
+                let arn = s["Resource"]["!Sub"].as_str().unwrap_or_default();
+                assert_eq!(
+                    arn,
+                    "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${ZonalAlarmPrefix}*",
+                    "{id}"
+                );
+                assert!(!prefix.is_empty());
+            }
+        }
+    }
+    assert_eq!(readers, 1, "az-impairment reads the zonal alarms back");
+}
+
 /// `Function/Event` → the EventBridge pattern of that rule.
 fn rule_patterns(t: &Value) -> BTreeMap<String, Value> {
     let mut rules = BTreeMap::new();
@@ -574,8 +700,9 @@ fn the_lease_table_is_the_contracts_and_only_its_items_are_writable() {
         json!({"AttributeName": ballast::aws::leases::EXPIRES, "Enabled": true})
     );
     assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
-    for (id, f) in functions(&t) {
-        let text = f["Properties"]["Policies"].to_string();
+    for id in functions(&t).keys() {
+        let statements = permissions(&t, id);
+        let text = Value::from(statements.clone()).to_string();
         let actions: BTreeSet<String> = text
             .match_indices("dynamodb:")
             .map(|(i, _)| text[i..].split('"').next().unwrap_or_default().to_string())
@@ -589,12 +716,8 @@ fn the_lease_table_is_the_contracts_and_only_its_items_are_writable() {
             ]),
             "{id}"
         );
-        let statements = f["Properties"]["Policies"]
-            .as_array()
-            .unwrap()
+        let statements = statements
             .iter()
-            .filter_map(|doc| doc["Statement"].as_array())
-            .flatten()
             .filter(|s| s["Action"].to_string().contains("dynamodb:"))
             .collect::<Vec<_>>();
         assert_eq!(statements.len(), 1, "{id}");
