@@ -483,10 +483,7 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
         .into_iter()
         .map(|a| {
             let subject = format!("alarm/{}", a.name);
-            let fix = Some(format!(
-                "set TreatMissingData to breaching on {} (aws cloudwatch put-metric-alarm ... --treat-missing-data breaching)",
-                a.name
-            ));
+            let fix = Some(breaching(a, &f.region));
             match a.treat_missing_data.as_str() {
                 "breaching" => check("zonal-alarm-missing-data", subject, Verdict::Pass, "TreatMissingData breaching: a canary that goes silent in a dead zone keeps the zone evacuated", None),
                 "notBreaching" => check("zonal-alarm-missing-data", subject, Verdict::Fail, "TreatMissingData notBreaching: a canary that goes silent in a dead zone turns the alarm OK, and Ballast restores the zone", fix),
@@ -494,6 +491,26 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
             }
         }));
     out
+}
+
+/// The command that puts alarm `a` back as it is, but with
+/// `TreatMissingData` `breaching`: its whole definition, as read, in
+/// `--cli-input-json` (`PutMetricAlarm` replaces an alarm whole; its tags
+/// are kept).
+fn breaching(a: &MetricAlarm, region: &str) -> String {
+    let mut input = a.definition.clone();
+    input["AlarmName"] = a.name.clone().into();
+    input["TreatMissingData"] = "breaching".into();
+    format!(
+        "aws cloudwatch put-metric-alarm --region {region} --cli-input-json {}",
+        sh_quoted(&input.to_string())
+    )
+}
+
+/// `text` as one word of a POSIX shell: single-quoted, each `'` closed,
+/// escaped and reopened.
+fn sh_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 fn database_checks(f: &Facts) -> Vec<Check> {
@@ -973,6 +990,7 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             }],
+            definition: serde_json::json!({"AlarmName": name, "TreatMissingData": missing}),
         }
     }
 

@@ -102,6 +102,10 @@ pub struct MetricAlarm {
     /// `breaching`, `notBreaching`, `ignore`, `missing` (the default).
     pub treat_missing_data: String,
     pub metrics: Vec<WatchedMetric>,
+    /// The alarm as a `PutMetricAlarm` input (the API's member names, as
+    /// `--cli-input-json` takes them): put back with one setting changed,
+    /// it keeps everything else (tags are kept by the API).
+    pub definition: serde_json::Value,
 }
 
 /// One metric an alarm watches.

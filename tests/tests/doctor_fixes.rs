@@ -147,6 +147,18 @@ async fn every_command_doctor_prints_fixes_its_check() {
     )
     .await;
     tag(PRIMARY, "ballast:standby-replica", "ghost".into()).await;
+    // Zonal canary alarms that a silent canary turns OK: one on a metric,
+    // one on metric math (its own queries), each with a description a shell
+    // must not split and an action the fix must keep.
+    let cw = ballast_tests::zonal_canary_treating_missing_data(
+        &conf,
+        "ballast-az-a",
+        "us-east-1a",
+        "OK",
+        "notBreaching",
+    )
+    .await;
+    math_alarm(&cw, "ballast-az-b", "us-east-1b", &stack.topic_arn).await;
 
     let before = audit(&target).await;
     let fixable: Vec<((String, String), String)> = before
@@ -160,12 +172,14 @@ async fn every_command_doctor_prints_fixes_its_check() {
         "health-check",
         "dns-record",
         "standby-replica",
+        "zonal-alarm-missing-data",
     ] {
         assert!(
             fixed.contains(&expected),
             "{expected} has no command to run: {before:#?}"
         );
     }
+    let before_math = math_alarm_definition(&cw, "ballast-az-b").await.1;
     for (_, command) in &fixable {
         run(command, &moto);
     }
@@ -194,8 +208,93 @@ async fn every_command_doctor_prints_fixes_its_check() {
             "{key:?} turned worse: {was} -> {now}"
         );
     }
+    // The fix changed what it says and nothing else of the alarm.
+    let after = math_alarm_definition(&cw, "ballast-az-b").await;
+    assert_eq!(after.0.as_deref(), Some("breaching"));
+    assert_eq!(after.1, before_math, "the alarm's other settings");
     println!(
         "fixed by their printed commands: {:?}",
         fixable.iter().map(|(k, _)| k).collect::<Vec<_>>()
     );
+}
+
+/// A metric-math zonal alarm (`TreatMissingData` `ignore`): the canary's
+/// failures as a percentage of its probes, notifying `topic`.
+async fn math_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, az: &str, topic: &str) {
+    use aws_sdk_cloudwatch::types::{
+        ComparisonOperator, Dimension, Metric, MetricDataQuery, MetricStat,
+    };
+    let query = |id: &str, metric: &str| {
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("Web/Canary")
+                            .metric_name(metric)
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("AvailabilityZone")
+                                    .value(az)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .return_data(false)
+            .build()
+    };
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .alarm_description(format!(
+            "the canary's failures in {az}, in percent (it's the zone's signal)"
+        ))
+        .metrics(query("failed", "Failures"))
+        .metrics(query("probes", "Probes"))
+        .metrics(
+            MetricDataQuery::builder()
+                .id("percent")
+                .expression("100 * failed / probes")
+                .label("failure %")
+                .return_data(true)
+                .build(),
+        )
+        .evaluation_periods(3)
+        .datapoints_to_alarm(2)
+        .threshold(50.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data("ignore")
+        .alarm_actions(topic)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+/// An alarm's `TreatMissingData`, and the rest of its definition as read.
+async fn math_alarm_definition(
+    cw: &aws_sdk_cloudwatch::Client,
+    name: &str,
+) -> (Option<String>, String) {
+    let out = cw
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .expect("DescribeAlarms");
+    let a = &out.metric_alarms()[0];
+    let rest = format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        a.alarm_description(),
+        a.metrics(),
+        a.evaluation_periods(),
+        a.datapoints_to_alarm(),
+        a.threshold(),
+        a.comparison_operator(),
+        a.alarm_actions()
+    );
+    (a.treat_missing_data().map(str::to_string), rest)
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::AlarmType;
 use aws_sdk_cloudwatch::Client;
+use serde_json::{json, Value};
 
 use super::AwsError;
 use crate::resources::{MetricAlarm, WatchedMetric};
@@ -49,10 +50,95 @@ pub async fn metric_alarms(client: &Client) -> Result<Vec<MetricAlarm>, AwsError
                     .unwrap_or_default(),
                 treat_missing_data: a.treat_missing_data().unwrap_or("missing").to_string(),
                 metrics,
+                definition: put_input(a),
             });
         }
     }
     Ok(alarms)
+}
+
+/// The `PutMetricAlarm` input that re-creates `a` as it is: every member
+/// `DescribeAlarms` answers that `PutMetricAlarm` takes, under the API's
+/// names (absent members are left out, so the API's defaults apply as they
+/// did).
+fn put_input(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
+    fn dimensions(list: &[aws_sdk_cloudwatch::types::Dimension]) -> Value {
+        list.iter()
+            .map(|d| json!({"Name": d.name(), "Value": d.value()}))
+            .collect()
+    }
+    fn strings(list: &[String]) -> Value {
+        list.iter().map(|s| json!(s)).collect()
+    }
+    let queries: Vec<Value> = a
+        .metrics()
+        .iter()
+        .map(|q| {
+            let stat = q.metric_stat().map(|s| {
+                let metric = s.metric().map(|m| {
+                    json!({
+                        "Namespace": m.namespace(),
+                        "MetricName": m.metric_name(),
+                        "Dimensions": dimensions(m.dimensions()),
+                    })
+                });
+                json!({
+                    "Metric": metric,
+                    "Period": s.period(),
+                    "Stat": s.stat(),
+                    "Unit": s.unit().map(|u| u.as_str()),
+                })
+            });
+            json!({
+                "Id": q.id(),
+                "MetricStat": stat,
+                "Expression": q.expression(),
+                "Label": q.label(),
+                "ReturnData": q.return_data(),
+                "Period": q.period(),
+                "AccountId": q.account_id(),
+            })
+        })
+        .collect();
+    let mut input = json!({
+        "AlarmName": a.alarm_name(),
+        "AlarmDescription": a.alarm_description(),
+        "ActionsEnabled": a.actions_enabled(),
+        "OKActions": strings(a.ok_actions()),
+        "AlarmActions": strings(a.alarm_actions()),
+        "InsufficientDataActions": strings(a.insufficient_data_actions()),
+        "MetricName": a.metric_name(),
+        "Namespace": a.namespace(),
+        "Statistic": a.statistic().map(|s| s.as_str()),
+        "ExtendedStatistic": a.extended_statistic(),
+        "Dimensions": dimensions(a.dimensions()),
+        "Period": a.period(),
+        "Unit": a.unit().map(|u| u.as_str()),
+        "EvaluationPeriods": a.evaluation_periods(),
+        "DatapointsToAlarm": a.datapoints_to_alarm(),
+        "Threshold": a.threshold(),
+        "ComparisonOperator": a.comparison_operator().map(|c| c.as_str()),
+        "TreatMissingData": a.treat_missing_data(),
+        "EvaluateLowSampleCountPercentile": a.evaluate_low_sample_count_percentile(),
+        "Metrics": queries,
+        "ThresholdMetricId": a.threshold_metric_id(),
+    });
+    prune(&mut input);
+    input
+}
+
+/// Drops nulls and empty lists, at every depth: the members the alarm does
+/// not set (a metric-math alarm has no `MetricName`, a single-metric alarm
+/// no `Metrics`; `PutMetricAlarm` refuses both at once).
+fn prune(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(prune);
+            m.retain(|_, v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+        }
+        Value::Array(list) => list.iter_mut().for_each(prune),
+        _ => {}
+    }
 }
 
 /// `DescribeAlarms` takes at most 100 names a call.
