@@ -149,20 +149,23 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>) -> GroupS
         .tags
         .get(tags::SUSPENDED)
         .map(|v| match Suspended::parse(v) {
-            Some(s) => format!(
+            Ok(s) => format!(
                 "{} suspended by Ballast ({}) since {} for {}",
                 s.processes.join(","),
                 s.why,
                 rfc3339(s.at),
                 s.target_groups.join(",")
             ),
-            None => format!("unreadable record {v:?}"),
+            Err(e) => format!("unreadable record ({e})"),
         });
-    let marks = g
-        .tags
-        .get(tags::REPLACED)
-        .and_then(|v| Replaced::parse(v))
-        .map_or(0, |r| r.marks.len());
+    let marks = match g.tags.get(tags::REPLACED).map(|v| Replaced::parse(v)) {
+        None => 0,
+        Some(Ok(r)) => r.marks.len(),
+        Some(Err(e)) => {
+            problems.push(e.to_string());
+            0
+        }
+    };
     GroupStatus {
         name: g.name.clone(),
         desired: g.desired_capacity,

@@ -23,6 +23,7 @@ pub mod lambda;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod records;
 pub mod report;
 pub mod resources;
 

@@ -3,6 +3,7 @@
 //! us-east-1a and us-east-1b. moto may place an ASG's instances anywhere, so
 //! the tests assert on subnets, max size and tags.
 
+use ballast::decide::az_impairment::Evacuation;
 use ballast::reconcile::az_impairment::FUNCTION;
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast_tests::stack::{MANAGED_ASG, UNMANAGED_ASG};
@@ -440,14 +441,12 @@ async fn the_sweep_warns_about_a_long_evacuation_and_restores_nothing_by_age() {
     w.stack.reports().await;
     // Two hours ago, as the record says it.
     let tag = w.stack.tag_of(MANAGED_ASG, EVACUATED).await.unwrap();
-    let since: i64 = tag["azs=us-east-1a@".len()..]
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let older = tag.replace(&format!("@{since}"), &format!("@{}", since - 7200));
-    w.stack.tag_group(MANAGED_ASG, EVACUATED, &older).await;
+    let mut older = Evacuation::parse(&tag).expect("Ballast's record");
+    let hold = older.azs.get_mut("us-east-1a").expect("us-east-1a held");
+    hold.since = hold.since.map(|t| t - 7200);
+    w.stack
+        .tag_group(MANAGED_ASG, EVACUATED, &older.encode())
+        .await;
     let sweep = w.run(sample_event("scheduled-sweep.json")).await;
     assert_eq!(
         (sweep.outcome, sweep.severity),

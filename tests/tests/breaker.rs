@@ -259,13 +259,15 @@ async fn a_second_failure_within_the_window_waits_for_the_budget() {
 
     // An hour later the first mark has left the window: the breaker closes
     // and the instance is marked, the record written before the mark.
-    let (base, entries) = marks.split_once(' ').unwrap();
-    let minute: i64 = base.trim_start_matches("b=").parse().unwrap();
+    let mut older = ballast::decide::budget::Replaced::parse(&marks).expect("Ballast's record");
+    for m in &mut older.marks {
+        m.at -= 61 * 60;
+    }
     f.stack
         .tag_group(
             MANAGED_ASG,
             ballast::tags::REPLACED,
-            &format!("b={} {entries}", minute - 61),
+            &older.encode().expect("one mark"),
         )
         .await;
     let later = f.sweep().await;

@@ -126,11 +126,8 @@ async fn racing_signals_for_two_zones_never_exceed_the_evacuated_limit() {
         .tag_of(MANAGED_ASG, "ballast:evacuated")
         .await
         .expect("one evacuation recorded");
-    let azs = tag
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("azs="))
-        .unwrap_or_default();
-    assert_eq!(azs.split('/').count(), 1, "one AZ evacuated: {tag}");
+    let record = ballast::decide::az_impairment::Evacuation::parse(&tag).expect("Ballast's record");
+    assert_eq!(record.azs.len(), 1, "one AZ evacuated: {tag}");
     assert_eq!(
         w.stack.subnets_of(MANAGED_ASG).await.len(),
         2,

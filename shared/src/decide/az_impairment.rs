@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Plan, Step};
 use crate::event::zonal::Signal;
+use crate::records::{self, items, Extra, Fields, Record, Unreadable};
 use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 use crate::resources::Group;
 use crate::tags;
@@ -124,67 +125,22 @@ pub struct Evacuation {
     pub azs: BTreeMap<String, Hold>,
     pub subnets: Vec<String>,
     pub max_size: i32,
+    /// Fields a later version wrote, kept.
+    pub extra: Extra,
 }
 
 /// The signal token that stands for "more than the record names".
 const OVERFLOW: &str = "more";
 
-impl Evacuation {
-    pub fn encode(&self) -> String {
-        let azs: Vec<String> = self
-            .azs
-            .iter()
-            .map(|(az, hold)| match hold.since {
-                Some(t) => format!("{az}@{t}"),
-                None => az.clone(),
-            })
-            .collect();
-        let mut value = format!(
-            "azs={} subnets={} max={}",
-            azs.join("/"),
-            self.subnets.join("/"),
-            self.max_size
-        );
-        for (az, hold) in &self.azs {
-            for signal in &hold.signals {
-                value.push_str(&format!(" by={az}/{}", signal.token()));
-            }
-            if hold.overflow {
-                value.push_str(&format!(" by={az}/{OVERFLOW}"));
-            }
-        }
-        value
-    }
+impl Record for Evacuation {
+    const TAG: &'static str = tags::EVACUATED;
+    const KEYS: &'static [&'static str] = &["azs", "subnets", "max", "by"];
 
-    pub fn parse(value: &str) -> Result<Evacuation, String> {
-        let bad = || {
-            format!(
-                "{}={value:?} is not a record Ballast wrote (azs=... subnets=... max=... by=...)",
-                tags::EVACUATED
-            )
-        };
-        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut by = vec![];
-        for kv in value.split_whitespace() {
-            match kv.split_once('=').ok_or_else(bad)? {
-                ("by", v) => by.push(v),
-                (k @ ("azs" | "subnets" | "max"), v) => {
-                    if fields.insert(k, v).is_some() {
-                        return Err(bad());
-                    }
-                }
-                _ => return Err(bad()),
-            }
-        }
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
         let list = |k: &str| -> Result<Vec<String>, String> {
-            let v = fields.get(k).ok_or_else(bad)?;
-            let items: Vec<String> = v
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
+            let items = items(f.one(k)?, '/');
             if items.is_empty() {
-                Err(bad())
+                Err(format!("{k}= names nothing"))
             } else {
                 Ok(items)
             }
@@ -192,7 +148,10 @@ impl Evacuation {
         let mut azs = BTreeMap::new();
         for item in list("azs")? {
             let (az, since) = match item.split_once('@') {
-                Some((az, t)) => (az.to_string(), Some(t.parse().map_err(|_| bad())?)),
+                Some((az, t)) => (
+                    az.to_string(),
+                    Some(t.parse().map_err(|_| format!("{item} has no time"))?),
+                ),
                 None => (item, None),
             };
             azs.insert(
@@ -203,24 +162,64 @@ impl Evacuation {
                 },
             );
         }
-        for v in by {
-            let (az, token) = v.split_once('/').ok_or_else(bad)?;
-            let hold = azs.get_mut(az).ok_or_else(bad)?;
+        for v in f.all("by") {
+            let unknown = || format!("by={v} names no zone of azs= and a signal");
+            let (az, token) = v.split_once('/').ok_or_else(unknown)?;
+            let hold = azs.get_mut(az).ok_or_else(unknown)?;
             if token == OVERFLOW {
                 hold.overflow = true;
             } else {
                 hold.signals
-                    .insert(Signal::from_token(token).ok_or_else(bad)?);
+                    .insert(Signal::from_token(token).ok_or_else(unknown)?);
             }
         }
         Ok(Evacuation {
             azs,
             subnets: list("subnets")?,
-            max_size: fields
-                .get("max")
-                .and_then(|m| m.parse().ok())
-                .ok_or_else(bad)?,
+            max_size: f.number("max")?,
+            extra,
         })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let azs: Vec<String> = self
+            .azs
+            .iter()
+            .map(|(az, hold)| match hold.since {
+                Some(t) => format!("{az}@{t}"),
+                None => az.clone(),
+            })
+            .collect();
+        let mut out = vec![
+            ("azs", azs.join("/")),
+            ("subnets", self.subnets.join("/")),
+            ("max", self.max_size.to_string()),
+        ];
+        for (az, hold) in &self.azs {
+            for signal in &hold.signals {
+                out.push(("by", format!("{az}/{}", signal.token())));
+            }
+            if hold.overflow {
+                out.push(("by", format!("{az}/{OVERFLOW}")));
+            }
+        }
+        out
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}
+
+impl Evacuation {
+    pub fn encode(&self) -> String {
+        records::write(self)
+    }
+
+    /// The record, or why it is not one (`{tag}={value:?} is not a record
+    /// Ballast wrote (…)`).
+    pub fn parse(value: &str) -> Result<Evacuation, String> {
+        records::read(value).map_err(|e: Unreadable| e.to_string())
     }
 }
 
@@ -526,6 +525,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             azs: BTreeMap::new(),
             subnets: g.subnets.clone(),
             max_size: g.max_size,
+            extra: Extra::default(),
         });
         let hold = evacuation
             .azs
@@ -1004,6 +1004,7 @@ mod tests {
             .into(),
             subnets: vec!["subnet-a".into(), "subnet-b".into()],
             max_size: 4,
+            extra: Extra::default(),
         };
         let v = e.encode();
         assert_eq!(
@@ -1018,7 +1019,7 @@ mod tests {
         assert!(v
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c)));
-        assert_eq!(Evacuation::parse(&v), Ok(e));
+        assert_eq!(Evacuation::parse(&v), Ok(e.clone()));
         for bad in [
             "rubbish",
             "azs= subnets=x max=1",
@@ -1029,6 +1030,16 @@ mod tests {
         ] {
             assert!(Evacuation::parse(bad).is_err(), "{bad}");
         }
+        // A field a later version adds is read past and kept on rewrite.
+        let later = Evacuation::parse(&format!("{v} ttl=9")).unwrap();
+        assert_eq!(
+            Evacuation {
+                extra: Extra::default(),
+                ..later.clone()
+            },
+            e
+        );
+        assert_eq!(later.encode(), format!("{v} ttl=9"));
         // A record from before signals were kept still reads.
         let legacy = Evacuation::parse("azs=us-east-1a subnets=subnet-a/subnet-b max=4").unwrap();
         assert!(legacy.azs[A].unnamed());

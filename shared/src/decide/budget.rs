@@ -5,6 +5,7 @@
 //! replacements from its scaling activities), and the `ballast:suspended`
 //! record of the processes the breaker suspended.
 
+use crate::records::{self, items, Extra, Fields, Record, Unreadable};
 use crate::tags;
 
 /// `BALLAST_MAX_REPLACED_PERCENT` / `BALLAST_REPLACEMENT_WINDOW_MINUTES`.
@@ -72,6 +73,8 @@ pub fn replacement_cause(cause: &str) -> Option<Replacement> {
 pub struct Replaced {
     /// Oldest first.
     pub marks: Vec<Mark>,
+    /// Fields a later version wrote, kept.
+    pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,37 +95,47 @@ fn instance_key(instance_id: &str) -> &str {
     &instance_id[start..]
 }
 
-impl Replaced {
-    pub fn parse(value: &str) -> Option<Replaced> {
-        let mut base = None;
-        let mut entries = None;
-        for kv in value.split_whitespace() {
-            match kv.split_once('=')? {
-                ("b", b) => base = Some(b.parse::<i64>().ok()?),
-                ("m", m) => {
-                    entries = Some(
-                        m.split('.')
-                            .filter(|e| !e.is_empty())
-                            .map(|e| {
-                                let (offset, instance) = e.split_once(':').unwrap_or((e, ""));
-                                Some((offset.parse::<i64>().ok()?, instance.to_string()))
-                            })
-                            .collect::<Option<Vec<(i64, String)>>>()?,
-                    )
-                }
-                _ => return None,
-            }
-        }
-        let base = base?;
-        let mut marks: Vec<Mark> = entries?
+impl Record for Replaced {
+    const TAG: &'static str = tags::REPLACED;
+    const KEYS: &'static [&'static str] = &["b", "m"];
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        let base: i64 = f.number("b")?;
+        let mut marks = items(f.one("m")?, '.')
             .into_iter()
-            .map(|(o, instance)| Mark {
-                at: (base + o) * 60,
-                instance,
+            .map(|e| {
+                let (offset, instance) = e.split_once(':').unwrap_or((&e, ""));
+                let offset: i64 = offset
+                    .parse()
+                    .map_err(|_| format!("mark {e:?} has no minute offset"))?;
+                Ok(Mark {
+                    at: (base + offset) * 60,
+                    instance: instance.to_string(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Mark>, String>>()?;
         marks.sort();
-        Some(Replaced { marks })
+        Ok(Replaced { marks, extra })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let base = self.marks.first().map_or(0, |m| m.at / 60);
+        let entries: Vec<String> = self
+            .marks
+            .iter()
+            .map(|m| format!("{}:{}", m.at / 60 - base, m.instance))
+            .collect();
+        vec![("b", base.to_string()), ("m", entries.join("."))]
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}
+
+impl Replaced {
+    pub fn parse(value: &str) -> Result<Replaced, Unreadable> {
+        records::read(value)
     }
 
     /// The record with `instance` marked at `now`, and everything older
@@ -143,22 +156,25 @@ impl Replaced {
             .filter(|m| m.at > now - window_secs)
             .collect();
         marks.sort();
-        Replaced { marks }
+        Replaced {
+            marks,
+            extra: self.extra.clone(),
+        }
     }
 
     /// The tag value; when every mark does not fit 256 characters, the
     /// newest that do (the older ones are still counted, as the user
     /// health-check activities the ASG logged for them).
     pub fn encode(&self) -> Option<String> {
+        if self.marks.is_empty() {
+            return None;
+        }
         let mut keep = self.marks.len();
         loop {
-            let marks = &self.marks[self.marks.len() - keep..];
-            let base = marks.first()?.at / 60;
-            let entries: Vec<String> = marks
-                .iter()
-                .map(|m| format!("{}:{}", m.at / 60 - base, m.instance))
-                .collect();
-            let value = format!("b={base} m={}", entries.join("."));
+            let value = records::write(&Replaced {
+                marks: self.marks[self.marks.len() - keep..].to_vec(),
+                extra: self.extra.clone(),
+            });
             if value.len() <= tags::VALUE_MAX || keep == 1 {
                 return Some(value);
             }
@@ -231,43 +247,49 @@ pub struct Suspended {
     pub at: i64,
     pub why: String,
     pub target_groups: Vec<String>,
+    /// Fields a later version wrote, kept.
+    pub extra: Extra,
 }
 
-impl Suspended {
-    pub fn parse(value: &str) -> Option<Suspended> {
-        let (mut processes, mut at, mut why, mut tgs) = (None, None, None, None);
-        let list = |v: &str| -> Vec<String> {
-            v.split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        for kv in value.split_whitespace() {
-            match kv.split_once('=')? {
-                ("p", p) => processes = Some(list(p)),
-                ("at", t) => at = Some(t.parse::<i64>().ok()?),
-                ("why", w) => why = Some(w.to_string()),
-                ("tg", t) => tgs = Some(list(t)),
-                _ => return None,
-            }
+impl Record for Suspended {
+    const TAG: &'static str = tags::SUSPENDED;
+    const KEYS: &'static [&'static str] = &["p", "at", "why", "tg"];
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        let processes = items(f.one("p")?, ',');
+        if processes.is_empty() {
+            return Err("no process in p=".into());
         }
-        let processes = processes.filter(|p| !p.is_empty())?;
-        Some(Suspended {
+        Ok(Suspended {
             processes,
-            at: at?,
-            why: why.unwrap_or_default(),
-            target_groups: tgs.unwrap_or_default(),
+            at: f.number("at")?,
+            why: f.opt("why")?.unwrap_or_default().to_string(),
+            target_groups: items(f.opt("tg")?.unwrap_or_default(), ','),
+            extra,
         })
     }
 
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("p", self.processes.join(",")),
+            ("at", self.at.to_string()),
+            ("why", self.why.clone()),
+            ("tg", self.target_groups.join(",")),
+        ]
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}
+
+impl Suspended {
+    pub fn parse(value: &str) -> Result<Suspended, Unreadable> {
+        records::read(value)
+    }
+
     pub fn encode(&self) -> String {
-        format!(
-            "p={} at={} why={} tg={}",
-            self.processes.join(","),
-            self.at,
-            self.why,
-            self.target_groups.join(",")
-        )
+        records::write(self)
     }
 
     /// The record with `tg` added, when it still fits a tag value (when it
@@ -338,9 +360,13 @@ mod tests {
         assert_eq!(back.within(now + 3600, 3600), 0);
         assert!(!back.has("i-0123456789ab00011", now + 3600, 3600));
         assert_eq!(back.with("i-1", now + 3600, 3600).marks.len(), 1);
-        for bad in ["", "b=x m=1:a", "b=1 m=a:b", "m=1", "b=1", "x=1 b=1 m=1"] {
-            assert_eq!(Replaced::parse(bad), None, "{bad}");
+        for bad in ["", "b=x m=1:a", "b=1 m=a:b", "m=1", "b=1", "b=1 b=2 m=1"] {
+            assert!(Replaced::parse(bad).is_err(), "{bad}");
         }
+        // A field a later version adds is read past and kept.
+        let later = Replaced::parse("x=1 b=1 m=0:a").unwrap();
+        assert_eq!(later.marks.len(), 1);
+        assert_eq!(later.encode().unwrap(), "b=1 m=0:a x=1");
         assert_eq!(instance_key("i-0123456789abcdef0"), "9abcdef0");
         assert_eq!(instance_key("i-1"), "i-1");
     }
@@ -382,13 +408,14 @@ mod tests {
             at: 1_796_140_800,
             why: "share".into(),
             target_groups: vec![target_group_key(tg).into()],
+            extra: Extra::default(),
         };
         let value = r.encode();
         assert_eq!(
             value,
             "p=ReplaceUnhealthy at=1796140800 why=share tg=web/73e2d6bc24d8a067"
         );
-        assert_eq!(Suspended::parse(&value), Some(r.clone()));
+        assert_eq!(Suspended::parse(&value), Ok(r.clone()));
         assert_eq!(r.holding("web/73e2d6bc24d8a067"), None);
         let two = r.holding("api/0123456789abcdef").unwrap();
         assert_eq!(two.target_groups.len(), 2);
@@ -407,10 +434,20 @@ mod tests {
             "p= at=1",
             "p=ReplaceUnhealthy",
             "p=ReplaceUnhealthy at=x",
-            "x=1 p=A at=1",
+            "p=A p=B at=1",
         ] {
-            assert_eq!(Suspended::parse(bad), None, "{bad}");
+            assert!(Suspended::parse(bad).is_err(), "{bad}");
         }
+        // A field a later version adds is read past and kept.
+        let later = Suspended::parse("x=1 p=A at=1").unwrap();
+        assert_eq!(
+            (later.processes.clone(), later.at),
+            (vec!["A".to_string()], 1)
+        );
+        assert_eq!(
+            later.holding("web/1").unwrap().encode(),
+            "p=A at=1 why= tg=web/1 x=1"
+        );
     }
 
     /// Causes as AWS writes them, from the user guide and published

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Plan, Step};
 use crate::event::rds::EventClass;
+use crate::records::{self, Extra, Fields, Record, Unreadable};
 use crate::report::{Evidence, Severity};
 use crate::tags;
 
@@ -102,36 +103,56 @@ pub struct Promotion {
     pub from: String,
     pub promoted: bool,
     pub at: i64,
+    /// Fields a later version wrote, kept.
+    pub extra: Extra,
+}
+
+impl Record for Promotion {
+    const TAG: &'static str = tags::PROMOTION;
+    const KEYS: &'static [&'static str] = &["from", "state", "at"];
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        let from = f.one("from")?;
+        if from.is_empty() {
+            return Err("from= names no primary".into());
+        }
+        Ok(Promotion {
+            from: from.to_string(),
+            promoted: match f.one("state")? {
+                "promoted" => true,
+                "requested" => false,
+                other => return Err(format!("state={other} is neither requested nor promoted")),
+            },
+            at: f.number("at")?,
+            extra,
+        })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let state = if self.promoted {
+            "promoted"
+        } else {
+            "requested"
+        };
+        vec![
+            ("from", self.from.clone()),
+            ("state", state.into()),
+            ("at", self.at.to_string()),
+        ]
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
 }
 
 impl Promotion {
     pub fn encode(&self) -> String {
-        format!(
-            "from={} state={} at={}",
-            self.from,
-            if self.promoted {
-                "promoted"
-            } else {
-                "requested"
-            },
-            self.at
-        )
+        records::write(self)
     }
 
-    pub fn parse(value: &str) -> Option<Promotion> {
-        let fields: BTreeMap<&str, &str> = value
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
-        Some(Promotion {
-            from: fields.get("from").filter(|f| !f.is_empty())?.to_string(),
-            promoted: match *fields.get("state")? {
-                "promoted" => true,
-                "requested" => false,
-                _ => return None,
-            },
-            at: fields.get("at")?.parse().ok()?,
-        })
+    pub fn parse(value: &str) -> Result<Promotion, Unreadable> {
+        records::read(value)
     }
 
     /// The record on `instance`, if it names `primary`.
@@ -139,7 +160,7 @@ impl Promotion {
         instance
             .tags
             .get(tags::PROMOTION)
-            .and_then(|v| Promotion::parse(v))
+            .and_then(|v| Promotion::parse(v).ok())
             .filter(|p| p.from == primary)
     }
 }
@@ -597,6 +618,7 @@ fn decide_instance(
         from: primary.id.clone(),
         promoted: false,
         at: policy.now,
+        extra: Extra::default(),
     };
     let mut steps = vec![
         Step::AddTag {
@@ -697,6 +719,10 @@ fn moving_steps(
                 from: primary.id.clone(),
                 promoted: true,
                 at: policy.now,
+                // What a later version added to the request, kept.
+                extra: Promotion::of(replica, &primary.id)
+                    .map(|p| p.extra)
+                    .unwrap_or_default(),
             }
             .encode(),
         });

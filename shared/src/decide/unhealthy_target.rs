@@ -11,6 +11,7 @@ use super::budget::{
 };
 use super::{Plan, Step, Verdict};
 use crate::event::short_name;
+use crate::records::{Extra, Unreadable};
 use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
 use crate::resources::Group;
 use crate::tags;
@@ -96,11 +97,12 @@ impl AsgState {
         self.suspended_processes.iter().any(|p| p == process)
     }
 
-    fn marks(&self) -> Replaced {
+    /// Ballast's marks in the group; an unreadable record is an error (held:
+    /// the budget it counts is unknown).
+    fn marks(&self) -> Result<Replaced, Unreadable> {
         self.replaced
             .as_deref()
-            .and_then(Replaced::parse)
-            .unwrap_or_default()
+            .map_or_else(|| Ok(Replaced::default()), Replaced::parse)
     }
 }
 
@@ -120,7 +122,7 @@ impl AsgState {
         match self.suspended.as_deref() {
             None => Breaker::Closed,
             Some(v) => {
-                Suspended::parse(v).map_or_else(|| Breaker::Unreadable(v.into()), Breaker::Open)
+                Suspended::parse(v).map_or_else(|_| Breaker::Unreadable(v.into()), Breaker::Open)
             }
         }
     }
@@ -225,7 +227,13 @@ pub fn evidence(tg: &TargetGroupState, policy: &Policy) -> Evidence {
     let impaired: Vec<&TargetState> = tg.targets.iter().filter(|t| t.is_impaired()).collect();
     let mut groups = serde_json::Map::new();
     for g in &tg.groups {
-        let marks = g.marks().within(policy.now, policy.budget.window_secs);
+        // An unreadable record: the evidence says so instead of a count.
+        let replaced = match g.marks() {
+            Ok(marks) => serde_json::json!(g
+                .own
+                .spent_with(marks.within(policy.now, policy.budget.window_secs))),
+            Err(e) => serde_json::json!(e.to_string()),
+        };
         let breaker = match g.breaker() {
             Breaker::Closed => "closed".to_string(),
             Breaker::Open(s) => format!("open ({} since {})", s.why, crate::report::rfc3339(s.at)),
@@ -236,7 +244,7 @@ pub fn evidence(tg: &TargetGroupState, policy: &Policy) -> Evidence {
             serde_json::json!({
                 "desired": g.desired,
                 "healthCheckType": g.health_check_type,
-                "replacedInWindow": g.own.spent_with(marks),
+                "replacedInWindow": replaced,
                 "allowance": policy.budget.allowance(g.desired),
                 "breaker": breaker,
                 "suspendedProcesses": g.suspended_processes,
@@ -471,7 +479,13 @@ fn decide_group<'a>(
     let markable: Vec<&TargetState> = mine.iter().copied().filter(|t| t.is_markable()).collect();
     let at_risk = mine.iter().any(|t| t.in_service());
     let window = policy.budget.window_secs;
-    let marks = g.marks();
+    // An unreadable `ballast:replaced` is held: what it counts is unknown,
+    // so Ballast marks nothing new in the group (and does not overwrite it)
+    // until it is fixed or removed.
+    let (marks, unreadable) = match g.marks() {
+        Ok(marks) => (marks, None),
+        Err(e) => (Replaced::default(), Some(e)),
+    };
     let by_ballast = marks.within(policy.now, window);
     let spent = g.own.spent_with(by_ballast);
     let allowance = policy.budget.allowance(g.desired) as usize;
@@ -492,13 +506,13 @@ fn decide_group<'a>(
     } else {
         None
     };
-    let can_mark = if over_share || trip.is_some() {
+    let can_mark = if over_share || trip.is_some() || unreadable.is_some() {
         0
     } else {
         allowance.saturating_sub(spent).min(fresh.len())
     };
     let new_marks = &fresh[..can_mark];
-    let mark: Vec<&'a str> = if over_share || trip.is_some() {
+    let mark: Vec<&'a str> = if over_share || trip.is_some() || unreadable.is_some() {
         vec![]
     } else {
         markable
@@ -507,7 +521,13 @@ fn decide_group<'a>(
             .map(|t| t.id.as_str())
             .collect()
     };
-    if !over_share && (mark.len() < markable.len() || trip == Some(Trip::Budget)) {
+    if let (Some(e), false) = (&unreadable, markable.is_empty()) {
+        d.budget = Some(format!(
+            "replacement budget of ASG {}: unknown, {e}: Ballast marks nothing in it \
+             until the tag is fixed or removed",
+            g.name
+        ));
+    } else if !over_share && (mark.len() < markable.len() || trip == Some(Trip::Budget)) {
         d.budget = Some(format!(
             "replacement budget of ASG {}: {allowance} instance(s) per {} min \
              (BALLAST_MAX_REPLACED_PERCENT={}% of desired capacity {}, at least 1), \
@@ -543,6 +563,7 @@ fn decide_group<'a>(
                 at: policy.now,
                 why: why.code().into(),
                 target_groups: vec![key.into()],
+                extra: Extra::default(),
             };
             d.steps.push(Step::TagGroup {
                 asg: g.name.clone(),
@@ -1437,6 +1458,39 @@ mod tests {
         assert_eq!(plan.steps[1].kind(), "suspend-processes");
     }
 
+    /// An unreadable `ballast:replaced` is held: the budget it counts is
+    /// unknown, so nothing new is marked (and the record is not
+    /// overwritten as if there were none); the decline says why. A field a
+    /// later version adds is no reason: the record reads past it.
+    #[test]
+    fn an_unreadable_replacement_record_is_held_not_overwritten() {
+        let mut g = web(&[("unused", "a"), ("healthy", "b"), ("healthy", "b")]);
+        g.groups[0].desired = 10;
+        g.groups[0].replaced = Some("replaced by hand".into());
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(plan.verdict, Verdict::Declined, "{plan:#?}");
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+        let reason = plan.reason.unwrap();
+        assert!(
+            reason.contains("unknown") && reason.contains("is not a record Ballast wrote"),
+            "{reason}"
+        );
+
+        g.groups[0].replaced = Some(format!("b={} m=5:aaaaaaaa v2=yes", NOW / 60 - 10));
+        let plan = decide(&g, &DEFAULTS);
+        assert_eq!(marks_of(&plan), ["i-0"]);
+        let record = plan
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                Step::TagGroup { key, value, .. } if key == tags::REPLACED => Some(value.clone()),
+                _ => None,
+            })
+            .expect("the mark is recorded");
+        assert!(record.ends_with(" v2=yes"), "{record}");
+        assert_eq!(Replaced::parse(&record).unwrap().marks.len(), 2);
+    }
+
     #[test]
     fn an_unreadable_breaker_record_is_left_alone() {
         let mut g = elb_fleet(&["healthy", "healthy"]);
@@ -1517,7 +1571,7 @@ mod tests {
                 let named = g
                     .suspended
                     .as_deref()
-                    .and_then(Suspended::parse)
+                    .and_then(|v| Suspended::parse(v).ok())
                     .is_some_and(|r| r.processes.contains(p));
                 if !named {
                     return Err(format!("{}: {p} suspended with no record", g.name));
@@ -1525,7 +1579,9 @@ mod tests {
             }
             // Every mark made is in the record (written before it).
             for (t, t0) in now.targets.iter().zip(&original.targets) {
-                if t.in_group(&g.name) && t.member != t0.member && !g.marks().has(&t.id, at, window)
+                if t.in_group(&g.name)
+                    && t.member != t0.member
+                    && !g.marks().is_ok_and(|m| m.has(&t.id, at, window))
                 {
                     return Err(format!("{}: {} marked, not recorded", g.name, t.id));
                 }
@@ -1643,7 +1699,7 @@ mod tests {
         fn the_breaker_never_resumes_what_it_did_not_suspend(g in arb_fleet(), policy in arb_policy()) {
             let plan = decide(&g, &policy);
             let web = &g.groups[0];
-            let record = web.suspended.as_deref().and_then(Suspended::parse);
+            let record = web.suspended.as_deref().and_then(|v| Suspended::parse(v).ok());
             for (i, step) in plan.steps.iter().enumerate() {
                 match step {
                     Step::ResumeProcesses { processes, .. } => {

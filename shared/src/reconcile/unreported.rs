@@ -18,6 +18,7 @@ use crate::aws::database;
 use crate::aws::fleet;
 use crate::aws::Aws;
 use crate::context::Ballast;
+use crate::records::{self, Extra, Fields, Record, Unreadable};
 use crate::report::{now_rfc3339, Outcome, Report, Severity};
 use crate::tags;
 
@@ -108,7 +109,8 @@ fn places(report: &Report) -> Vec<Place> {
 
 /// The parked copy: `o=<outcome> s=<severity> at=<time> ev=<event id>
 /// m=<summary>`, in the characters every service's tag values allow
-/// (letters, digits, spaces, `_ . : / = + - @`), at most 256 of them.
+/// (letters, digits, spaces, `_ . : / = + - @`), at most 256 of them (a
+/// longer summary is cut, ending in `...`).
 pub fn encode(report: &Report) -> String {
     let clean = |s: &str| -> String {
         s.chars()
@@ -121,16 +123,16 @@ pub fn encode(report: &Report) -> String {
             })
             .collect()
     };
-    let mut value = format!(
-        "o={} s={} at={} ev={} m={}",
-        report.outcome.as_str(),
-        report.severity.as_str(),
-        clean(&report.time),
-        clean(&report.trigger.id).replace(' ', "_"),
-        clean(&report.summary)
-    );
-    if value.len() > 256 {
-        value.truncate(253);
+    let mut value = records::write(&Parked {
+        outcome: report.outcome,
+        severity: report.severity,
+        at: clean(&report.time).replace(' ', "_"),
+        event: clean(&report.trigger.id).replace(' ', "_"),
+        summary: clean(&report.summary),
+        extra: Extra::default(),
+    });
+    if value.len() > tags::VALUE_MAX {
+        value.truncate(tags::VALUE_MAX - "...".len());
         value.push_str("...");
     }
     value
@@ -144,23 +146,47 @@ pub struct Parked {
     pub at: String,
     pub event: String,
     pub summary: String,
+    /// Fields a later version wrote (a parked copy is read and removed,
+    /// never rewritten).
+    pub extra: Extra,
 }
 
-pub fn parse(value: &str) -> Option<Parked> {
-    let (head, summary) = value.split_once(" m=")?;
-    let fields: BTreeMap<&str, &str> = head
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    let word =
-        |k: &str| serde_json::Value::String(fields.get(k).copied().unwrap_or_default().to_string());
-    Some(Parked {
-        outcome: serde_json::from_value(word("o")).ok()?,
-        severity: serde_json::from_value(word("s")).ok()?,
-        at: fields.get("at")?.to_string(),
-        event: fields.get("ev").copied().unwrap_or_default().to_string(),
-        summary: summary.to_string(),
-    })
+impl Record for Parked {
+    const TAG: &'static str = tags::UNREPORTED;
+    const KEYS: &'static [&'static str] = &["o", "s", "at", "ev", "m"];
+    const TAIL: Option<&'static str> = Some("m");
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        let word = |k: &str| -> Result<serde_json::Value, String> {
+            Ok(serde_json::Value::String(f.one(k)?.to_string()))
+        };
+        Ok(Parked {
+            outcome: serde_json::from_value(word("o")?).map_err(|e| format!("o=: {e}"))?,
+            severity: serde_json::from_value(word("s")?).map_err(|e| format!("s=: {e}"))?,
+            at: f.one("at")?.to_string(),
+            event: f.opt("ev")?.unwrap_or_default().to_string(),
+            summary: f.one("m")?.to_string(),
+            extra,
+        })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("o", self.outcome.as_str().into()),
+            ("s", self.severity.as_str().into()),
+            ("at", self.at.clone()),
+            ("ev", self.event.clone()),
+            ("m", self.summary.clone()),
+        ]
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}
+
+pub fn parse(value: &str) -> Result<Parked, Unreadable> {
+    records::read(value)
 }
 
 /// Parks `report` on the first resource it names that can carry the tag:
@@ -250,9 +276,12 @@ pub async fn publish_parked(
     };
     let mut published = 0;
     for (value, places) in found {
-        let Some(parked) = parse(&value) else {
-            tracing::warn!(value, "unreadable parked report left in place");
-            continue;
+        let parked = match parse(&value) {
+            Ok(parked) => parked,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable parked report left in place");
+                continue;
+            }
         };
         let late = Report {
             outcome: parked.outcome,
@@ -369,6 +398,15 @@ mod tests {
         let mut long = report();
         long.summary = "x".repeat(400);
         assert_eq!(encode(&long).len(), 256);
-        assert_eq!(parse("rubbish"), None);
+        assert!(parse("rubbish").is_err());
+        // What a later version adds is read past.
+        let later = parse(&value.replacen(" m=", " zz=1 m=", 1)).unwrap();
+        assert_eq!(
+            Parked {
+                extra: Extra::default(),
+                ..later
+            },
+            parked
+        );
     }
 }
