@@ -10,7 +10,8 @@ use serde::Serialize;
 use ballast::aws::reports::Subscription;
 use ballast::aws::{alarms, balancer, database, dns, fleet, reports, zonal_shift};
 use ballast::decide::budget::target_group_key;
-use ballast::decide::rds_failover::{parse_dns_tag, Instance};
+use ballast::decide::rds_failover::parse_dns_tag;
+use ballast::resources::Instance;
 use ballast::resources::{Group, MetricAlarm, TargetGroup};
 use ballast::{config, tags};
 
@@ -23,6 +24,22 @@ pub enum Verdict {
     Pass,
     Warn,
     Fail,
+}
+
+/// The checks' ids: stable, for scripts (the README lists them).
+pub mod id {
+    pub const MANAGED_GROUPS: &str = "managed-groups";
+    pub const ZONES: &str = "zones";
+    pub const STATIC_STABILITY: &str = "static-stability";
+    pub const HEALTH_CHECK: &str = "health-check";
+    pub const CHANGE_FREEZE: &str = "change-freeze";
+    pub const UNHEALTHY_ALARM: &str = "unhealthy-alarm";
+    pub const ZONAL_ALARMS: &str = "zonal-alarms";
+    pub const ZONAL_ALARM_MISSING_DATA: &str = "zonal-alarm-missing-data";
+    pub const DNS_RECORD: &str = "dns-record";
+    pub const STANDBY_REPLICA: &str = "standby-replica";
+    pub const REPORT_SUBSCRIBERS: &str = "report-subscribers";
+    pub const AUTOSHIFT_OBSERVER: &str = "autoshift-observer";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,7 +136,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     let mut out = vec![];
     if f.groups.is_empty() {
         out.push(check(
-            "managed-groups",
+            id::MANAGED_GROUPS,
             "account",
             Verdict::Warn,
             format!("no Auto Scaling group is tagged {}=true: Ballast replaces and evacuates nothing", tags::MANAGED),
@@ -148,21 +165,21 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     out.extend(database_checks(f));
     out.push(match &f.observer {
         Ok(s) if s == "ENABLED" => check(
-            "autoshift-observer",
+            id::AUTOSHIFT_OBSERVER,
             "account",
             Verdict::Pass,
             "ARC autoshift observer notification is ENABLED: AWS-started autoshifts reach az-impairment",
             None,
         ),
         Ok(s) => check(
-            "autoshift-observer",
+            id::AUTOSHIFT_OBSERVER,
             "account",
             Verdict::Fail,
             format!("ARC autoshift observer notification is {s}: an autoshift AWS starts for a zone never reaches Ballast"),
             Some(format!("aws arc-zonal-shift update-autoshift-observer-notification-status --status ENABLED --region {} (or deploy with EnableAutoshiftObserverNotification=true)", f.region)),
         ),
         Err(e) => check(
-            "autoshift-observer",
+            id::AUTOSHIFT_OBSERVER,
             "account",
             Verdict::Warn,
             format!("could not read the autoshift observer notification status: {e}"),
@@ -187,7 +204,7 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
     }
     out.push(if zones.len() >= 2 {
         check(
-            "zones",
+            id::ZONES,
             &subject,
             Verdict::Pass,
             format!("{} zones: {}", zones.len(), zones.iter().cloned().collect::<Vec<_>>().join(", ")),
@@ -195,7 +212,7 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
         )
     } else {
         check(
-            "zones",
+            id::ZONES,
             &subject,
             Verdict::Fail,
             format!(
@@ -213,7 +230,7 @@ fn group_checks(g: &Group, f: &Facts) -> Vec<Check> {
     }
     if g.target_group_arns.is_empty() {
         out.push(check(
-            "unhealthy-alarm",
+            id::UNHEALTHY_ALARM,
             &subject,
             Verdict::Warn,
             "the group is attached to no target group: unhealthy-target has nothing to watch for it",
@@ -251,7 +268,7 @@ pub fn static_stability(g: &Group, subject: &str) -> Check {
         g.min_size
     );
     if left >= g.min_size {
-        check("static-stability", subject, Verdict::Pass, detail, None)
+        check(id::STATIC_STABILITY, subject, Verdict::Pass, detail, None)
     } else {
         let zones = per_zone.len().max(2) as i32;
         let needed = stable_capacity(g.min_size, zones);
@@ -263,7 +280,7 @@ pub fn static_stability(g: &Group, subject: &str) -> Check {
             String::new()
         };
         check(
-            "static-stability",
+            id::STATIC_STABILITY,
             subject,
             Verdict::Warn,
             format!(
@@ -295,14 +312,14 @@ fn change_freeze(g: &Group, subject: &str) -> Option<Check> {
         .filter(|azs| !azs.is_empty());
     Some(match evacuated {
         None => check(
-            "change-freeze",
+            id::CHANGE_FREEZE,
             subject,
             Verdict::Pass,
             format!("belongs to CloudFormation stack {stack}: while a zone is evacuated, do not update that stack (an update writes the evacuated subnets back)"),
             None,
         ),
         Some(azs) => check(
-            "change-freeze",
+            id::CHANGE_FREEZE,
             subject,
             Verdict::Warn,
             format!(
@@ -333,7 +350,7 @@ fn health_check(g: &Group, subject: &str) -> Check {
     };
     if grace == 0 {
         return check(
-            "health-check",
+            id::HEALTH_CHECK,
             subject,
             Verdict::Warn,
             format!("health check {} with a 0 s grace period: a new instance can be judged (and replaced, by the ASG or by Ballast) before it has booted", g.health_check_type),
@@ -343,7 +360,7 @@ fn health_check(g: &Group, subject: &str) -> Check {
     }
     if elb {
         check(
-            "health-check",
+            id::HEALTH_CHECK,
             subject,
             Verdict::Pass,
             format!("health check {} (grace {grace} s): the group replaces what the load balancer finds unhealthy by itself; when Ballast declines (too much of the fleet impaired, budget spent) its breaker suspends ReplaceUnhealthy so the group cannot replace the fleet", g.health_check_type),
@@ -351,7 +368,7 @@ fn health_check(g: &Group, subject: &str) -> Check {
         )
     } else {
         check(
-            "health-check",
+            id::HEALTH_CHECK,
             subject,
             Verdict::Warn,
             format!("health check {} (grace {grace} s): the group replaces only instances that fail EC2 status checks; an instance the load balancer finds unhealthy waits for Ballast's mark (within its budget), and the breaker has nothing to suspend", g.health_check_type),
@@ -373,7 +390,7 @@ fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
     let subject = format!("targetgroup/{key}");
     let Ok(alarms) = &f.alarms else {
         return check(
-            "unhealthy-alarm",
+            id::UNHEALTHY_ALARM,
             subject,
             Verdict::Warn,
             format!(
@@ -397,7 +414,7 @@ fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
         .collect();
     if let Some(a) = found.first() {
         return check(
-            "unhealthy-alarm",
+            id::UNHEALTHY_ALARM,
             subject,
             Verdict::Pass,
             format!("alarm {} ({}) watches UnHealthyHostCount; its ALARM and OK reach unhealthy-target through the stack's rule", a.name, a.state),
@@ -408,12 +425,17 @@ fn unhealthy_alarm(tg_arn: &str, f: &Facts) -> Check {
         Some(Ok(Some(tg))) => tg
             .load_balancer_arns
             .first()
-            .and_then(|a| a.split_once(":loadbalancer/").map(|(_, k)| k.to_string())),
+            .and_then(|a| {
+                ballast::event::Arn::parse(a)?
+                    .resource
+                    .strip_prefix("loadbalancer/")
+            })
+            .map(str::to_string),
         _ => None,
     }
     .unwrap_or_else(|| "<app/name/id of its load balancer>".into());
     check(
-        "unhealthy-alarm",
+        id::UNHEALTHY_ALARM,
         subject,
         Verdict::Fail,
         "no alarm watches its UnHealthyHostCount: Ballast hears of unhealthy targets only at the next sweep, and the breaker closes only then",
@@ -435,7 +457,7 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
         Ok(alarms) => alarms,
         Err(e) => {
             return vec![check(
-                "zonal-alarms",
+                id::ZONAL_ALARMS,
                 "zonal alarms",
                 Verdict::Warn,
                 format!("could not read the alarms: {e}"),
@@ -451,7 +473,7 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
             .unwrap_or(DEFAULT_ZONAL_PREFIX),
         Err(e) => {
             out.push(check(
-                "zonal-alarms",
+                id::ZONAL_ALARMS,
                 "zonal alarms",
                 Verdict::Warn,
                 format!("could not read the stack's ZonalAlarmPrefix ({e}): checked the alarms named with the default, {DEFAULT_ZONAL_PREFIX}"),
@@ -471,7 +493,7 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
         .collect();
     if zonal.is_empty() {
         out.push(check(
-            "zonal-alarms",
+            id::ZONAL_ALARMS,
             format!("alarms {prefix}*"),
             Verdict::Warn,
             format!("no alarm named {prefix}* with an AvailabilityZone dimension: only AWS Health and ARC autoshift evacuate a zone"),
@@ -485,9 +507,9 @@ fn zonal_alarm_checks(f: &Facts) -> Vec<Check> {
             let subject = format!("alarm/{}", a.name);
             let fix = Some(breaching(a, &f.region));
             match a.treat_missing_data.as_str() {
-                "breaching" => check("zonal-alarm-missing-data", subject, Verdict::Pass, "TreatMissingData breaching: a canary that goes silent in a dead zone keeps the zone evacuated", None),
-                "notBreaching" => check("zonal-alarm-missing-data", subject, Verdict::Fail, "TreatMissingData notBreaching: a canary that goes silent in a dead zone turns the alarm OK, and Ballast restores the zone", fix),
-                other => check("zonal-alarm-missing-data", subject, Verdict::Warn, format!("TreatMissingData {other}: a canary that goes silent in a dead zone leaves the alarm where it was or INSUFFICIENT_DATA, so the zone is never evacuated for it"), fix),
+                "breaching" => check(id::ZONAL_ALARM_MISSING_DATA, subject, Verdict::Pass, "TreatMissingData breaching: a canary that goes silent in a dead zone keeps the zone evacuated", None),
+                "notBreaching" => check(id::ZONAL_ALARM_MISSING_DATA, subject, Verdict::Fail, "TreatMissingData notBreaching: a canary that goes silent in a dead zone turns the alarm OK, and Ballast restores the zone", fix),
+                other => check(id::ZONAL_ALARM_MISSING_DATA, subject, Verdict::Warn, format!("TreatMissingData {other}: a canary that goes silent in a dead zone leaves the alarm where it was or INSUFFICIENT_DATA, so the zone is never evacuated for it"), fix),
             }
         }));
     out
@@ -546,7 +568,7 @@ fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Ch
         Ok(zn) => zn,
         Err(e) => {
             return check(
-                "dns-record",
+                id::DNS_RECORD,
                 subject,
                 Verdict::Fail,
                 e,
@@ -560,7 +582,7 @@ fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Ch
     if let Ok(d) = &f.deployment {
         if !d.hosted_zone_ids.iter().any(|z| z == &zone) {
             return check(
-                "dns-record",
+                id::DNS_RECORD,
                 subject,
                 Verdict::Fail,
                 format!(
@@ -575,7 +597,7 @@ fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Ch
         // Whether Ballast may change the zone is the stack's HostedZoneIds:
         // unread, the record cannot pass.
         Some(Ok(Some(v))) if f.deployment.is_err() => check(
-            "dns-record",
+            id::DNS_RECORD,
             subject,
             Verdict::Warn,
             format!(
@@ -584,9 +606,9 @@ fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Ch
             ),
             Some("name the stack Ballast is deployed as: ballast doctor --stack <name> (the StackName output)".into()),
         ),
-        Some(Ok(Some(v))) => check("dns-record", subject, Verdict::Pass, format!("{zone}/{name} is a CNAME to {v}"), None),
+        Some(Ok(Some(v))) => check(id::DNS_RECORD, subject, Verdict::Pass, format!("{zone}/{name} is a CNAME to {v}"), None),
         Some(Ok(None)) => check(
-            "dns-record",
+            id::DNS_RECORD,
             subject,
             Verdict::Fail,
             format!("{zone}/{name}: no such CNAME in the zone (a typo in the tag, or the record was never created)"),
@@ -595,15 +617,15 @@ fn dns_record(subject: &str, value: &str, writer: Option<&str>, f: &Facts) -> Ch
                 None => format!("create the CNAME {name} in {zone}, pointing at the cluster's writer endpoint, or correct the tag"),
             }),
         ),
-        Some(Err(e)) => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} could not be read: {e}"), Some("allow route53:ListResourceRecordSets to the caller".into())),
-        None => check("dns-record", subject, Verdict::Warn, format!("{zone}/{name} was not read"), None),
+        Some(Err(e)) => check(id::DNS_RECORD, subject, Verdict::Warn, format!("{zone}/{name} could not be read: {e}"), Some("allow route53:ListResourceRecordSets to the caller".into())),
+        None => check(id::DNS_RECORD, subject, Verdict::Warn, format!("{zone}/{name} was not read"), None),
     }
 }
 
 fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) -> Check {
     let Some(primary) = primary else {
         return check(
-            "standby-replica",
+            id::STANDBY_REPLICA,
             subject,
             Verdict::Fail,
             format!(
@@ -673,9 +695,9 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
                 None
             };
             match problem {
-                Some((p, fix)) => check("standby-replica", subject, Verdict::Fail, p, fix),
+                Some((p, fix)) => check(id::STANDBY_REPLICA, subject, Verdict::Fail, p, fix),
                 None => check(
-                    "standby-replica",
+                    id::STANDBY_REPLICA,
                     subject,
                     Verdict::Pass,
                     format!(
@@ -689,21 +711,21 @@ fn standby(subject: &str, primary: Option<&Instance>, replica: &str, f: &Facts) 
             }
         }
         Some(Ok(None)) => check(
-            "standby-replica",
+            id::STANDBY_REPLICA,
             subject,
             Verdict::Fail,
             format!("{replica} does not exist"),
             Some(create(replica)),
         ),
         Some(Err(e)) => check(
-            "standby-replica",
+            id::STANDBY_REPLICA,
             subject,
             Verdict::Warn,
             format!("{replica} could not be read: {e}"),
             None,
         ),
         None => check(
-            "standby-replica",
+            id::STANDBY_REPLICA,
             subject,
             Verdict::Warn,
             format!("{replica} was not read"),
@@ -719,7 +741,7 @@ fn topic_check(f: &Facts) -> Check {
     };
     let subscriptions = match (&f.deployment, &f.subscriptions) {
         (Err(e), _) => return check(
-            "report-subscribers",
+            id::REPORT_SUBSCRIBERS,
             subject,
             Verdict::Warn,
             format!("could not read the deployed stack's configuration: {e}"),
@@ -730,7 +752,7 @@ fn topic_check(f: &Facts) -> Check {
         ),
         (_, Err(e)) => {
             return check(
-                "report-subscribers",
+                id::REPORT_SUBSCRIBERS,
                 subject,
                 Verdict::Warn,
                 format!("could not list the topic's subscriptions: {e}"),
@@ -747,7 +769,7 @@ fn topic_check(f: &Facts) -> Check {
     let fix = Some(format!("aws sns subscribe --topic-arn {subject} --protocol email --notification-endpoint you@example.com (or deploy with ReportEmail=...)"));
     if !confirmed.is_empty() {
         check(
-            "report-subscribers",
+            id::REPORT_SUBSCRIBERS,
             subject,
             Verdict::Pass,
             format!("{} confirmed: {}", confirmed.len(), confirmed.join(", ")),
@@ -755,7 +777,7 @@ fn topic_check(f: &Facts) -> Check {
         )
     } else if !subscriptions.is_empty() {
         check(
-            "report-subscribers",
+            id::REPORT_SUBSCRIBERS,
             subject,
             Verdict::Warn,
             format!(
@@ -766,7 +788,7 @@ fn topic_check(f: &Facts) -> Check {
         )
     } else {
         check(
-            "report-subscribers",
+            id::REPORT_SUBSCRIBERS,
             subject,
             Verdict::Fail,
             "no subscriber: every report Ballast publishes reaches nobody",
@@ -796,7 +818,11 @@ fn cut_at_word(text: &str, max: usize) -> String {
     format!("{}…", head[..cut].trim_end())
 }
 
-/// Reads every fact, going on past the reads that fail.
+/// Reads every fact. A read whose failure a check can report (a target
+/// group, the alarms, the deployment, a record, a replica, the observer
+/// setting, the subscriptions) is kept as that failure and the audit goes
+/// on; a failed read of what every check stands on (the managed groups,
+/// their subnets' zones, the tagged databases) ends it with that error.
 pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
     let aws = &target.aws;
     let mut f = Facts::new(aws.region.clone());

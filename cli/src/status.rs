@@ -8,9 +8,10 @@ use serde::Serialize;
 use ballast::aws::{database, dns, fleet, leases};
 use ballast::decide::az_impairment::Evacuation;
 use ballast::decide::budget::{Replaced, Suspended};
-use ballast::decide::rds_failover::{parse_dns_tag, Cluster, Instance};
+use ballast::decide::rds_failover::parse_dns_tag;
 use ballast::report::{now_epoch, rfc3339};
 use ballast::resources::Group;
+use ballast::resources::{Cluster, Instance};
 use ballast::tags;
 
 use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, StackArgs, Target};
@@ -368,10 +369,7 @@ pub fn render(s: &Status) -> String {
         }
         if let (Some(r), Some(p)) = (&d.record, &d.points_to) {
             let verdict = match &d.writer_endpoint {
-                Some(w)
-                    if ballast::decide::rds_failover::normalise(w)
-                        == ballast::decide::rds_failover::normalise(p) =>
-                {
+                Some(w) if ballast::resources::normalise(w) == ballast::resources::normalise(p) => {
                     " (the writer)"
                 }
                 Some(_) => " (NOT the writer endpoint)",

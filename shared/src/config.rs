@@ -214,14 +214,12 @@ fn is_table_name(name: &str) -> bool {
 
 /// `arn:<partition>:sns:<region>:<account>:<name>`
 fn is_sns_topic_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.split(':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && !parts[1].is_empty()
-        && parts[2] == "sns"
-        && !parts[3].is_empty()
-        && !parts[4].is_empty()
-        && !parts[5].is_empty()
+    crate::event::Arn::parse(arn).is_some_and(|a| {
+        a.service == "sns"
+            && !a.region.is_empty()
+            && !a.account.is_empty()
+            && !a.resource.contains(':')
+    })
 }
 
 #[cfg(test)]

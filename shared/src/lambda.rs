@@ -2,6 +2,7 @@
 //! [`Reconciler`]. Init once, then one generic handler per invocation, and
 //! one metrics record per answer.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::context::{init, Ballast, Invocation};
@@ -10,18 +11,18 @@ use crate::reconcile::{handle, HandlerError, Reconciler};
 use crate::report::Report;
 
 /// Init once, then serve invocations with `R`'s handler until Lambda stops
-/// the process. The init state lives as long as the process, so it is
-/// leaked to a `'static` reference.
+/// the process; each invocation holds the init state by an `Arc`.
 pub async fn serve<R: Reconciler>() -> Result<(), lambda_runtime::Error> {
     let function = R::FUNCTION;
-    let ballast: &'static Ballast = Box::leak(Box::new(init(function)));
+    let ballast: Arc<Ballast> = Arc::new(init(function));
     let level = metrics::kept_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let invocation = Invocation::from_context(&event.context);
             let started = Instant::now();
+            let ballast = Arc::clone(&ballast);
             async move {
-                let answer = handle::<R>(ballast, event.payload, invocation).await;
+                let answer = handle::<R>(&ballast, event.payload, invocation).await;
                 let epoch_ms = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());

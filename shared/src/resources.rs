@@ -159,3 +159,86 @@ mod tests {
         assert!(!group("", None).is_managed());
     }
 }
+
+// ------------------------------------------------------------------ RDS
+
+/// A DB instance, as `rds-failover` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    /// `Endpoint.Address`.
+    pub endpoint: Option<String>,
+    pub az: Option<String>,
+    pub secondary_az: Option<String>,
+    pub multi_az: bool,
+    /// `ReadReplicaSourceDBInstanceIdentifier`, as an identifier.
+    pub source: Option<String>,
+    /// `DBClusterIdentifier` for Aurora members.
+    pub cluster: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    pub id: String,
+    pub is_writer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    /// The cluster (writer) endpoint.
+    pub endpoint: Option<String>,
+    pub members: Vec<ClusterMember>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `db.example.com` and `DB.example.com.` are the same record.
+pub fn normalise(name: &str) -> String {
+    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    format!("{n}.")
+}
+
+// ---------------------------------------------------- Auto Scaling activity
+
+/// Why an Auto Scaling activity took an instance out of service, as its
+/// `Cause` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// `SetInstanceHealth`: Ballast's own marks (counted from its record)
+    /// and any other caller's.
+    UserHealthCheck,
+    /// The ASG's own ELB or VPC Lattice health check.
+    LoadBalancerHealthCheck,
+    /// The ASG's EC2 status checks (stopped, terminated, impaired).
+    Ec2HealthCheck,
+}
+
+/// Reads an activity's `Cause`: which health check took the instance out of
+/// service, or `None` when it was not a health-check replacement (a user
+/// request, a capacity change, a rebalance, an instance refresh).
+///
+/// The texts are AWS's (EC2 Auto Scaling User Guide, "View the reason for
+/// health check failures", and published activity histories), e.g.
+/// `At 2022-05-14T20:11:53Z an instance was taken out of service in response
+/// to a user health-check.`
+pub fn replacement_cause(cause: &str) -> Option<Replacement> {
+    let cause = cause.to_ascii_lowercase();
+    let (_, why) = cause.split_once("taken out of service in response to")?;
+    if why.contains("user health-check") || why.contains("user health check") {
+        Some(Replacement::UserHealthCheck)
+    } else if why.contains("elb system health check")
+        || why.contains("elb health check")
+        || why.contains("vpc lattice health check")
+    {
+        Some(Replacement::LoadBalancerHealthCheck)
+    } else if why.contains("ec2 health check") || why.contains("ec2 instance status check") {
+        Some(Replacement::Ec2HealthCheck)
+    } else {
+        None
+    }
+}

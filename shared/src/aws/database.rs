@@ -6,7 +6,7 @@ use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use aws_sdk_rds::Client;
 
 use super::AwsError;
-use crate::decide::rds_failover::{Cluster, ClusterMember, Instance};
+use crate::resources::{Cluster, ClusterMember, Instance};
 use crate::tags;
 
 fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
@@ -32,7 +32,13 @@ fn instance_from(db: &DbInstance) -> Instance {
         source: db
             .read_replica_source_db_instance_identifier()
             .filter(|s| !s.is_empty())
-            .map(|s| s.rsplit(':').next().unwrap_or(s).to_string()),
+            // Another Region's or account's source is named by its ARN.
+            .map(|s| {
+                crate::event::Arn::parse(s)
+                    .and_then(|a| a.resource.strip_prefix("db:"))
+                    .unwrap_or(s)
+                    .to_string()
+            }),
         cluster: db.db_cluster_identifier().map(str::to_string),
         tags: tag_map(db.tag_list()),
     }

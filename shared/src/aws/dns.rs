@@ -12,7 +12,7 @@ use aws_sdk_route53::types::{
 use aws_sdk_route53::Client;
 
 use super::AwsError;
-use crate::decide::rds_failover::normalise;
+use crate::resources::normalise;
 
 /// The CNAME's current value, or `None` when the record does not exist.
 pub async fn current_cname(

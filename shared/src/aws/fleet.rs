@@ -58,7 +58,7 @@ pub async fn health_replacements(
     client: &Client,
     asg: &str,
     since: i64,
-) -> Result<Vec<(String, crate::decide::budget::Replacement)>, AwsError> {
+) -> Result<Vec<(String, crate::resources::Replacement)>, AwsError> {
     let mut found = vec![];
     let mut pages = client
         .describe_scaling_activities()
@@ -71,7 +71,7 @@ pub async fn health_replacements(
             if a.start_time().is_some_and(|t| t.secs() < since) {
                 return Ok(found);
             }
-            let Some(why) = crate::decide::budget::replacement_cause(a.cause().unwrap_or_default())
+            let Some(why) = crate::resources::replacement_cause(a.cause().unwrap_or_default())
             else {
                 continue;
             };
@@ -304,7 +304,7 @@ pub async fn untag_group(client: &Client, name: &str, key: &str) -> Result<(), A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::budget::Replacement;
+    use crate::resources::Replacement;
     use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
     use aws_smithy_types::body::SdkBody;
 

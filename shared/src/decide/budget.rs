@@ -8,6 +8,8 @@
 use crate::records::{self, items, Extra, Fields, Record, Unreadable};
 use crate::tags;
 
+pub use crate::resources::{replacement_cause, Replacement};
+
 /// `BALLAST_MAX_REPLACED_PERCENT` / `BALLAST_REPLACEMENT_WINDOW_MINUTES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -21,44 +23,6 @@ impl Budget {
     pub fn allowance(&self, desired: i32) -> u32 {
         let desired = u32::try_from(desired.max(0)).unwrap_or(0);
         (u32::from(self.percent) * desired / 100).max(1)
-    }
-}
-
-/// Why an Auto Scaling activity took an instance out of service, as its
-/// `Cause` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replacement {
-    /// `SetInstanceHealth`: Ballast's own marks (counted from its record)
-    /// and any other caller's.
-    UserHealthCheck,
-    /// The ASG's own ELB or VPC Lattice health check.
-    LoadBalancerHealthCheck,
-    /// The ASG's EC2 status checks (stopped, terminated, impaired).
-    Ec2HealthCheck,
-}
-
-/// Reads an activity's `Cause`: which health check took the instance out of
-/// service, or `None` when it was not a health-check replacement (a user
-/// request, a capacity change, a rebalance, an instance refresh).
-///
-/// The texts are AWS's (EC2 Auto Scaling User Guide, "View the reason for
-/// health check failures", and published activity histories), e.g.
-/// `At 2022-05-14T20:11:53Z an instance was taken out of service in response
-/// to a user health-check.`
-pub fn replacement_cause(cause: &str) -> Option<Replacement> {
-    let cause = cause.to_ascii_lowercase();
-    let (_, why) = cause.split_once("taken out of service in response to")?;
-    if why.contains("user health-check") || why.contains("user health check") {
-        Some(Replacement::UserHealthCheck)
-    } else if why.contains("elb system health check")
-        || why.contains("elb health check")
-        || why.contains("vpc lattice health check")
-    {
-        Some(Replacement::LoadBalancerHealthCheck)
-    } else if why.contains("ec2 health check") || why.contains("ec2 instance status check") {
-        Some(Replacement::Ec2HealthCheck)
-    } else {
-        None
     }
 }
 
@@ -308,7 +272,9 @@ impl Suspended {
 /// How a target group is named in the breaker's record: `name/id`, the
 /// tail of its ARN.
 pub fn target_group_key(arn: &str) -> &str {
-    arn.split_once(":targetgroup/").map_or(arn, |(_, k)| k)
+    crate::event::Arn::parse(arn)
+        .and_then(|a| a.resource.strip_prefix("targetgroup/"))
+        .unwrap_or(arn)
 }
 
 #[cfg(test)]

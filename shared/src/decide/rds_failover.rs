@@ -9,39 +9,8 @@ use crate::records::{self, Extra, Fields, Record, Unreadable};
 use crate::report::{Evidence, Severity};
 use crate::tags;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    pub id: String,
-    pub arn: String,
-    pub status: String,
-    /// `Endpoint.Address`.
-    pub endpoint: Option<String>,
-    pub az: Option<String>,
-    pub secondary_az: Option<String>,
-    pub multi_az: bool,
-    /// `ReadReplicaSourceDBInstanceIdentifier`, as an identifier.
-    pub source: Option<String>,
-    /// `DBClusterIdentifier` for Aurora members.
-    pub cluster: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterMember {
-    pub id: String,
-    pub is_writer: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cluster {
-    pub id: String,
-    pub arn: String,
-    pub status: String,
-    /// The cluster (writer) endpoint.
-    pub endpoint: Option<String>,
-    pub members: Vec<ClusterMember>,
-    pub tags: BTreeMap<String, String>,
-}
+// The RDS read model lives with the other resources; named here too.
+pub use crate::resources::{normalise, Cluster, ClusterMember, Instance};
 
 /// The live state around one tagged DB resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,12 +132,6 @@ impl Promotion {
             .and_then(|v| Promotion::parse(v).ok())
             .filter(|p| p.from == primary)
     }
-}
-
-/// `db.example.com` and `DB.example.com.` are the same record.
-pub fn normalise(name: &str) -> String {
-    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
-    format!("{n}.")
 }
 
 /// `ballast:dns-record` = `<HostedZoneId>/<record name>` → (zone, name).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use thiserror::Error;
+use tracing::Instrument;
 
 use crate::aws::{reports, AwsError};
 use crate::conclude::ReportContext;
@@ -180,7 +181,14 @@ async fn run<R: Reconciler>(cx: &Cx<'_>, work: Work<R::Item>) -> Reconciled {
         parts.push(report);
     }
     for item in &work.items {
-        let (report, t) = R::reconcile(cx, item).await;
+        // Every log line of this item carries its function and resource
+        // (kube-runtime's `reconciling object` span is the model).
+        let span = tracing::info_span!(
+            "reconciling",
+            function = R::FUNCTION,
+            resource = %R::resource(item)
+        );
+        let (report, t) = R::reconcile(cx, item).instrument(span).await;
         transient = transient.or(t);
         parts.push(report);
     }

@@ -43,14 +43,14 @@ impl Place {
         if let Some((_, name)) = resource.split_once(":autoScalingGroupName/") {
             return Some(Place::Group(name.to_string()));
         }
-        let arn: Vec<&str> = resource.splitn(7, ':').collect();
-        match arn.as_slice() {
+        let arn = crate::event::Arn::parse(resource)?;
+        match (arn.service, arn.resource) {
             #[cfg(feature = "rds")]
-            ["arn", _, "rds", _, _, "db" | "cluster", _] => Some(Place::Db(resource.into())),
+            ("rds", r) if r.starts_with("db:") || r.starts_with("cluster:") => {
+                Some(Place::Db(resource.into()))
+            }
             #[cfg(feature = "elbv2")]
-            ["arn", _, "elasticloadbalancing", _, _, rest, ..]
-                if rest.starts_with("targetgroup/") =>
-            {
+            ("elasticloadbalancing", r) if r.starts_with("targetgroup/") => {
                 Some(Place::TargetGroup(resource.into()))
             }
             _ => None,
