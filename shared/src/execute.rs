@@ -109,7 +109,7 @@ pub async fn execute(
             None => apply(step, aws, wait_until(deadline)).await,
         };
         tracing::info!(
-            kind = step.kind(),
+            kind = step.kind().as_str(),
             target = step.target(),
             ok = result.is_ok(),
             "step applied"
@@ -302,7 +302,7 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Fai
         // decisions never plan one.
         #[allow(unreachable_patterns)]
         other => Err(Failure::NotBuilt {
-            kind: other.kind(),
+            kind: other.kind().as_str(),
             resource: other.target().to_string(),
         }),
     }

@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn a_record_follows_the_specification() {
         let action = |status| ActionRecord {
-            kind: "mark-unhealthy".into(),
+            kind: crate::report::ActionKind::MarkUnhealthy,
             target: "i-1".into(),
             asg: None,
             status,

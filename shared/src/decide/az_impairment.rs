@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Plan, Step};
 use crate::event::zonal::Signal;
 use crate::records::{self, items, Extra, Fields, Record, Unreadable};
-use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
+use crate::report::{ActionKind, ActionRecord, ActionStatus, Evidence, Severity};
 use crate::resources::Group;
 use crate::tags;
 
@@ -223,9 +223,14 @@ impl Evacuation {
     }
 }
 
-fn record(group: &GroupState, kind: &str, status: ActionStatus, detail: String) -> ActionRecord {
+fn record(
+    group: &GroupState,
+    kind: ActionKind,
+    status: ActionStatus,
+    detail: String,
+) -> ActionRecord {
     ActionRecord {
-        kind: kind.into(),
+        kind,
         target: group.name.clone(),
         asg: Some(group.name.clone()),
         status,
@@ -421,8 +426,8 @@ fn zone_evidence(fleet: &FleetState, az: &str, kind: &str, signals: Vec<String>)
         })
         .collect();
     let mut e = Evidence::new();
-    e.insert("availabilityZone".into(), az.into());
-    e.insert("change".into(), kind.into());
+    e.insert(crate::report::hint::AVAILABILITY_ZONE.into(), az.into());
+    e.insert(crate::report::hint::CHANGE.into(), kind.into());
     e.insert("signals".into(), serde_json::json!(signals));
     e.insert("evacuatedZones".into(), serde_json::Value::Object(held));
     e.insert("groups".into(), serde_json::Value::Object(groups));
@@ -473,7 +478,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             .map(|g| {
                 record(
                     g,
-                    "evacuate",
+                    ActionKind::Evacuate,
                     ActionStatus::Skipped,
                     "declined by the evacuated-AZ limit".into(),
                 )
@@ -496,7 +501,12 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         let previous = match recorded(g) {
             Some(Err(reason)) => {
                 unreadable.push(format!("{} ({reason})", g.name));
-                skipped.push(record(g, "evacuate", ActionStatus::Skipped, reason));
+                skipped.push(record(
+                    g,
+                    ActionKind::Evacuate,
+                    ActionStatus::Skipped,
+                    reason,
+                ));
                 continue;
             }
             Some(Ok(e)) => Some(e),
@@ -513,7 +523,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
             last_az.push(g.name.clone());
             skipped.push(record(
                 g,
-                "evacuate",
+                ActionKind::Evacuate,
                 ActionStatus::Skipped,
                 format!(
                     "declined: {az} is the group's last AZ; removing it would leave no capacity"
@@ -538,7 +548,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         if !moving && !added {
             skipped.push(record(
                 g,
-                "evacuate",
+                ActionKind::Evacuate,
                 ActionStatus::Skipped,
                 format!("already evacuated from {az} (held by {})", hold.describe()),
             ));
@@ -558,7 +568,7 @@ fn evacuate(fleet: &FleetState, signal: &Signal, az: &str, policy: &Policy) -> P
         if value.len() > tags::VALUE_MAX {
             skipped.push(record(
                 g,
-                "evacuate",
+                ActionKind::Evacuate,
                 ActionStatus::Skipped,
                 format!(
                     "declined: the record of its {} subnets does not fit a tag (256 characters)",
@@ -725,7 +735,12 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
         let e = match parsed {
             Ok(e) => e,
             Err(reason) => {
-                skipped.push(record(g, "restore", ActionStatus::Skipped, reason.clone()));
+                skipped.push(record(
+                    g,
+                    ActionKind::Restore,
+                    ActionStatus::Skipped,
+                    reason.clone(),
+                ));
                 conflicts.push(format!("{}: {reason}", g.name));
                 continue;
             }
@@ -803,7 +818,12 @@ fn restore(fleet: &FleetState, change: &Change, az: &str) -> Plan {
                 tags::EVACUATED
             );
             conflicts.push(format!("ASG {} {detail}", g.name));
-            skipped.push(record(g, "restore", ActionStatus::Skipped, detail));
+            skipped.push(record(
+                g,
+                ActionKind::Restore,
+                ActionStatus::Skipped,
+                detail,
+            ));
             continue;
         }
         restored += 1;

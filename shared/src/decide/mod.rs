@@ -6,7 +6,7 @@ pub mod budget;
 pub mod rds_failover;
 pub mod unhealthy_target;
 
-use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
+use crate::report::{ActionKind, ActionRecord, ActionStatus, Evidence, Severity};
 
 /// One mutating call the executor may make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,18 +63,18 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Step::MarkUnhealthy { .. } => "mark-unhealthy",
-            Step::PromoteReplica { .. } => "promote-replica",
-            Step::AddTag { .. } => "tag",
-            Step::RemoveTag { .. } => "untag",
-            Step::UpsertCname { .. } => "upsert-cname",
-            Step::UpdateGroup { .. } => "update-asg",
-            Step::TagGroup { .. } => "tag-asg",
-            Step::UntagGroup { .. } => "untag-asg",
-            Step::SuspendProcesses { .. } => "suspend-processes",
-            Step::ResumeProcesses { .. } => "resume-processes",
+            Step::MarkUnhealthy { .. } => ActionKind::MarkUnhealthy,
+            Step::PromoteReplica { .. } => ActionKind::PromoteReplica,
+            Step::AddTag { .. } => ActionKind::Tag,
+            Step::RemoveTag { .. } => ActionKind::Untag,
+            Step::UpsertCname { .. } => ActionKind::UpsertCname,
+            Step::UpdateGroup { .. } => ActionKind::UpdateAsg,
+            Step::TagGroup { .. } => ActionKind::TagAsg,
+            Step::UntagGroup { .. } => ActionKind::UntagAsg,
+            Step::SuspendProcesses { .. } => ActionKind::SuspendProcesses,
+            Step::ResumeProcesses { .. } => ActionKind::ResumeProcesses,
         }
     }
 
@@ -175,7 +175,7 @@ impl Step {
     /// The report line for this step with `status`.
     pub fn record(&self, status: ActionStatus, detail: impl Into<String>) -> ActionRecord {
         ActionRecord {
-            kind: self.kind().into(),
+            kind: self.kind(),
             target: self.target().into(),
             asg: self.asg().map(str::to_string),
             status,

@@ -292,7 +292,7 @@ pub fn evidence(subject: &Subject, signal: &Signal, policy: &Policy) -> Evidence
     }
     if let Some(Ok((zone, name))) = dns_tag(tags) {
         e.insert(
-            "record".into(),
+            crate::report::hint::RECORD.into(),
             serde_json::json!({"zone": zone, "name": name, "pointedAt": dns_current, "ttl": policy.dns_ttl}),
         );
     }
@@ -792,7 +792,7 @@ mod tests {
     }
 
     fn kinds(plan: &Plan) -> Vec<&str> {
-        plan.steps.iter().map(Step::kind).collect()
+        plan.steps.iter().map(|s| s.kind().as_str()).collect()
     }
 
     fn cluster(writer: &str, status: &str) -> Cluster {

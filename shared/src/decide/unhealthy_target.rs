@@ -12,7 +12,7 @@ use super::budget::{
 use super::{Plan, Step, Verdict};
 use crate::event::short_name;
 use crate::records::{Extra, Unreadable};
-use crate::report::{ActionRecord, ActionStatus, Evidence, Severity};
+use crate::report::{ActionKind, ActionRecord, ActionStatus, Evidence, Severity};
 use crate::resources::Group;
 use crate::tags;
 
@@ -721,7 +721,7 @@ fn az_hint(counted: &[&TargetState], impaired: &[&TargetState]) -> Option<String
 
 fn record(t: &TargetState, status: ActionStatus, detail: String) -> ActionRecord {
     ActionRecord {
-        kind: "mark-unhealthy".into(),
+        kind: ActionKind::MarkUnhealthy,
         target: t.id.clone(),
         asg: t.member.as_ref().map(|m| m.asg.clone()),
         status,

@@ -22,7 +22,7 @@ use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
 use crate::lease;
 use crate::report::now_epoch;
 
-pub const FUNCTION: &str = "az-impairment";
+pub const FUNCTION: &str = crate::report::Function::AzImpairment.as_str();
 
 /// Where the event says to look.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
 use crate::lease;
 use crate::tags;
 
-pub const FUNCTION: &str = "rds-failover";
+pub const FUNCTION: &str = crate::report::Function::RdsFailover.as_str();
 
 /// Which DB resource to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]

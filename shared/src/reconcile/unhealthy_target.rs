@@ -24,7 +24,7 @@ use crate::lease;
 use crate::report::now_epoch;
 use crate::resources::{Group, GroupInstance, TargetGroup};
 
-pub const FUNCTION: &str = "unhealthy-target";
+pub const FUNCTION: &str = crate::report::Function::UnhealthyTarget.as_str();
 
 /// ALB metrics whose alarm means "look at this target group's targets".
 const TARGET_HEALTH_METRICS: &[&str] = &["UnHealthyHostCount", "HealthyHostCount"];

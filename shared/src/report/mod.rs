@@ -95,10 +95,120 @@ impl ActionStatus {
     }
 }
 
+/// The evidence keys the chat notice reads (`report::notice`): written by
+/// `decide` with these names, so a rename cannot silently break a notice.
+pub mod hint {
+    /// az-impairment: the zone a decision is about.
+    pub const AVAILABILITY_ZONE: &str = "availabilityZone";
+    /// az-impairment: `evacuate`, `restore` or `hold`.
+    pub const CHANGE: &str = "change";
+    /// rds-failover: the CNAME (`zone`, `name`, `pointedAt`, `ttl`).
+    pub const RECORD: &str = "record";
+}
+
+/// Ballast's functions, by their names in reports (`function`), metrics and
+/// the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    UnhealthyTarget,
+    RdsFailover,
+    AzImpairment,
+}
+
+impl Function {
+    pub const ALL: [Function; 3] = [
+        Function::UnhealthyTarget,
+        Function::RdsFailover,
+        Function::AzImpairment,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Function::UnhealthyTarget => "unhealthy-target",
+            Function::RdsFailover => "rds-failover",
+            Function::AzImpairment => "az-impairment",
+        }
+    }
+
+    /// The function a report's `function` names, if it is one of Ballast's.
+    pub fn named(name: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// What an action of a report is: `actions[].kind` on the wire. The kinds
+/// of plan steps, and the two a group's skipped move is recorded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    MarkUnhealthy,
+    PromoteReplica,
+    /// A tag on a DB instance or cluster.
+    Tag,
+    Untag,
+    UpsertCname,
+    UpdateAsg,
+    TagAsg,
+    UntagAsg,
+    SuspendProcesses,
+    ResumeProcesses,
+    /// A group not moved out of a zone (skipped, with why).
+    Evacuate,
+    /// A group not moved back into a zone (skipped, with why).
+    Restore,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 12] = [
+        ActionKind::MarkUnhealthy,
+        ActionKind::PromoteReplica,
+        ActionKind::Tag,
+        ActionKind::Untag,
+        ActionKind::UpsertCname,
+        ActionKind::UpdateAsg,
+        ActionKind::TagAsg,
+        ActionKind::UntagAsg,
+        ActionKind::SuspendProcesses,
+        ActionKind::ResumeProcesses,
+        ActionKind::Evacuate,
+        ActionKind::Restore,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::MarkUnhealthy => "mark-unhealthy",
+            ActionKind::PromoteReplica => "promote-replica",
+            ActionKind::Tag => "tag",
+            ActionKind::Untag => "untag",
+            ActionKind::UpsertCname => "upsert-cname",
+            ActionKind::UpdateAsg => "update-asg",
+            ActionKind::TagAsg => "tag-asg",
+            ActionKind::UntagAsg => "untag-asg",
+            ActionKind::SuspendProcesses => "suspend-processes",
+            ActionKind::ResumeProcesses => "resume-processes",
+            ActionKind::Evacuate => "evacuate",
+            ActionKind::Restore => "restore",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `kind == "tag-asg"`: the wire string, for tests and scripts.
+impl PartialEq<&str> for ActionKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One action in a report: done, skipped (with why) or failed (with the error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionRecord {
-    pub kind: String,
+    pub kind: ActionKind,
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asg: Option<String>,
@@ -321,7 +431,7 @@ mod tests {
             trigger: Trigger::direct("req-1"),
             resources,
             actions: vec![ActionRecord {
-                kind: "mark-unhealthy".into(),
+                kind: ActionKind::MarkUnhealthy,
                 target: "i-1".into(),
                 asg: Some("web".into()),
                 status: ActionStatus::Skipped,

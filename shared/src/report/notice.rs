@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{evidence_lines, ActionStatus, Outcome, Report, Severity};
+use super::{evidence_lines, hint, ActionKind, ActionStatus, Function, Outcome, Report, Severity};
 use crate::event::short_name;
 
 /// The documented limits of a custom notification's title and description.
@@ -142,7 +142,7 @@ fn description(report: &Report) -> String {
 /// The resource a notice is about: the zone for `az-impairment` (the
 /// incident is the zone, whatever groups it moved), else the first resource.
 fn headline_resource(report: &Report) -> String {
-    evidence_str(report, "availabilityZone")
+    evidence_str(report, hint::AVAILABILITY_ZONE)
         .map_or_else(|| report.resources_phrase(), str::to_string)
 }
 
@@ -150,7 +150,7 @@ fn headline_resource(report: &Report) -> String {
 /// the target group, the database), so an evacuation and its restore, or a
 /// breaker's trip and its close, read as one conversation.
 pub fn thread_id(report: &Report) -> String {
-    let about = evidence_str(report, "availabilityZone")
+    let about = evidence_str(report, hint::AVAILABILITY_ZONE)
         .map(str::to_string)
         .or_else(|| report.resources.first().map(|r| short_name(r).to_string()))
         .unwrap_or_else(|| "sweep".into());
@@ -172,7 +172,7 @@ fn evidence_str<'a>(report: &'a Report, key: &str) -> Option<&'a str> {
     report.evidence.get(key).and_then(|v| v.as_str())
 }
 
-fn done(report: &Report, kind: &str) -> bool {
+fn done(report: &Report, kind: ActionKind) -> bool {
     report
         .actions
         .iter()
@@ -187,13 +187,13 @@ pub fn next_steps(report: &Report) -> Vec<String> {
     }
     let region = &report.region;
     let mut steps = vec![];
-    match report.function.as_str() {
-        "az-impairment" => {
+    match Function::named(&report.function) {
+        Some(Function::AzImpairment) => {
             if let (Some(az), Some(change)) = (
-                evidence_str(report, "availabilityZone"),
-                evidence_str(report, "change"),
+                evidence_str(report, hint::AVAILABILITY_ZONE),
+                evidence_str(report, hint::CHANGE),
             ) {
-                let moved = done(report, "update-asg") || done(report, "tag-asg");
+                let moved = done(report, ActionKind::UpdateAsg) || done(report, ActionKind::TagAsg);
                 match change {
                     "evacuate" if moved || report.outcome == Outcome::Failed => steps.push(format!(
                         "When {az} is healthy again, restore it: `ballast restore {az} --region {region}`"
@@ -208,20 +208,18 @@ pub fn next_steps(report: &Report) -> Vec<String> {
                 }
             }
         }
-        "unhealthy-target" => {
-            for a in report
-                .actions
-                .iter()
-                .filter(|a| a.kind == "suspend-processes" && a.status == ActionStatus::Done)
-            {
+        Some(Function::UnhealthyTarget) => {
+            for a in report.actions.iter().filter(|a| {
+                a.kind == ActionKind::SuspendProcesses && a.status == ActionStatus::Done
+            }) {
                 let asg = a.asg.as_deref().unwrap_or(&a.target);
                 steps.push(format!(
                     "Ballast resumes ReplaceUnhealthy on {asg} itself when the target group is back within the guardrail; to resume now: `aws autoscaling resume-processes --auto-scaling-group-name {asg} --scaling-processes ReplaceUnhealthy --region {region}`"
                 ));
             }
         }
-        "rds-failover" => {
-            let record = report.evidence.get("record");
+        Some(Function::RdsFailover) => {
+            let record = report.evidence.get(hint::RECORD);
             let field = |k: &str| {
                 record
                     .and_then(|r| r.get(k))
@@ -229,7 +227,7 @@ pub fn next_steps(report: &Report) -> Vec<String> {
                     .map(str::to_string)
             };
             if let (true, Some(zone), Some(name), Some(was), Some(ttl)) = (
-                done(report, "upsert-cname"),
+                done(report, ActionKind::UpsertCname),
                 field("zone"),
                 field("name"),
                 field("pointedAt"),
@@ -242,7 +240,7 @@ pub fn next_steps(report: &Report) -> Vec<String> {
                 ));
             }
         }
-        _ => {}
+        None => {}
     }
     steps.push(format!(
         "See every managed group, zone and database: `ballast status --region {region}`"
@@ -294,9 +292,9 @@ mod tests {
         }
     }
 
-    fn action(kind: &str, target: &str, status: ActionStatus) -> ActionRecord {
+    fn action(kind: ActionKind, target: &str, status: ActionStatus) -> ActionRecord {
         ActionRecord {
-            kind: kind.into(),
+            kind,
             target: target.into(),
             asg: Some(target.into()),
             status,
@@ -326,7 +324,7 @@ mod tests {
         let mut r = report(
             "az-impairment",
             Outcome::Remediated,
-            vec![action("update-asg", "web", ActionStatus::Done)],
+            vec![action(ActionKind::UpdateAsg, "web", ActionStatus::Done)],
         );
         r.evidence
             .insert("availabilityZone".into(), "us-east-1a".into());
@@ -357,7 +355,11 @@ mod tests {
         let r = report(
             "unhealthy-target",
             Outcome::Declined,
-            vec![action("suspend-processes", "web", ActionStatus::Done)],
+            vec![action(
+                ActionKind::SuspendProcesses,
+                "web",
+                ActionStatus::Done,
+            )],
         );
         let steps = next_steps(&r);
         assert!(steps[0].contains("aws autoscaling resume-processes --auto-scaling-group-name web --scaling-processes ReplaceUnhealthy --region us-east-1"), "{steps:?}");
@@ -368,7 +370,11 @@ mod tests {
         let dry = report(
             "unhealthy-target",
             Outcome::DryRun,
-            vec![action("suspend-processes", "web", ActionStatus::Skipped)],
+            vec![action(
+                ActionKind::SuspendProcesses,
+                "web",
+                ActionStatus::Skipped,
+            )],
         );
         assert!(!next_steps(&dry)[0].contains("resume-processes"));
         assert!(next_steps(&report("x", Outcome::Noop, vec![])).is_empty());
@@ -379,7 +385,11 @@ mod tests {
         let mut r = report(
             "rds-failover",
             Outcome::Remediated,
-            vec![action("upsert-cname", "db.example.com", ActionStatus::Done)],
+            vec![action(
+                ActionKind::UpsertCname,
+                "db.example.com",
+                ActionStatus::Done,
+            )],
         );
         r.evidence.insert(
             "record".into(),
@@ -418,12 +428,12 @@ mod tests {
             reason in proptest::option::of(any_text()),
             resources in proptest::collection::vec(".{0,300}", 0..30),
             facts in proptest::collection::btree_map("[a-zA-Z]{1,20}", any_text(), 0..20),
-            actions in proptest::collection::vec((".{0,30}", ".{0,300}", 0..3u8), 0..40),
+            actions in proptest::collection::vec((0..ActionKind::ALL.len(), ".{0,300}", 0..3u8), 0..40),
             outcome in 0..6u8,
         ) {
             let outcome = [Outcome::Remediated, Outcome::Declined, Outcome::DryRun, Outcome::Noop, Outcome::Ignored, Outcome::Failed][outcome as usize];
             let mut r = report(&function, outcome, actions.into_iter().map(|(k, t, s)| ActionRecord {
-                kind: k, target: t.clone(), asg: Some(t),
+                kind: ActionKind::ALL[k], target: t.clone(), asg: Some(t),
                 status: [ActionStatus::Done, ActionStatus::Skipped, ActionStatus::Failed][s as usize],
                 detail: "x".repeat(200),
             }).collect());
