@@ -2,6 +2,7 @@
 //! decides or renders (pure, unit-tested), and prints. `main.rs` is wiring.
 
 pub mod doctor;
+pub mod history;
 pub mod status;
 pub mod steer;
 
@@ -30,6 +31,8 @@ pub enum Exit {
 pub struct Target {
     pub aws: Aws,
     pub lambda: aws_sdk_lambda::Client,
+    /// CloudWatch Logs, for `ballast history` (Logs Insights).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 /// An invocation of `az-impairment` runs up to its timeout (120 s in the
@@ -67,6 +70,7 @@ impl Target {
         Ok(Target {
             aws: Aws::new(&conf),
             lambda: aws_sdk_lambda::Client::new(&lambda_conf),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
         })
     }
 }
@@ -195,6 +199,33 @@ pub enum Command {
     /// Read-only readiness audit of the account and Region against what
     /// Ballast needs; exits 1 when a check fails (gate a deploy on it).
     Doctor(StackArgs),
+    /// What Ballast decided, oldest first, from the functions' logs (one
+    /// CloudWatch Logs Insights query, at most 60 s).
+    History(HistoryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// How far back: a number and a unit (s, m, h, d, w), e.g. 6h or 7d.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Only this function's decisions.
+    #[arg(long, value_parser = ["unhealthy-target", "rds-failover", "az-impairment"])]
+    pub function: Option<String>,
+    /// Only decisions with this outcome.
+    #[arg(long, value_parser = ["remediated", "dry-run", "declined", "failed", "noop", "ignored"])]
+    pub outcome: Option<String>,
+    /// Only decisions about a resource whose ARN or name contains this.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Print each report whole (actions, resources, evidence) below its line.
+    #[arg(long)]
+    pub details: bool,
+    /// At most this many decisions (the newest), up to 10000.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,12 +258,35 @@ pub async fn execute(cli: Cli, target: &Target) -> Answer {
         Command::Doctor(args) => doctor::run(target, &args.stack, json).await,
         Command::Evacuate(args) => steer_zone(target, "evacuate", args, json).await,
         Command::Restore(args) => steer_zone(target, "restore", args, json).await,
+        Command::History(args) => history(target, args, json).await,
     };
     if json {
         answer.as_json()
     } else {
         answer
     }
+}
+
+async fn history(target: &Target, args: HistoryArgs, json: bool) -> Answer {
+    let since = match history::parse_since(&args.since) {
+        Ok(since) => since,
+        Err(e) => return Answer::err(Exit::Usage, e),
+    };
+    let query = history::Query {
+        since,
+        functions: match args.function.as_deref() {
+            Some(name) => ballast::report::Function::named(name).into_iter().collect(),
+            None => ballast::report::Function::ALL.to_vec(),
+        },
+        outcome: args.outcome.as_deref().and_then(|o| {
+            ballast::report::Outcome::ALL
+                .into_iter()
+                .find(|x| x.as_str() == o)
+        }),
+        resource: args.resource,
+        limit: args.limit,
+    };
+    history::run(target, &args.stack.stack, &query, args.details, json).await
 }
 
 async fn steer_zone(target: &Target, action: &str, args: SteerArgs, json: bool) -> Answer {

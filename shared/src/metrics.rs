@@ -13,7 +13,17 @@ use std::time::Duration;
 
 use crate::report::{ActionStatus, Report};
 
-const NAMESPACE: &str = "Ballast";
+pub const NAMESPACE: &str = "Ballast";
+/// The metrics of every record, with their units.
+pub const METRICS: [(&str, &str); 5] = [
+    ("Decisions", "Count"),
+    ("ActionsDone", "Count"),
+    ("ActionsFailed", "Count"),
+    ("ActionsSkipped", "Count"),
+    ("Duration", "Milliseconds"),
+];
+/// The dimension sets each metric is written under.
+pub const DIMENSION_SETS: [&[&str]; 2] = [&["function", "outcome"], &["outcome"]];
 /// The outcome of an invocation that ended in a Lambda error (retried by
 /// Lambda, then kept by the dead-letter queue) instead of a report.
 pub const ERROR_OUTCOME: &str = "error";
@@ -61,14 +71,11 @@ pub fn record(
             "Timestamp": epoch_ms as u64,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["function", "outcome"], ["outcome"]],
-                "Metrics": [
-                    {"Name": "Decisions", "Unit": "Count"},
-                    {"Name": "ActionsDone", "Unit": "Count"},
-                    {"Name": "ActionsFailed", "Unit": "Count"},
-                    {"Name": "ActionsSkipped", "Unit": "Count"},
-                    {"Name": "Duration", "Unit": "Milliseconds"},
-                ],
+                "Dimensions": DIMENSION_SETS,
+                "Metrics": METRICS
+                    .iter()
+                    .map(|(name, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
             }],
         },
         "level": level,

@@ -408,6 +408,9 @@ async fn lambda_configuration(
         return missing;
     }
     let variables = shared.environment.lock().unwrap().clone();
+    let json_logs = variables
+        .get("AWS_LAMBDA_LOG_FORMAT")
+        .is_some_and(|f| f.eq_ignore_ascii_case("json"));
     let body = serde_json::json!({
         "FunctionName": shared.function_name,
         "FunctionArn": shared.function_arn,
@@ -417,6 +420,11 @@ async fn lambda_configuration(
         "MemorySize": 256,
         "Architectures": ["arm64"],
         "Environment": {"Variables": variables},
+        // Lambda's default log group, as the API names it.
+        "LoggingConfig": {
+            "LogFormat": if json_logs { "JSON" } else { "Text" },
+            "LogGroup": format!("/aws/lambda/{}", shared.function_name),
+        },
     });
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));

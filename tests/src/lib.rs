@@ -339,6 +339,7 @@ pub fn operator(moto: &moto::Moto, host: &host::RuntimeHost) -> ballast_cli::Tar
     ballast_cli::Target {
         aws: ballast::aws::Aws::new(&conf),
         lambda: aws_sdk_lambda::Client::from_conf(lambda),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
     }
 }
 

@@ -379,6 +379,103 @@ async fn an_operator_evacuates_and_restores_a_zone_through_the_function() {
         records[1]
     );
     assert_eq!(records[0]["ActionsDone"], 0);
+
+    // `ballast history`: the function's log, as Lambda would have shipped
+    // it to its log group (GetFunctionConfiguration names the group), read
+    // back with Logs Insights (moto's StartQuery/GetQueryResults: it runs
+    // `fields`, `sort` and `limit` and ignores `filter`, so the command's
+    // own exact filter is what is tested here).
+    ship_logs(&moto, "/aws/lambda/ballast-az-impairment", &process.logs()).await;
+    let history = ballast(&target, &["history", "--since", "1h"]).await;
+    assert_eq!(history.exit, Exit::Ok, "{history:#?}");
+    let lines: Vec<&str> = history.stdout.lines().collect();
+    println!("$ ballast history --since 1h\n{}", history.stdout);
+    assert_eq!(lines.len(), 3, "{}\n{:#?}", history.stdout, process.logs());
+    for (line, outcome) in lines.iter().zip(["dry-run", "remediated", "remediated"]) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            words[1..5],
+            ["az-impairment", outcome, words[3], MANAGED_ASG],
+            "{line}"
+        );
+    }
+    assert!(
+        lines[2].contains("us-east-1a has recovered"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        history
+            .stderr
+            .contains("no function ballast-unhealthy-target, ballast-rds-failover"),
+        "{}",
+        history.stderr
+    );
+    let remediated = ballast(&target, &["--json", "history", "--outcome", "remediated"]).await;
+    let reports = json_of(&remediated);
+    assert_eq!(reports.as_array().map(Vec::len), Some(2), "{reports:#}");
+    assert!(reports[0]["evidence"]["availabilityZone"] == "us-east-1a");
+    let details = ballast(
+        &target,
+        &[
+            "history",
+            "--details",
+            "--resource",
+            "autoScalingGroupName/web",
+        ],
+    )
+    .await;
+    assert!(
+        details
+            .stdout
+            .contains("    Evidence:\n      availabilityZone: us-east-1a"),
+        "{}",
+        details.stdout
+    );
+    let none = ballast(&target, &["history", "--function", "rds-failover"]).await;
+    assert_eq!(none.exit, Exit::Aws, "{none:#?}");
+    assert!(none.stderr.contains("is --stack right"), "{}", none.stderr);
+    let usage = ballast(&target, &["history", "--since", "yesterday"]).await;
+    assert_eq!(usage.exit, Exit::Usage);
+    assert!(usage.stderr.contains("--since"), "{}", usage.stderr);
+}
+
+/// `lines` as log events of a stream of `group`, as Lambda ships a
+/// function's output.
+async fn ship_logs(moto: &Moto, group: &str, lines: &[String]) {
+    use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk_config());
+    logs.create_log_group()
+        .log_group_name(group)
+        .send()
+        .await
+        .expect("CreateLogGroup");
+    let stream = "2026/12/07/[$LATEST]0123456789abcdef";
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .expect("CreateLogStream");
+    let start = ballast::report::now_epoch() * 1000;
+    let events: Vec<InputLogEvent> = lines
+        .iter()
+        .zip(0..)
+        .map(|(l, i)| {
+            InputLogEvent::builder()
+                .timestamp(start + i)
+                .message(l)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("PutLogEvents");
 }
 
 /// The README's pager filter, applied by SNS (moto): critical reports and

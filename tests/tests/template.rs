@@ -959,3 +959,217 @@ fn the_local_env_file_makes_a_valid_dry_run_configuration() {
         "a local invoke against a real account must not act"
     );
 }
+
+/// What the dashboard's panels may show: metrics the functions' EMF record
+/// really carries (read from a record `metrics::record` writes, not from a
+/// list) and AWS metrics the stack's own alarms watch; and every alarm of
+/// the stack in its status panel. A panel on a metric nothing writes is a
+/// bug.
+#[test]
+fn the_dashboard_shows_only_metrics_that_are_written_and_every_alarm() {
+    let t = template();
+    let d = &t["Resources"]["Dashboard"];
+    assert_eq!(d["Type"], "AWS::CloudWatch::Dashboard");
+    let sub = d["Properties"]["DashboardBody"]["!Sub"]
+        .as_array()
+        .expect("DashboardBody is a !Sub with variables");
+    let (body, vars) = (sub[0].as_str().unwrap(), sub[1].as_object().unwrap());
+
+    // Each ${...} names a variable, a pseudo parameter or a resource of the
+    // right type; it is replaced by a value that says what it stood for.
+    let mut text = String::new();
+    let mut rest = body;
+    let mut alarm_refs = BTreeSet::new();
+    while let Some(i) = rest.find("${") {
+        text.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("a closed ${}") + i;
+        let name = &rest[i + 2..end];
+        let value = match name.split_once('.') {
+            _ if vars.contains_key(name) => format!("var-{name}"),
+            _ if name == "AWS::Region" => "us-east-1".into(),
+            Some((alarm, "Arn")) => {
+                assert_eq!(
+                    t["Resources"][alarm]["Type"], "AWS::CloudWatch::Alarm",
+                    "{name}"
+                );
+                alarm_refs.insert(alarm.to_string());
+                format!("alarm-arn-{alarm}")
+            }
+            Some((queue, "QueueName")) => {
+                assert_eq!(t["Resources"][queue]["Type"], "AWS::SQS::Queue", "{name}");
+                format!("queue-{queue}")
+            }
+            None => {
+                assert_eq!(
+                    t["Resources"][name]["Type"], "AWS::Serverless::Function",
+                    "{name}"
+                );
+                format!("function-{name}")
+            }
+            _ => panic!("${{{name}}} in the dashboard"),
+        };
+        text.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    text.push_str(rest);
+    let body: Value = serde_json::from_str(&text).expect("the dashboard body is JSON");
+
+    // What the functions write: one record's own namespace, metric names
+    // and dimension sets, and every outcome a record can carry.
+    let record = ballast::metrics::record(
+        "unhealthy-target",
+        "noop",
+        None,
+        std::time::Duration::ZERO,
+        0,
+        "INFO",
+    );
+    let emf = &record["_aws"]["CloudWatchMetrics"][0];
+    let namespace = emf["Namespace"].as_str().unwrap();
+    let names: BTreeSet<&str> = emf["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    let dimension_sets: BTreeSet<Vec<String>> = emf["Dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|set| {
+            let mut s: Vec<String> = set
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            s.sort();
+            s
+        })
+        .collect();
+    let outcomes: BTreeSet<&str> = ballast::report::Outcome::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .chain([
+            ballast::metrics::ERROR_OUTCOME,
+            ballast::metrics::STOOD_DOWN_OUTCOME,
+        ])
+        .collect();
+
+    // What AWS writes that the stack watches: every metric its alarms read.
+    let mut watched: BTreeSet<(String, String, Vec<String>)> = BTreeSet::new();
+    for r in t["Resources"].as_object().unwrap().values() {
+        if r["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let p = &r["Properties"];
+        let mut add = |m: &Value| {
+            if let (Some(ns), Some(name)) = (m["Namespace"].as_str(), m["MetricName"].as_str()) {
+                let mut dims: Vec<String> = m["Dimensions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d["Name"].as_str().unwrap().to_string())
+                    .collect();
+                dims.sort();
+                watched.insert((ns.into(), name.into(), dims));
+            }
+        };
+        add(p);
+        for q in p["Metrics"].as_array().into_iter().flatten() {
+            add(&q["MetricStat"]["Metric"]);
+        }
+    }
+
+    let check = |ns: &str, name: &str, dims: &[(String, Option<String>)], panel: &str| {
+        let mut dim_names: Vec<String> = dims.iter().map(|(d, _)| d.clone()).collect();
+        dim_names.sort();
+        if ns == namespace {
+            assert!(names.contains(name), "{panel}: {ns}/{name} is not written");
+            assert!(
+                dimension_sets.contains(&dim_names),
+                "{panel}: {ns}/{name} is not written under {dim_names:?}"
+            );
+            for (d, v) in dims {
+                if let (true, Some(v)) = (d == "outcome", v) {
+                    assert!(outcomes.contains(v.as_str()), "{panel}: no outcome {v}");
+                }
+            }
+        } else {
+            assert!(
+                watched.contains(&(ns.to_string(), name.to_string(), dim_names.clone())),
+                "{panel}: {ns}/{name} {dim_names:?} is no metric the stack's alarms watch"
+            );
+        }
+    };
+
+    let mut panels = 0;
+    let mut alarm_panel = BTreeSet::new();
+    for w in body["widgets"].as_array().unwrap() {
+        let p = &w["properties"];
+        let title = p["title"].as_str().unwrap_or("text");
+        match w["type"].as_str().unwrap() {
+            "text" => assert!(p["markdown"].as_str().unwrap().contains("var-Runbook")),
+            "alarm" => {
+                for a in p["alarms"].as_array().unwrap() {
+                    let a = a.as_str().unwrap().strip_prefix("alarm-arn-").unwrap();
+                    alarm_panel.insert(a.to_string());
+                }
+            }
+            "metric" => {
+                assert_eq!(p["region"], "us-east-1", "{title}");
+                for row in p["metrics"].as_array().unwrap() {
+                    let row = row.as_array().unwrap();
+                    if let Some(expr) = row[0]["expression"].as_str() {
+                        // SEARCH('{Namespace,dim,...} MetricName="X" ...', ...)
+                        let query = expr
+                            .split_once("SEARCH('{")
+                            .unwrap_or_else(|| panic!("{title}: {expr}"))
+                            .1;
+                        let (schema, filter) = query.split_once('}').unwrap();
+                        let mut parts = schema.split(',');
+                        let ns = parts.next().unwrap();
+                        let dims: Vec<(String, Option<String>)> =
+                            parts.map(|d| (d.to_string(), None)).collect();
+                        let name = filter
+                            .split_once("MetricName=\"")
+                            .unwrap()
+                            .1
+                            .split('"')
+                            .next()
+                            .unwrap();
+                        check(ns, name, &dims, title);
+                    } else {
+                        let words: Vec<&str> = row.iter().filter_map(|v| v.as_str()).collect();
+                        let dims: Vec<(String, Option<String>)> = words[2..]
+                            .chunks(2)
+                            .map(|kv| (kv[0].to_string(), Some(kv[1].to_string())))
+                            .collect();
+                        check(words[0], words[1], &dims, title);
+                    }
+                    panels += 1;
+                }
+            }
+            other => panic!("a {other} widget"),
+        }
+    }
+    assert!(panels >= 15, "{panels} metric rows");
+    let alarms: BTreeSet<String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(id, r)| {
+            assert!(
+                r["Condition"].is_null(),
+                "{id} is conditional: the dashboard names it"
+            );
+            id.clone()
+        })
+        .collect();
+    assert_eq!(
+        alarm_panel, alarms,
+        "the alarm panel holds every alarm of the stack"
+    );
+    assert_eq!(alarm_refs, alarms);
+}

@@ -21,6 +21,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Remediated,
+        Outcome::Declined,
+        Outcome::DryRun,
+        Outcome::Noop,
+        Outcome::Ignored,
+        Outcome::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Remediated => "remediated",
