@@ -16,7 +16,7 @@ use ballast::resources::{Group, MetricAlarm, TargetGroup};
 use ballast::{config, tags};
 
 use crate::steer::function_name;
-use crate::{json_text, subnet_zones_of, zones_of, Answer, Exit, Target};
+use crate::{cut_at_word, json_text, subnet_zones_of, zones_of, Answer, Exit, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -805,17 +805,6 @@ fn brief(e: &ballast::aws::AwsError) -> String {
         cut_at_word(first, 160)
     });
     format!("{} {}: {what}", e.operation, e.resource)
-}
-
-/// `text` whole when it has at most `max` characters, else cut at the last
-/// space before them, with `…`.
-fn cut_at_word(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let head: String = text.chars().take(max).collect();
-    let cut = head.rfind(' ').filter(|&i| i > 0).unwrap_or(head.len());
-    format!("{}…", head[..cut].trim_end())
 }
 
 /// Reads every fact. A read whose failure a check can report (a target

@@ -12,7 +12,7 @@ use aws_sdk_cloudwatchlogs::types::QueryStatus;
 use ballast::event::short_name;
 use ballast::report::{Function, Outcome, Report};
 
-use crate::{json_text, steer, Answer, Exit, Target};
+use crate::{cut_at_word, json_text, steer, Answer, Exit, Target};
 
 /// How long the command waits for Logs Insights before it stops the query.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -114,17 +114,6 @@ pub fn decisions<'a>(lines: impl IntoIterator<Item = &'a str>, q: &Query) -> Vec
     out
 }
 
-/// `text` whole when it has at most `max` characters, else cut at the last
-/// space before them, with `…`.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let head: String = text.chars().take(max).collect();
-    let at = head.rfind(' ').filter(|&i| i > 0).unwrap_or(head.len());
-    format!("{}…", head[..at].trim_end())
-}
-
 /// One line per decision (time, function, outcome, severity, resource,
 /// summary); with `details`, each report whole below its line.
 pub fn render(reports: &[Report], details: bool) -> String {
@@ -150,7 +139,7 @@ pub fn render(reports: &[Report], details: bool) -> String {
             r.outcome.as_str(),
             r.severity.as_str(),
             resource,
-            cut(&r.summary, 160)
+            cut_at_word(&r.summary, 160)
         ));
         if details {
             for line in r.email_text().lines() {

@@ -154,6 +154,17 @@ impl Answer {
     }
 }
 
+/// `text` whole when it has at most `max` characters, else cut at the last
+/// space before them, with `…`.
+pub fn cut_at_word(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    let cut = head.rfind(' ').filter(|&i| i > 0).unwrap_or(head.len());
+    format!("{}…", head[..cut].trim_end())
+}
+
 /// `value` as pretty JSON, one line break at the end.
 pub fn json_text(value: &impl serde::Serialize) -> String {
     format!(
