@@ -51,6 +51,11 @@ pub fn use_functions_beside_this_program(functions: &[&str]) -> Result<(), Strin
     Ok(())
 }
 
+/// Runs the function binaries found in `dir` (a benchmark's before/after).
+pub fn use_functions_from(dir: PathBuf) {
+    let _ = FUNCTIONS_DIR.set(dir);
+}
+
 /// A function's binary: the release build (`make test` and `make bench`
 /// build it), or the one beside the program if it asked for that.
 pub fn function_binary(function: &str) -> PathBuf {

@@ -1173,3 +1173,73 @@ fn the_dashboard_shows_only_metrics_that_are_written_and_every_alarm() {
     );
     assert_eq!(alarm_refs, alarms);
 }
+
+/// Every ARN the template writes is in the stack's own partition: a
+/// `!Sub` builds it with `${AWS::Partition}`, and a literal one names
+/// `aws`, `aws-cn` or `aws-us-gov` only on the branch of the `InChina` /
+/// `InGovCloud` condition that is that partition (`make package` checks
+/// the packaged template the same way, in each partition).
+#[test]
+fn every_arn_is_in_the_stacks_own_partition() {
+    fn walk(node: &Value, branch: &mut Vec<(String, bool)>, found: &mut Vec<String>) {
+        match node {
+            Value::String(s) => {
+                for (i, _) in s.match_indices("arn:") {
+                    let rest = &s[i + 4..];
+                    let partition = if rest.starts_with("${AWS::Partition}") {
+                        "${AWS::Partition}"
+                    } else {
+                        rest.split(':').next().unwrap_or_default()
+                    };
+                    let on = |cond: &str| {
+                        branch
+                            .iter()
+                            .rev()
+                            .find(|(c, _)| c == cond)
+                            .map(|(_, b)| *b)
+                    };
+                    let ok = match partition {
+                        "${AWS::Partition}" => true,
+                        "aws-cn" => on("InChina") == Some(true),
+                        "aws-us-gov" => on("InGovCloud") == Some(true),
+                        "aws" => on("InChina") == Some(false) && on("InGovCloud") == Some(false),
+                        other => panic!("an ARN in partition {other:?}: {s}"),
+                    };
+                    if !ok {
+                        found.push(s.clone());
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, branch, found)),
+            Value::Object(m) => match m.get("!If").and_then(Value::as_array) {
+                Some(args) if args.len() == 3 => {
+                    let cond = args[0].as_str().unwrap_or_default().to_string();
+                    for (i, b) in [(1, true), (2, false)] {
+                        branch.push((cond.clone(), b));
+                        walk(&args[i], branch, found);
+                        branch.pop();
+                    }
+                }
+                _ => m.values().for_each(|v| walk(v, branch, found)),
+            },
+            _ => {}
+        }
+    }
+    let t = template();
+    let mut found = vec![];
+    walk(&t["Resources"], &mut vec![], &mut found);
+    walk(&t["Outputs"], &mut vec![], &mut found);
+    assert!(
+        found.is_empty(),
+        "ARNs not in the stack's partition: {found:#?}"
+    );
+    // The conditions mean what the branches assume.
+    assert_eq!(
+        t["Conditions"]["InChina"],
+        json!({"!Equals": [{"!Ref": "AWS::Partition"}, "aws-cn"]})
+    );
+    assert_eq!(
+        t["Conditions"]["InGovCloud"],
+        json!({"!Equals": [{"!Ref": "AWS::Partition"}, "aws-us-gov"]})
+    );
+}

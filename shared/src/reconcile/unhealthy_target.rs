@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{not_observed, Cx, Reconciled, Reconciler, Work};
@@ -22,7 +23,7 @@ use crate::event::{
 };
 use crate::lease;
 use crate::report::now_epoch;
-use crate::resources::{Group, GroupInstance, TargetGroup};
+use crate::resources::{Group, GroupInstance, TargetGroup, TargetHealth};
 
 pub const FUNCTION: &str = crate::report::Function::UnhealthyTarget.as_str();
 
@@ -130,13 +131,22 @@ pub struct Target {
 }
 
 /// What a sweep reads once for every target group: the managed groups
-/// (with their instances' zone, health and lifecycle) and the Region's
-/// target groups.
+/// (with their instances' zone, health and lifecycle), the Region's target
+/// groups, and each one's target health (read concurrently, at most
+/// [`HEALTH_READS_IN_FLIGHT`] at a time).
 #[derive(Debug, Default)]
 pub struct Listed {
     pub managed: Vec<Group>,
     pub target_groups: BTreeMap<String, TargetGroup>,
+    pub health: BTreeMap<String, Result<Vec<TargetHealth>, AwsError>>,
 }
+
+/// How many `DescribeTargetHealth` calls a sweep has in flight. Eight keeps
+/// a sweep of 500 target groups to about 500 / 8 round trips (a few
+/// seconds) while staying well under the Elastic Load Balancing API's
+/// request rate, which the SDK's retries then absorb; more would mostly buy
+/// throttling, in the very incident the sweep runs in.
+pub const HEALTH_READS_IN_FLIGHT: usize = 8;
 
 impl Reconciler for UnhealthyTarget {
     const FUNCTION: &'static str = FUNCTION;
@@ -282,7 +292,10 @@ pub async fn observe(
     let Some(tg) = tg else {
         return Ok(None);
     };
-    let health = balancer::target_health(&aws.elbv2, &tg.arn).await?;
+    let health = match listed.and_then(|l| l.health.get(&tg.arn)) {
+        Some(read) => read.clone()?,
+        None => balancer::target_health(&aws.elbv2, &tg.arn).await?,
+    };
 
     let mut members: BTreeMap<String, GroupInstance> = BTreeMap::new();
     let mut behind: Vec<Group> = vec![];
@@ -394,9 +407,18 @@ async fn sweep(cx: &Cx<'_>) -> Result<Work<Target>, Reconciled> {
             .collect()
     };
     let count = managed.len();
+    let health = futures_util::stream::iter(target_groups.keys().cloned())
+        .map(|arn| async move {
+            let read = balancer::target_health(&aws.elbv2, &arn).await;
+            (arn, read)
+        })
+        .buffer_unordered(HEALTH_READS_IN_FLIGHT)
+        .collect::<BTreeMap<_, _>>()
+        .await;
     let listed = Arc::new(Listed {
         managed,
         target_groups,
+        health,
     });
     let targets = arns
         .into_iter()

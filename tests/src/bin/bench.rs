@@ -9,7 +9,16 @@
 //! alarm events through 10 function processes, with a counting proxy between
 //! the functions and moto. Prints figures; asserts nothing about speed.
 //!
-//! `BALLAST_BENCH_RUNS` sets the processes per function (default 10).
+//! Last, sweeps at scale: the `unhealthy-target` and `az-impairment`
+//! sweeps over 10, 40 and 160 managed groups, each behind a target group of
+//! its own, with the calls and wall time of one sweep, and an estimate for
+//! 500 from the measured slope.
+//!
+//! `BALLAST_BENCH_RUNS` sets the processes per function (default 10);
+//! `BALLAST_BENCH_ONLY=scale` runs the scale section alone;
+//! `BALLAST_BENCH_FUNCTIONS_DIR` runs the function binaries of another
+//! build (say, an older commit's `target/release`), for before/after
+//! figures on one machine.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -477,8 +486,81 @@ async fn storm() {
     drop(processes);
 }
 
+/// One sweep per function over `groups` managed groups, each behind a
+/// target group of its own (2 instances each): the calls and wall time of
+/// the second sweep (the first warms the process).
+async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
+    let moto = Moto::start();
+    let stack = Stack::seed(&moto.sdk_config()).await;
+    // The seed's `web` is the first managed group.
+    for i in 1..groups {
+        stack.add_service(&format!("svc-{i:03}"), 2).await;
+    }
+    let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
+    let mut env = proxy.env(&moto);
+    env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
+    env.push(("BALLAST_LEASE_TABLE".into(), LEASE_TABLE.into()));
+    let mut out = vec![];
+    // The template's timeouts.
+    for (function, timeout) in [("unhealthy-target", 60), ("az-impairment", 120)] {
+        let host = RuntimeHost::start(function, Duration::from_secs(timeout)).await;
+        let _process = host.spawn(&function_binary(function), function, &env);
+        let sweep = sample_event("scheduled-sweep.json");
+        let (_, first) = invoke(&host, sweep.clone()).await;
+        assert_eq!(first["outcome"], "noop", "{first:#}");
+        let before = proxy.total_calls();
+        let (took, _) = invoke(&host, sweep).await;
+        out.push((function, proxy.total_calls() - before, took));
+    }
+    out
+}
+
+async fn scale() {
+    println!(
+        "\nsweeps at scale: N managed groups, each behind its own target group (2 instances each); one sweep, the second of two"
+    );
+    println!(
+        "  {:<18} {:>6} {:>8} {:>15} {:>10}",
+        "function", "groups", "calls", "calls per group", "wall ms"
+    );
+    let mut points: Vec<(&str, usize, u64, Duration)> = vec![];
+    for groups in [10, 40, 160] {
+        for (function, calls, took) in scale_point(groups).await {
+            println!(
+                "  {function:<18} {groups:>6} {calls:>8} {:>15.2} {:>10.1}",
+                calls as f64 / groups as f64,
+                ms(took)
+            );
+            points.push((function, groups, calls, took));
+        }
+    }
+    for function in ["unhealthy-target", "az-impairment"] {
+        let at = |n: usize| {
+            points
+                .iter()
+                .find(|p| p.0 == function && p.1 == n)
+                .map(|p| (p.2 as f64, ms(p.3)))
+                .unwrap_or_default()
+        };
+        let ((c40, t40), (c160, t160)) = (at(40), at(160));
+        let (calls_slope, time_slope) = ((c160 - c40) / 120.0, (t160 - t40) / 120.0);
+        println!(
+            "  {function}: at 500 groups, about {:.0} calls and {:.0} ms (the slope from 40 to 160 groups)",
+            c160 + calls_slope * 340.0,
+            t160 + time_slope * 340.0
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    if let Some(dir) = std::env::var_os("BALLAST_BENCH_FUNCTIONS_DIR") {
+        ballast_tests::use_functions_from(PathBuf::from(dir));
+    }
+    if std::env::var("BALLAST_BENCH_ONLY").as_deref() == Ok("scale") {
+        scale().await;
+        return;
+    }
     let runs: usize = std::env::var("BALLAST_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -505,4 +587,5 @@ async fn main() {
     println!("\n{ratios}");
     sizes();
     storm().await;
+    scale().await;
 }
