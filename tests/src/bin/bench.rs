@@ -487,14 +487,14 @@ async fn storm() {
 }
 
 /// One sweep per function over `groups` managed groups, each behind a
-/// target group of its own (2 instances each): the calls and wall time of
+/// target group of its own (one instance each: moto gives a subnet 251 addresses): the calls and wall time of
 /// the second sweep (the first warms the process).
 async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
     let moto = Moto::start();
     let stack = Stack::seed(&moto.sdk_config()).await;
     // The seed's `web` is the first managed group.
     for i in 1..groups {
-        stack.add_service(&format!("svc-{i:03}"), 2).await;
+        stack.add_service(&format!("svc-{i:03}"), 1).await;
     }
     let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
     let mut env = proxy.env(&moto);
@@ -517,7 +517,7 @@ async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
 
 async fn scale() {
     println!(
-        "\nsweeps at scale: N managed groups, each behind its own target group (2 instances each); one sweep, the second of two"
+        "\nsweeps at scale: N managed groups, each behind its own target group (1 instance each); one sweep, the second of two"
     );
     println!(
         "  {:<18} {:>6} {:>8} {:>15} {:>10}",
