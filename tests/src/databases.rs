@@ -123,6 +123,14 @@ impl Databases {
         dbs
     }
 
+    /// One more Multi-AZ MySQL instance tagged `ballast:dns-record`, its
+    /// record on its endpoint (the benchmark's databases at scale).
+    pub async fn add_database(&self, id: &str) {
+        self.create_mysql(id, true, vec![self.dns_tag(id)]).await;
+        let endpoint = self.instance_endpoint(id).await;
+        self.set_record(id, &endpoint).await;
+    }
+
     fn dns_tag(&self, db: &str) -> Tag {
         Tag::builder()
             .key("ballast:dns-record")

@@ -540,6 +540,45 @@ async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
     assert!(!dbs.tags(PRIMARY).await.contains_key("ballast:unreported"));
 }
 
+/// A sweep's report names every tagged database: their parked copies are
+/// read from one listing (no `ListTagsForResource` each), and the parked
+/// promotion report is published, late, by that sweep.
+#[tokio::test]
+async fn a_sweep_of_many_databases_publishes_a_parked_report_from_one_listing() {
+    let (i, dbs, endpoint, dns_tag) = promotion_incident(Duration::from_secs(120)).await;
+    i.proxy.target("Publish", None, Targeted::Refuse);
+    let error = i
+        .function
+        .invoke(sample_event("rds-instance-failure.json"))
+        .await
+        .expect_err("unpublished");
+    assert_eq!(error["errorType"], "Ballast.ReportNotPublished");
+    dbs.assert_promoted(&endpoint, &dns_tag, "promoted, not reported")
+        .await;
+    i.proxy.clear_targets();
+    for n in 0..4 {
+        dbs.add_database(&format!("extra-{n}")).await;
+    }
+
+    let before = i.proxy.calls_of("ListTagsForResource");
+    let sweep = i.function.run(sample_event("scheduled-sweep.json")).await;
+    assert!(sweep.resources.len() > 4, "{sweep:#?}");
+    assert_eq!(
+        i.proxy.calls_of("ListTagsForResource") - before,
+        0,
+        "{:?}",
+        i.proxy.calls()
+    );
+    let delivered = assert_subjects(&i.stack).await;
+    let late: Vec<_> = delivered
+        .iter()
+        .filter(|d| d.report.summary.starts_with("Reported late:"))
+        .collect();
+    assert_eq!(late.len(), 1, "{delivered:#?}");
+    assert!(late[0].report.summary.contains("is promoted to take over"));
+    assert!(!dbs.tags(PRIMARY).await.contains_key("ballast:unreported"));
+}
+
 #[tokio::test]
 async fn a_live_lease_is_never_overwritten_and_an_expired_one_is_taken_over() {
     let i = Incident::az().await;

@@ -108,8 +108,14 @@ pub async fn describe_cluster(client: &Client, id: &str) -> Result<Option<Cluste
     }
 }
 
+/// A sweep's subject: a resource Ballast keeps (`ballast:dns-record`,
+/// `ballast:standby-replica`), or one holding a report SNS refused
+/// (`ballast:unreported`: a promoted-from primary keeps it after its other
+/// tags moved, and the sweep publishes it).
 fn carries_ballast_tag(tags: &BTreeMap<String, String>) -> bool {
-    tags.contains_key(tags::DNS_RECORD) || tags.contains_key(tags::STANDBY_REPLICA)
+    tags.contains_key(tags::DNS_RECORD)
+        || tags.contains_key(tags::STANDBY_REPLICA)
+        || tags.contains_key(tags::UNREPORTED)
 }
 
 /// Every DB cluster and DB instance of the account and Region, read once

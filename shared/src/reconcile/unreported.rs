@@ -220,6 +220,11 @@ pub async fn park(aws: &Aws, report: &Report) {
 
 /// The parked copies on the resources `report` names, each with where it
 /// was found.
+/// Up to this many DB resources, their parked copies are read one
+/// `ListTagsForResource` each; beyond, from one listing of them all.
+#[cfg(feature = "rds")]
+const TAG_READS_AT_MOST: usize = 3;
+
 async fn find(
     aws: &Aws,
     report: &Report,
@@ -250,9 +255,33 @@ async fn find(
         }
     }
     #[cfg(feature = "rds")]
-    for arn in places.iter().filter_map(Place::db) {
-        if let Some(v) = database::tag_value(&aws.rds, &arn, tags::UNREPORTED).await? {
-            found.entry(v).or_default().push(Place::Db(arn));
+    {
+        let dbs: Vec<String> = places.iter().filter_map(Place::db).collect();
+        if dbs.len() > TAG_READS_AT_MOST {
+            // A sweep's report names every tagged database: one listing
+            // (its pages carry each resource's tags) instead of a
+            // `ListTagsForResource` each.
+            let listing = database::list(&aws.rds).await?;
+            let tags_of: BTreeMap<&str, &BTreeMap<String, String>> = listing
+                .clusters
+                .iter()
+                .map(|c| (c.arn.as_str(), &c.tags))
+                .chain(listing.instances.iter().map(|i| (i.arn.as_str(), &i.tags)))
+                .collect();
+            for arn in dbs {
+                if let Some(v) = tags_of
+                    .get(arn.as_str())
+                    .and_then(|t| t.get(tags::UNREPORTED))
+                {
+                    found.entry(v.clone()).or_default().push(Place::Db(arn));
+                }
+            }
+        } else {
+            for arn in dbs {
+                if let Some(v) = database::tag_value(&aws.rds, &arn, tags::UNREPORTED).await? {
+                    found.entry(v).or_default().push(Place::Db(arn));
+                }
+            }
         }
     }
     Ok(found)

@@ -9,10 +9,10 @@
 //! alarm events through 10 function processes, with a counting proxy between
 //! the functions and moto. Prints figures; asserts nothing about speed.
 //!
-//! Last, sweeps at scale: the `unhealthy-target` and `az-impairment`
-//! sweeps over 10, 40 and 160 managed groups, each behind a target group of
-//! its own, with the calls and wall time of one sweep, and an estimate for
-//! 500 from the measured slope.
+//! Last, sweeps at scale: each function's sweep over 10, 40 and 160
+//! managed groups (each behind a target group of its own) and as many
+//! tagged databases, with the calls and wall time of one sweep, and an
+//! estimate for 500 from the measured slope.
 //!
 //! `BALLAST_BENCH_RUNS` sets the processes per function (default 10);
 //! `BALLAST_BENCH_ONLY=scale` runs the scale section alone;
@@ -487,6 +487,9 @@ async fn storm() {
 }
 
 /// One sweep per function over `groups` managed groups, each behind a
+/// target group of its own, and as many tagged databases (the seed's Aurora
+/// cluster and two instances, then Multi-AZ instances), each with its
+/// CNAME:
 /// target group of its own (one instance each: moto gives a subnet 251 addresses): the calls and wall time of
 /// the second sweep (the first warms the process).
 async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
@@ -496,13 +499,21 @@ async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
     for i in 1..groups {
         stack.add_service(&format!("svc-{i:03}"), 1).await;
     }
+    let dbs = Databases::seed(&moto.sdk_config()).await;
+    for i in 3..groups {
+        dbs.add_database(&format!("db-{i:03}")).await;
+    }
     let proxy = Proxy::start(&moto.endpoint(), 0.0, 1).await;
     let mut env = proxy.env(&moto);
     env.push(("BALLAST_TOPIC_ARN".into(), stack.topic_arn.clone()));
     env.push(("BALLAST_LEASE_TABLE".into(), LEASE_TABLE.into()));
     let mut out = vec![];
     // The template's timeouts.
-    for (function, timeout) in [("unhealthy-target", 60), ("az-impairment", 120)] {
+    for (function, timeout) in [
+        ("unhealthy-target", 60),
+        ("rds-failover", 300),
+        ("az-impairment", 120),
+    ] {
         let host = RuntimeHost::start(function, Duration::from_secs(timeout)).await;
         let _process = host.spawn(&function_binary(function), function, &env);
         let sweep = sample_event("scheduled-sweep.json");
@@ -517,11 +528,11 @@ async fn scale_point(groups: usize) -> Vec<(&'static str, u64, Duration)> {
 
 async fn scale() {
     println!(
-        "\nsweeps at scale: N managed groups, each behind its own target group (1 instance each); one sweep, the second of two"
+        "\nsweeps at scale: N managed groups, each behind its own target group (1 instance each), and N tagged databases; one sweep, the second of two"
     );
     println!(
         "  {:<18} {:>6} {:>8} {:>15} {:>10}",
-        "function", "groups", "calls", "calls per group", "wall ms"
+        "function", "N", "calls", "calls per N", "wall ms"
     );
     let mut points: Vec<(&str, usize, u64, Duration)> = vec![];
     for groups in [10, 40, 160] {
@@ -534,7 +545,7 @@ async fn scale() {
             points.push((function, groups, calls, took));
         }
     }
-    for function in ["unhealthy-target", "az-impairment"] {
+    for function in ["unhealthy-target", "rds-failover", "az-impairment"] {
         let at = |n: usize| {
             points
                 .iter()
