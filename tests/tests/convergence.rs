@@ -513,21 +513,26 @@ async fn a_report_refused_by_sns_is_tried_again_then_kept_in_the_lambda_error() 
     assert!(i.stack.reports().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
+/// A promotion whose report SNS refused: made, and its report parked.
+async fn parked_promotion() -> (Incident, Databases) {
     let (i, dbs, endpoint, dns_tag) = promotion_incident(Duration::from_secs(120)).await;
     i.proxy.target("Publish", None, Targeted::Refuse);
-    let failure = sample_event("rds-instance-failure.json");
     let error = i
         .function
-        .invoke(failure.clone())
+        .invoke(sample_event("rds-instance-failure.json"))
         .await
         .expect_err("unpublished");
     assert_eq!(error["errorType"], "Ballast.ReportNotPublished");
     dbs.assert_promoted(&endpoint, &dns_tag, "promoted, not reported")
         .await;
-
     i.proxy.clear_targets();
+    (i, dbs)
+}
+
+#[tokio::test]
+async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
+    let (i, dbs) = parked_promotion().await;
+    let failure = sample_event("rds-instance-failure.json");
     assert_eq!(i.function.run(failure).await.outcome, Outcome::Noop);
     let delivered = assert_subjects(&i.stack).await;
     assert_eq!(delivered.len(), 1, "{delivered:#?}");
@@ -545,17 +550,7 @@ async fn a_promotion_report_refused_by_sns_is_published_by_the_next_delivery() {
 /// promotion report is published, late, by that sweep.
 #[tokio::test]
 async fn a_sweep_of_many_databases_publishes_a_parked_report_from_one_listing() {
-    let (i, dbs, endpoint, dns_tag) = promotion_incident(Duration::from_secs(120)).await;
-    i.proxy.target("Publish", None, Targeted::Refuse);
-    let error = i
-        .function
-        .invoke(sample_event("rds-instance-failure.json"))
-        .await
-        .expect_err("unpublished");
-    assert_eq!(error["errorType"], "Ballast.ReportNotPublished");
-    dbs.assert_promoted(&endpoint, &dns_tag, "promoted, not reported")
-        .await;
-    i.proxy.clear_targets();
+    let (i, dbs) = parked_promotion().await;
     for n in 0..4 {
         dbs.add_database(&format!("extra-{n}")).await;
     }
