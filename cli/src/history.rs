@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::QueryStatus;
 
-use ballast::event::short_name;
 use ballast::report::{Function, Outcome, Report};
 
 use crate::{cut_at_word, json_text, steer, Answer, Exit, Target};
@@ -122,10 +121,9 @@ pub fn render(reports: &[Report], details: bool) -> String {
     }
     let mut out = String::new();
     for r in reports {
-        let resource = match r.resources.as_slice() {
-            [] => "-".to_string(),
-            [one] => short_name(one).to_string(),
-            [first, rest @ ..] => format!("{} (+{})", short_name(first), rest.len()),
+        let resource = match r.resources_phrase() {
+            none if none.is_empty() => "-".to_string(),
+            phrase => phrase,
         };
         // To the second: `2026-12-07T10:36:38Z`.
         let time = match r.time.split_once('.') {
