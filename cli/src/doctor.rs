@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use ballast::aws::reports::Subscription;
 use ballast::aws::{alarms, balancer, database, dns, fleet, reports, zonal_shift};
-use ballast::decide::budget::target_group_key;
 use ballast::decide::rds_failover::parse_dns_tag;
+use ballast::decide::unhealthy_target::target_group_key;
 use ballast::resources::Instance;
 use ballast::resources::{Group, MetricAlarm, TargetGroup};
 use ballast::{config, tags};

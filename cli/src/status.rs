@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use ballast::aws::{database, dns, fleet, leases};
 use ballast::decide::az_impairment::Evacuation;
-use ballast::decide::budget::{Replaced, Suspended};
 use ballast::decide::rds_failover::parse_dns_tag;
+use ballast::decide::unhealthy_target::{Replaced, Suspended};
 use ballast::report::{now_epoch, rfc3339};
 use ballast::resources::Group;
 use ballast::resources::{Cluster, Instance};
@@ -143,7 +143,7 @@ pub fn group_status(g: &Group, subnet_zone: &BTreeMap<String, String>) -> GroupS
                     evacuated.insert(az, by);
                 }
             }
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     let breaker = g

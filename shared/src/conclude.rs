@@ -80,13 +80,13 @@ impl ReportContext {
                 plan.situation.clone(),
                 plan.reason.clone(),
             ),
-            Verdict::Declined if plan.steps.is_empty() => (
+            Verdict::Declined(_) if plan.steps.is_empty() => (
                 Outcome::Declined,
                 plan.severity,
                 plan.situation.clone(),
                 plan.reason.clone(),
             ),
-            Verdict::Declined if dry_run => (
+            Verdict::Declined(_) if dry_run => (
                 Outcome::Declined,
                 plan.severity,
                 format!("{} {}", plan.situation, would()),
@@ -98,8 +98,8 @@ impl ReportContext {
                 format!("{} {}", plan.situation, would()),
                 plan.reason.clone(),
             ),
-            Verdict::Act | Verdict::Declined if !failures.is_empty() => failed(),
-            Verdict::Act | Verdict::Declined => (
+            Verdict::Act | Verdict::Declined(_) if !failures.is_empty() => failed(),
+            Verdict::Act | Verdict::Declined(_) => (
                 if plan.verdict == Verdict::Act {
                     Outcome::Remediated
                 } else {

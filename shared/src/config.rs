@@ -40,8 +40,8 @@ pub struct Config {
     pub dns_ttl: i64,
     /// A zone evacuated longer than this is reported by every sweep.
     pub evacuation_warn_hours: u32,
-    /// The replacement budget of each managed ASG (`decide::budget`).
-    pub replacement_budget: crate::decide::budget::Budget,
+    /// The replacement budget of each managed ASG (`decide::unhealthy_target::budget`).
+    pub replacement_budget: crate::decide::unhealthy_target::Budget,
     /// The DynamoDB table of leases (`lease`).
     pub lease_table: String,
     /// How long a requested promotion may go unseen by RDS before it is
@@ -181,7 +181,7 @@ impl Config {
 
         Ok(Config {
             topic_arn,
-            replacement_budget: crate::decide::budget::Budget {
+            replacement_budget: crate::decide::unhealthy_target::Budget {
                 percent,
                 window_secs: window_minutes * 60,
             },
@@ -250,7 +250,7 @@ mod tests {
                 max_evacuated_azs: 1,
                 dns_ttl: DEFAULT_DNS_TTL,
                 evacuation_warn_hours: 12,
-                replacement_budget: crate::decide::budget::Budget {
+                replacement_budget: crate::decide::unhealthy_target::Budget {
                     percent: 30,
                     window_secs: 3600,
                 },

@@ -2,7 +2,6 @@
 //! nothing) and records each step's status. Turning plan and records into
 //! the report is `conclude`'s.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "rds")]
@@ -14,7 +13,7 @@ use crate::aws::fleet;
 use crate::aws::Aws;
 #[cfg(feature = "rds")]
 use crate::aws::AwsError;
-use crate::decide::{Plan, Step};
+use crate::decide::{Chains, Plan, Step};
 use crate::failure::Failure;
 use crate::lease::{self, Lease};
 use crate::report::{ActionRecord, ActionStatus};
@@ -54,16 +53,13 @@ pub async fn execute(
     mut lease: Option<&mut Lease>,
 ) -> Vec<Applied> {
     let mut applied: Vec<Applied> = Vec::with_capacity(plan.steps.len());
-    // Chains stopped, with why their remaining steps are not started.
-    let mut stopped: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut chains = Chains::of(plan);
     let mut lease_lost = false;
     for step in &plan.steps {
-        let chain = if plan.sequential { "" } else { step.chain() };
-        let waited_on = step.after().and_then(|a| stopped.get(a));
-        let lost = lease_lost.then_some(&LEASE_LOST);
-        if let Some(why) = stopped.get(chain).or(waited_on).or(lost) {
+        let lost = lease_lost.then_some(LEASE_LOST);
+        if let Some(why) = chains.blocked(step).or(lost) {
             applied.push(Applied {
-                record: step.record(ActionStatus::Skipped, *why),
+                record: step.record(ActionStatus::Skipped, why),
                 error: None,
             });
             continue;
@@ -76,7 +72,7 @@ pub async fn execute(
             continue;
         }
         if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN) {
-            stopped.insert(chain, FAILED_BEFORE);
+            chains.stop(step, FAILED_BEFORE);
             applied.push(Applied {
                 record: step.record(
                     ActionStatus::Skipped,
@@ -97,7 +93,7 @@ pub async fn execute(
             }
         }
         let left = lease.as_deref().map(Lease::left);
-        let result = match budget(deadline).into_iter().chain(left).min() {
+        let result = match time_left(deadline).into_iter().chain(left).min() {
             Some(left) => tokio::time::timeout(left, apply(step, aws, wait_until(deadline)))
                 .await
                 .unwrap_or_else(|_| {
@@ -121,8 +117,8 @@ pub async fn execute(
             },
             Ok(StepResult::Deferred(detail)) => {
                 // What follows a deferred step waits for it too.
-                stopped.insert(
-                    chain,
+                chains.stop(
+                    step,
                     "not started: waiting for an earlier step, left to the next event or sweep",
                 );
                 Applied {
@@ -131,7 +127,7 @@ pub async fn execute(
                 }
             }
             Err(err) => {
-                stopped.insert(chain, FAILED_BEFORE);
+                chains.stop(step, FAILED_BEFORE);
                 Applied {
                     record: step.record(ActionStatus::Failed, err.to_string()),
                     error: Some(err),
@@ -157,7 +153,7 @@ fn need(step: &Step) -> Duration {
 }
 
 /// How long a step may run: until the deadline minus the margin.
-fn budget(deadline: Option<Instant>) -> Option<Duration> {
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| {
         d.saturating_duration_since(Instant::now())
             .saturating_sub(DEADLINE_MARGIN)
@@ -255,14 +251,14 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Fai
             }
         }
         #[cfg(feature = "rds")]
-        Step::AddTag {
+        Step::TagDatabase {
             arn, key, value, ..
         } => {
             database::add_tag(&aws.rds, arn, key, value).await?;
             Ok(StepResult::Done(format!("{key}={value}")))
         }
         #[cfg(feature = "rds")]
-        Step::RemoveTag { arn, key, .. } => {
+        Step::UntagDatabase { arn, key, .. } => {
             database::remove_tag(&aws.rds, arn, key).await?;
             Ok(StepResult::Done(format!("{key} removed")))
         }

@@ -48,7 +48,7 @@ pub mod tags {
     /// Written by Ballast on an evacuated Auto Scaling group.
     pub const EVACUATED: &str = "ballast:evacuated";
     /// Ballast's own replacement marks inside the budget window
-    /// (`decide::budget::Replaced`).
+    /// (`decide::unhealthy_target::Replaced`).
     pub const REPLACED: &str = "ballast:replaced";
     /// The processes the breaker suspended, when and why.
     pub const SUSPENDED: &str = "ballast:suspended";

@@ -85,7 +85,7 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             max_evacuated_azs: 1,
             dns_ttl: ballast::config::DEFAULT_DNS_TTL,
             evacuation_warn_hours: ballast::config::DEFAULT_EVACUATION_WARN_HOURS,
-            replacement_budget: ballast::decide::budget::Budget {
+            replacement_budget: ballast::decide::unhealthy_target::Budget {
                 percent: 30,
                 window_secs: 3600,
             },

@@ -259,7 +259,8 @@ async fn a_second_failure_within_the_window_waits_for_the_budget() {
 
     // An hour later the first mark has left the window: the breaker closes
     // and the instance is marked, the record written before the mark.
-    let mut older = ballast::decide::budget::Replaced::parse(&marks).expect("Ballast's record");
+    let mut older =
+        ballast::decide::unhealthy_target::Replaced::parse(&marks).expect("Ballast's record");
     for m in &mut older.marks {
         m.at -= 61 * 60;
     }

@@ -2,9 +2,17 @@
 //! branch is unit- and property-tested.
 
 pub mod az_impairment;
-pub mod budget;
+mod chains;
+mod decline;
+#[cfg(test)]
+mod prefixes;
 pub mod rds_failover;
 pub mod unhealthy_target;
+
+pub use chains::Chains;
+pub use decline::Decline;
+#[cfg(test)]
+pub(crate) use prefixes::prefixes;
 
 use crate::report::{ActionKind, ActionRecord, ActionStatus, Evidence, Severity};
 
@@ -16,15 +24,15 @@ pub enum Step {
     MarkUnhealthy { instance_id: String, asg: String },
     /// `PromoteReadReplica`: the replica becomes a standalone primary.
     PromoteReplica { replica: String, primary: String },
-    /// `AddTagsToResource` on a DB resource.
-    AddTag {
+    /// `AddTagsToResource` on a DB instance or cluster.
+    TagDatabase {
         resource: String,
         arn: String,
         key: String,
         value: String,
     },
-    /// `RemoveTagsFromResource` on a DB resource.
-    RemoveTag {
+    /// `RemoveTagsFromResource` on a DB instance or cluster.
+    UntagDatabase {
         resource: String,
         arn: String,
         key: String,
@@ -67,8 +75,8 @@ impl Step {
         match self {
             Step::MarkUnhealthy { .. } => ActionKind::MarkUnhealthy,
             Step::PromoteReplica { .. } => ActionKind::PromoteReplica,
-            Step::AddTag { .. } => ActionKind::Tag,
-            Step::RemoveTag { .. } => ActionKind::Untag,
+            Step::TagDatabase { .. } => ActionKind::Tag,
+            Step::UntagDatabase { .. } => ActionKind::Untag,
             Step::UpsertCname { .. } => ActionKind::UpsertCname,
             Step::UpdateGroup { .. } => ActionKind::UpdateAsg,
             Step::TagGroup { .. } => ActionKind::TagAsg,
@@ -82,7 +90,7 @@ impl Step {
         match self {
             Step::MarkUnhealthy { instance_id, .. } => instance_id,
             Step::PromoteReplica { replica, .. } => replica,
-            Step::AddTag { resource, .. } | Step::RemoveTag { resource, .. } => resource,
+            Step::TagDatabase { resource, .. } | Step::UntagDatabase { resource, .. } => resource,
             Step::UpsertCname { name, .. } => name,
             Step::UpdateGroup { asg, .. }
             | Step::TagGroup { asg, .. }
@@ -134,13 +142,15 @@ impl Step {
             Step::PromoteReplica { replica, primary } => {
                 format!("promote read replica {replica} of {primary}")
             }
-            Step::AddTag {
+            Step::TagDatabase {
                 resource,
                 key,
                 value,
                 ..
             } => format!("tag {resource} {key}={value}"),
-            Step::RemoveTag { resource, key, .. } => format!("remove tag {key} from {resource}"),
+            Step::UntagDatabase { resource, key, .. } => {
+                format!("remove tag {key} from {resource}")
+            }
             Step::UpdateGroup {
                 asg,
                 subnets,
@@ -188,8 +198,9 @@ impl Step {
 pub enum Verdict {
     /// Apply `steps`.
     Act,
-    /// A guardrail holds: apply nothing, tell a human.
-    Declined,
+    /// A guardrail holds: apply nothing (but what the refusal itself does,
+    /// the breaker it trips), tell a human why.
+    Declined(Decline),
     /// The live state is already what it should be.
     Noop,
     /// Not Ballast's business (unmanaged, wrong kind of resource).
@@ -260,12 +271,13 @@ impl Plan {
     /// A guardrail refuses to act, for `reason` (steps, if any, are what
     /// the refusal itself does: the breaker it trips).
     pub fn declined(
+        why: Decline,
         situation: impl Into<String>,
         reason: impl Into<String>,
         resources: Vec<String>,
     ) -> Self {
         Plan {
-            verdict: Verdict::Declined,
+            verdict: Verdict::Declined(why),
             ..Plan::noop(situation, resources).with_reason(reason)
         }
     }

@@ -12,8 +12,8 @@ use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{alarms, fleet, network, zonal_shift, AwsError};
 use crate::context::Ballast;
 use crate::decide::az_impairment::{
-    decide, holds, resync, still_held, zones_holding, Change, Evacuation, FleetState, GroupState,
-    Hold, Policy, Readings,
+    decide, holds, resync, still_held, zones_holding, Change, Evacuation, FleetState, Hold, Policy,
+    Readings, ZonedGroup,
 };
 use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
@@ -450,10 +450,10 @@ pub async fn observe(
     ballast: &Ballast,
     known: Option<BTreeMap<String, String>>,
 ) -> Result<FleetState, AwsError> {
-    let groups: Vec<GroupState> = fleet::managed_groups(&ballast.aws.autoscaling)
+    let groups: Vec<ZonedGroup> = fleet::managed_groups(&ballast.aws.autoscaling)
         .await?
         .into_iter()
-        .map(GroupState::from)
+        .map(ZonedGroup::from)
         .collect();
     let subnets: BTreeSet<String> = groups
         .iter()

@@ -11,7 +11,7 @@ use crate::aws::database::{self, Listing};
 use crate::aws::{dns, AwsError};
 use crate::context::Ballast;
 use crate::decide::rds_failover::{
-    decide, parse_dns_tag, Cluster, Instance, Policy, Promotion, Signal, Subject,
+    decide, parse_dns_tag, Cluster, Instance, Policy, Promotion, Prompt, Subject,
 };
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
@@ -34,7 +34,7 @@ pub enum Target {
 pub enum Intent {
     Db {
         target: Target,
-        signal: Signal,
+        prompt: Prompt,
     },
     /// Every DB resource carrying a Ballast tag.
     Sweep,
@@ -72,7 +72,7 @@ fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
             };
             Ok(Intent::Db {
                 target,
-                signal: Signal {
+                prompt: Prompt {
                     class: Some(class),
                     named: event.named_instance(),
                 },
@@ -82,7 +82,7 @@ fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         Inbound::Direct(object) => match object.get("dbIdentifier") {
             Some(Value::String(id)) if is_db_identifier(id) => Ok(Intent::Db {
                 target: Target::Either(id.clone()),
-                signal: Signal::default(),
+                prompt: Prompt::default(),
             }),
             Some(Value::String(id)) => Err(format!(
                 "dbIdentifier {id:?} is not a DB cluster or instance identifier"
@@ -115,7 +115,7 @@ pub struct RdsFailover;
 #[derive(Debug, Clone)]
 pub struct Db {
     pub target: Target,
-    pub signal: Signal,
+    pub prompt: Prompt,
     pub listed: Option<Arc<Listing>>,
 }
 
@@ -131,9 +131,9 @@ impl Reconciler for RdsFailover {
 
     async fn work(cx: &Cx<'_>, intent: Intent) -> Result<Work<Db>, Reconciled> {
         match intent {
-            Intent::Db { target, signal } => Ok(Work::one(Db {
+            Intent::Db { target, prompt } => Ok(Work::one(Db {
                 target,
-                signal,
+                prompt,
                 listed: None,
             })),
             Intent::Sweep => sweep(cx).await,
@@ -157,7 +157,7 @@ impl Reconciler for RdsFailover {
             now: crate::report::now_epoch(),
             promotion_settle_secs: config.promotion_settle_secs,
         };
-        decide(subject, &db.signal, &policy)
+        decide(subject, &db.prompt, &policy)
     }
 
     fn lease(_: &Db, subject: &Subject, plan: &Plan) -> Option<lease::Scope> {
@@ -167,7 +167,7 @@ impl Reconciler for RdsFailover {
         // alike.
         let promotes = plan.steps.iter().any(|s| {
             matches!(s, Step::PromoteReplica { .. })
-                || matches!(s, Step::RemoveTag { key, .. } if key == tags::STANDBY_REPLICA)
+                || matches!(s, Step::UntagDatabase { key, .. } if key == tags::STANDBY_REPLICA)
         });
         match (subject, promotes) {
             (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db(primary.id.clone())),
@@ -313,7 +313,7 @@ async fn sweep(cx: &Cx<'_>) -> Result<Work<Db>, Reconciled> {
         .chain(instances.into_iter().map(|i| Target::Instance(i.id)))
         .map(|target| Db {
             target,
-            signal: Signal::default(),
+            prompt: Prompt::default(),
             listed: Some(Arc::clone(&listing)),
         })
         .collect();
@@ -349,7 +349,7 @@ mod tests {
             "arn:aws:rds:us-east-1:1:cluster:orders",
         ));
         assert!(
-            matches!(i, Ok(Intent::Db { target: Target::Cluster(ref c), ref signal }) if c == "orders" && signal.class == Some(EventClass::FailoverCompleted))
+            matches!(i, Ok(Intent::Db { target: Target::Cluster(ref c), ref prompt }) if c == "orders" && prompt.class == Some(EventClass::FailoverCompleted))
         );
         let i = intent(rds_event(
             INSTANCE_EVENT,

@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::{balancer, fleet, AwsError};
 use crate::context::Ballast;
-use crate::decide::budget::OwnReplacements;
+use crate::decide::unhealthy_target::OwnReplacements;
 use crate::decide::unhealthy_target::{
-    decide, AsgMembership, AsgState, Policy, TargetGroupState, TargetState,
+    decide, AsgMembership, BudgetedGroup, Policy, TargetGroupState, TargetState,
 };
 use crate::decide::Plan;
 use crate::event::alarm::AlarmChange;
@@ -241,9 +241,9 @@ async fn regroup(
         let Some(f) = fresh.iter().find(|f| f.name == g.name && f.is_managed()) else {
             return false;
         };
-        *g = AsgState {
+        *g = BudgetedGroup {
             own: g.own,
-            ..AsgState::from(f.clone())
+            ..BudgetedGroup::from(f.clone())
         };
         true
     });
@@ -370,9 +370,9 @@ pub async fn observe(
         } else {
             OwnReplacements::default()
         };
-        groups.push(AsgState {
+        groups.push(BudgetedGroup {
             own,
-            ..AsgState::from(g)
+            ..BudgetedGroup::from(g)
         });
     }
     Ok(Some(TargetGroupState {

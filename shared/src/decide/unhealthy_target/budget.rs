@@ -1,9 +1,7 @@
-//! The fleet breaker's arithmetic and records: the replacement budget of
-//! `unhealthy-target` (per managed ASG, at most `max(1, floor(percent ×
-//! desired / 100))` instances replaced in any window, counting Ballast's own
-//! marks from the `ballast:replaced` record and the ASG's own health-check
-//! replacements from its scaling activities), and the `ballast:suspended`
-//! record of the processes the breaker suspended.
+//! The replacement budget of `unhealthy-target`: per managed ASG, at most
+//! `max(1, floor(percent × desired / 100))` instances replaced in any
+//! window, counting Ballast's own marks from the `ballast:replaced` record
+//! and the ASG's own health-check replacements from its scaling activities.
 
 use crate::records::{self, items, Extra, Fields, Record, Unreadable};
 use crate::tags;
@@ -196,87 +194,6 @@ impl OwnReplacements {
     }
 }
 
-/// The process the breaker suspends: the one with which an ASG replaces
-/// the instances its health check finds unhealthy.
-pub const REPLACE_UNHEALTHY: &str = "ReplaceUnhealthy";
-
-/// The breaker's record, `ballast:suspended`: `p=<processes> at=<epoch
-/// seconds> why=<share|budget> tg=<target group>,...`. The processes are
-/// the only ones Ballast ever resumes; the target groups are those whose
-/// decline holds the breaker open (`name/id`, from their ARNs): it closes
-/// when the last of them is back within the guardrail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suspended {
-    pub processes: Vec<String>,
-    pub at: i64,
-    pub why: String,
-    pub target_groups: Vec<String>,
-    /// Fields a later version wrote, kept.
-    pub extra: Extra,
-}
-
-impl Record for Suspended {
-    const TAG: &'static str = tags::SUSPENDED;
-    const KEYS: &'static [&'static str] = &["p", "at", "why", "tg"];
-
-    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
-        let processes = items(f.one("p")?, ',');
-        if processes.is_empty() {
-            return Err("no process in p=".into());
-        }
-        Ok(Suspended {
-            processes,
-            at: f.number("at")?,
-            why: f.opt("why")?.unwrap_or_default().to_string(),
-            target_groups: items(f.opt("tg")?.unwrap_or_default(), ','),
-            extra,
-        })
-    }
-
-    fn to_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("p", self.processes.join(",")),
-            ("at", self.at.to_string()),
-            ("why", self.why.clone()),
-            ("tg", self.target_groups.join(",")),
-        ]
-    }
-
-    fn extra(&self) -> &Extra {
-        &self.extra
-    }
-}
-
-impl Suspended {
-    pub fn parse(value: &str) -> Result<Suspended, Unreadable> {
-        records::read(value)
-    }
-
-    pub fn encode(&self) -> String {
-        records::write(self)
-    }
-
-    /// The record with `tg` added, when it still fits a tag value (when it
-    /// does not, the target groups already named hold the breaker open, and
-    /// the next look at `tg` after they close trips it again).
-    pub fn holding(&self, tg: &str) -> Option<Suspended> {
-        if self.target_groups.iter().any(|t| t == tg) {
-            return None;
-        }
-        let mut more = self.clone();
-        more.target_groups.push(tg.to_string());
-        (more.encode().len() <= tags::VALUE_MAX).then_some(more)
-    }
-}
-
-/// How a target group is named in the breaker's record: `name/id`, the
-/// tail of its ARN.
-pub fn target_group_key(arn: &str) -> &str {
-    crate::event::Arn::parse(arn)
-        .and_then(|a| a.resource.strip_prefix("targetgroup/"))
-        .unwrap_or(arn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,58 +279,6 @@ mod tests {
         assert_eq!(own.spent_with(3), 5);
         let operator = OwnReplacements::count([UserHealthCheck, UserHealthCheck]);
         assert_eq!(operator.spent_with(1), 2);
-    }
-
-    #[test]
-    fn the_suspended_record_round_trips_and_names_its_target_groups() {
-        let tg =
-            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/73e2d6bc24d8a067";
-        assert_eq!(target_group_key(tg), "web/73e2d6bc24d8a067");
-        let r = Suspended {
-            processes: vec![REPLACE_UNHEALTHY.into()],
-            at: 1_796_140_800,
-            why: "share".into(),
-            target_groups: vec![target_group_key(tg).into()],
-            extra: Extra::default(),
-        };
-        let value = r.encode();
-        assert_eq!(
-            value,
-            "p=ReplaceUnhealthy at=1796140800 why=share tg=web/73e2d6bc24d8a067"
-        );
-        assert_eq!(Suspended::parse(&value), Ok(r.clone()));
-        assert_eq!(r.holding("web/73e2d6bc24d8a067"), None);
-        let two = r.holding("api/0123456789abcdef").unwrap();
-        assert_eq!(two.target_groups.len(), 2);
-        // Target groups beyond what a tag holds are not recorded.
-        let mut full = two;
-        for k in 0..10 {
-            if let Some(more) =
-                full.holding(&format!("a-long-target-group-name-{k:05}/0123456789abcdef"))
-            {
-                full = more;
-            }
-        }
-        assert!(full.encode().len() <= tags::VALUE_MAX);
-        for bad in [
-            "",
-            "p= at=1",
-            "p=ReplaceUnhealthy",
-            "p=ReplaceUnhealthy at=x",
-            "p=A p=B at=1",
-        ] {
-            assert!(Suspended::parse(bad).is_err(), "{bad}");
-        }
-        // A field a later version adds is read past and kept.
-        let later = Suspended::parse("x=1 p=A at=1").unwrap();
-        assert_eq!(
-            (later.processes.clone(), later.at),
-            (vec!["A".to_string()], 1)
-        );
-        assert_eq!(
-            later.holding("web/1").unwrap().encode(),
-            "p=A at=1 why= tg=web/1 x=1"
-        );
     }
 
     /// Causes as AWS writes them, from the user guide and published
