@@ -75,110 +75,54 @@ impl Config {
     /// An empty value counts as unset, as CloudFormation passes empty
     /// parameters through as empty strings.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-
-        const TOPIC_EXPECTED: &str =
-            "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:ballast-reports";
-        let topic_arn = get(TOPIC_ARN).ok_or(ConfigError::Missing {
-            variable: TOPIC_ARN,
-            expected: TOPIC_EXPECTED,
-        })?;
-        let topic_arn = topic_arn.trim().to_string();
-        if !is_sns_topic_arn(&topic_arn) {
-            return Err(ConfigError::Invalid {
-                variable: TOPIC_ARN,
-                value: topic_arn,
-                expected: TOPIC_EXPECTED,
-            });
-        }
-
-        const TABLE_EXPECTED: &str =
-            "a DynamoDB table name (3-255 letters, digits, '_', '-', '.'), the stack's lease table";
-        let lease_table = get(LEASE_TABLE)
-            .ok_or(ConfigError::Missing {
-                variable: LEASE_TABLE,
-                expected: TABLE_EXPECTED,
-            })?
-            .trim()
-            .to_string();
-        if !is_table_name(&lease_table) {
-            return Err(ConfigError::Invalid {
-                variable: LEASE_TABLE,
-                value: lease_table,
-                expected: TABLE_EXPECTED,
-            });
-        }
-
-        let dry_run = match get(DRY_RUN) {
-            None => false,
-            Some(v) => parse_bool(&v).ok_or(ConfigError::Invalid {
-                variable: DRY_RUN,
-                value: v,
-                expected: "true or false",
-            })?,
-        };
-
-        // A whole number in `range`, or `default` when unset.
-        let number = |variable: &'static str,
-                      default: i64,
-                      range: std::ops::RangeInclusive<i64>,
-                      expected: &'static str|
-         -> Result<i64, ConfigError> {
-            match get(variable) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or(ConfigError::Invalid {
-                        variable,
-                        value: v,
-                        expected,
-                    }),
-            }
-        };
-        // Every range below fits its field's type.
-        fn narrow<T: TryFrom<i64> + Default>(n: i64) -> T {
-            T::try_from(n).unwrap_or_default()
-        }
-        let max_unhealthy_percent = narrow(number(
+        let vars = Vars(lookup);
+        let topic_arn = vars.required(
+            TOPIC_ARN,
+            "an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:ballast-reports",
+            is_sns_topic_arn,
+        )?;
+        let lease_table = vars.required(
+            LEASE_TABLE,
+            "a DynamoDB table name (3-255 letters, digits, '_', '-', '.'), the stack's lease table",
+            is_table_name,
+        )?;
+        let dry_run = vars.flag(DRY_RUN)?;
+        let max_unhealthy_percent = vars.number(
             MAX_UNHEALTHY_PERCENT,
             50,
             0..=100,
             "a whole number of percent from 0 to 100",
-        )?);
-        let max_evacuated_azs = narrow(number(
+        )?;
+        let max_evacuated_azs = vars.number(
             MAX_EVACUATED_AZS,
             1,
             0..=32,
             "a whole number of Availability Zones from 0 to 32",
-        )?);
-        let dns_ttl = number(
+        )?;
+        let dns_ttl = vars.number(
             DNS_TTL,
             DEFAULT_DNS_TTL,
             1..=86_400,
             "a TTL in seconds from 1 to 86400",
         )?;
-        let evacuation_warn_hours = narrow(number(
+        let evacuation_warn_hours = vars.number(
             EVACUATION_WARN_HOURS,
-            DEFAULT_EVACUATION_WARN_HOURS.into(),
+            DEFAULT_EVACUATION_WARN_HOURS,
             1..=8_760,
             "a whole number of hours from 1 to 8760",
-        )?);
-        let percent = narrow(number(
+        )?;
+        let percent = vars.number(
             MAX_REPLACED_PERCENT,
             30,
             1..=100,
             "a whole number of percent from 1 to 100",
-        )?);
-        let window_minutes = number(
+        )?;
+        let window_minutes: i64 = vars.number(
             REPLACEMENT_WINDOW_MINUTES,
             60,
             1..=1_440,
             "a whole number of minutes from 1 to 1440",
         )?;
-
         Ok(Config {
             topic_arn,
             replacement_budget: crate::decide::unhealthy_target::Budget {
@@ -193,6 +137,72 @@ impl Config {
             lease_table,
             promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
         })
+    }
+}
+
+/// The variables, read through a lookup; a blank one is unset.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A variable that must be set, trimmed, and `valid`.
+    fn required(
+        &self,
+        variable: &'static str,
+        expected: &'static str,
+        valid: impl Fn(&str) -> bool,
+    ) -> Result<String, ConfigError> {
+        let value = self
+            .get(variable)
+            .ok_or(ConfigError::Missing { variable, expected })?
+            .trim()
+            .to_string();
+        if !valid(&value) {
+            return Err(ConfigError::Invalid {
+                variable,
+                value,
+                expected,
+            });
+        }
+        Ok(value)
+    }
+
+    /// `true` or `false`; unset is `false`.
+    fn flag(&self, variable: &'static str) -> Result<bool, ConfigError> {
+        match self.get(variable) {
+            None => Ok(false),
+            Some(v) => parse_bool(&v).ok_or(ConfigError::Invalid {
+                variable,
+                value: v,
+                expected: "true or false",
+            }),
+        }
+    }
+
+    /// A whole number in `range` (which fits `T`), or `default` when unset.
+    fn number<T: TryFrom<i64>>(
+        &self,
+        variable: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<i64>,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = self.get(variable) else {
+            return Ok(default);
+        };
+        v.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or(ConfigError::Invalid {
+                variable,
+                value: v,
+                expected,
+            })
     }
 }
 

@@ -92,50 +92,71 @@ pub async fn execute(
                 continue;
             }
         }
-        let left = lease.as_deref().map(Lease::left);
-        let result = match time_left(deadline).into_iter().chain(left).min() {
-            Some(left) => tokio::time::timeout(left, apply(step, aws, wait_until(deadline)))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(deadline_error(
-                        step,
-                        "stopped: the step ran into the invocation deadline or the end of its lease (its outcome is unknown; the retry re-reads it)",
-                    ))
-                }),
-            None => apply(step, aws, wait_until(deadline)).await,
-        };
+        let result = bounded(step, aws, deadline, lease.as_deref()).await;
         tracing::info!(
             kind = step.kind().as_str(),
             target = step.target(),
             ok = result.is_ok(),
             "step applied"
         );
-        applied.push(match result {
-            Ok(StepResult::Done(detail)) => Applied {
-                record: step.record(ActionStatus::Done, detail),
-                error: None,
-            },
-            Ok(StepResult::Deferred(detail)) => {
-                // What follows a deferred step waits for it too.
-                chains.stop(
-                    step,
-                    "not started: waiting for an earlier step, left to the next event or sweep",
-                );
-                Applied {
-                    record: step.record(ActionStatus::Skipped, detail),
-                    error: None,
-                }
-            }
-            Err(err) => {
-                chains.stop(step, FAILED_BEFORE);
-                Applied {
-                    record: step.record(ActionStatus::Failed, err.to_string()),
-                    error: Some(err),
-                }
-            }
-        });
+        applied.push(settle(step, result, &mut chains));
     }
     applied
+}
+
+/// `step` applied, cut at the deadline (minus the margin) or the end of
+/// the lease, whichever is first.
+async fn bounded(
+    step: &Step,
+    aws: &Aws,
+    deadline: Option<Instant>,
+    lease: Option<&Lease>,
+) -> Result<StepResult, Failure> {
+    let left = lease.map(Lease::left);
+    let Some(left) = time_left(deadline).into_iter().chain(left).min() else {
+        return apply(step, aws, wait_until(deadline)).await;
+    };
+    tokio::time::timeout(left, apply(step, aws, wait_until(deadline)))
+        .await
+        .unwrap_or_else(|_| {
+            Err(deadline_error(
+                step,
+                "stopped: the step ran into the invocation deadline or the end of its lease (its outcome is unknown; the retry re-reads it)",
+            ))
+        })
+}
+
+/// The report line of a step's `result`; a step deferred or failed stops
+/// its chain.
+fn settle<'a>(
+    step: &'a Step,
+    result: Result<StepResult, Failure>,
+    chains: &mut Chains<'a>,
+) -> Applied {
+    match result {
+        Ok(StepResult::Done(detail)) => Applied {
+            record: step.record(ActionStatus::Done, detail),
+            error: None,
+        },
+        Ok(StepResult::Deferred(detail)) => {
+            // What follows a deferred step waits for it too.
+            chains.stop(
+                step,
+                "not started: waiting for an earlier step, left to the next event or sweep",
+            );
+            Applied {
+                record: step.record(ActionStatus::Skipped, detail),
+                error: None,
+            }
+        }
+        Err(err) => {
+            chains.stop(step, FAILED_BEFORE);
+            Applied {
+                record: step.record(ActionStatus::Failed, err.to_string()),
+                error: Some(err),
+            }
+        }
+    }
 }
 
 const FAILED_BEFORE: &str = "not started: an earlier step failed";
@@ -191,54 +212,85 @@ enum StepResult {
 async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Failure> {
     match step {
         #[cfg(feature = "autoscaling")]
+        Step::MarkUnhealthy { .. }
+        | Step::UpdateGroup { .. }
+        | Step::TagGroup { .. }
+        | Step::UntagGroup { .. }
+        | Step::SuspendProcesses { .. }
+        | Step::ResumeProcesses { .. } => apply_to_group(step, aws).await,
+        #[cfg(feature = "rds")]
+        Step::PromoteReplica { .. } | Step::TagDatabase { .. } | Step::UntagDatabase { .. } => {
+            apply_to_database(step, aws).await
+        }
+        #[cfg(all(feature = "route53", feature = "rds"))]
+        Step::UpsertCname { .. } => upsert_cname(step, aws, until).await,
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
+    }
+}
+
+/// A step of a service this function is not built with: its decisions
+/// never plan one.
+fn not_built(step: &Step) -> Failure {
+    Failure::NotBuilt {
+        kind: step.kind().as_str(),
+        resource: step.target().to_string(),
+    }
+}
+
+/// A step on an Auto Scaling group.
+#[cfg(feature = "autoscaling")]
+async fn apply_to_group(step: &Step, aws: &Aws) -> Result<StepResult, Failure> {
+    let done = match step {
         Step::MarkUnhealthy { instance_id, asg } => {
             fleet::mark_unhealthy(&aws.autoscaling, instance_id).await?;
-            Ok(StepResult::Done(format!(
-                "SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it"
-            )))
+            format!("SetInstanceHealth(Unhealthy, ShouldRespectGracePeriod=true): ASG {asg} replaces it")
         }
-        #[cfg(feature = "autoscaling")]
         Step::UpdateGroup {
             asg,
             subnets,
             max_size,
         } => {
             fleet::update_group(&aws.autoscaling, asg, subnets, *max_size).await?;
-            Ok(StepResult::Done(format!(
+            format!(
                 "VPCZoneIdentifier={}{}",
                 subnets.join(","),
                 max_size
                     .map(|m| format!(", MaxSize={m}"))
                     .unwrap_or_default()
-            )))
+            )
         }
-        #[cfg(feature = "autoscaling")]
         Step::TagGroup { asg, key, value } => {
             fleet::tag_group(&aws.autoscaling, asg, key, value).await?;
-            Ok(StepResult::Done(format!("{key}={value}")))
+            format!("{key}={value}")
         }
-        #[cfg(feature = "autoscaling")]
         Step::UntagGroup { asg, key } => {
             fleet::untag_group(&aws.autoscaling, asg, key).await?;
-            Ok(StepResult::Done(format!("{key} removed")))
+            format!("{key} removed")
         }
-        #[cfg(feature = "autoscaling")]
         Step::SuspendProcesses { asg, processes } => {
             fleet::suspend_processes(&aws.autoscaling, asg, processes).await?;
-            Ok(StepResult::Done(format!(
+            format!(
                 "SuspendProcesses({}): ASG {asg} no longer replaces unhealthy instances by itself",
                 processes.join(",")
-            )))
+            )
         }
-        #[cfg(feature = "autoscaling")]
         Step::ResumeProcesses { asg, processes } => {
             fleet::resume_processes(&aws.autoscaling, asg, processes).await?;
-            Ok(StepResult::Done(format!(
+            format!(
                 "ResumeProcesses({}): ASG {asg} replaces unhealthy instances again",
                 processes.join(",")
-            )))
+            )
         }
-        #[cfg(feature = "rds")]
+        other => return Err(not_built(other)),
+    };
+    Ok(StepResult::Done(done))
+}
+
+/// A step on a DB instance or cluster.
+#[cfg(feature = "rds")]
+async fn apply_to_database(step: &Step, aws: &Aws) -> Result<StepResult, Failure> {
+    match step {
         Step::PromoteReplica { replica, primary } => {
             match database::promote_read_replica(&aws.rds, replica).await {
                 Ok(()) => Ok(StepResult::Done(format!(
@@ -250,58 +302,57 @@ async fn apply(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Fai
                 Err(e) => Err(e.into()),
             }
         }
-        #[cfg(feature = "rds")]
         Step::TagDatabase {
             arn, key, value, ..
         } => {
             database::add_tag(&aws.rds, arn, key, value).await?;
             Ok(StepResult::Done(format!("{key}={value}")))
         }
-        #[cfg(feature = "rds")]
         Step::UntagDatabase { arn, key, .. } => {
             database::remove_tag(&aws.rds, arn, key).await?;
             Ok(StepResult::Done(format!("{key} removed")))
         }
-        #[cfg(all(feature = "route53", feature = "rds"))]
-        Step::UpsertCname {
-            zone_id,
-            name,
-            value,
-            ttl,
-            previous,
-            when_available,
-        } => {
-            if let Some(db) = when_available {
-                let status = wait_available(aws, db, until).await?;
-                if status != "available" {
-                    return Ok(StepResult::Deferred(format!(
-                        "{db} is {status}, not yet available: the next event or sweep points {name} at it"
-                    )));
-                }
-            }
-            let done = dns::upsert_cname(&aws.route53, zone_id, name, value, *ttl, until).await?;
-            let sync = if done.in_sync {
-                "INSYNC".to_string()
-            } else {
-                format!(
-                    "PENDING after {}s (Route 53 finishes it)",
-                    done.waited.as_secs()
-                )
-            };
-            Ok(StepResult::Done(format!(
-                "{} -> {value} (TTL {ttl}s, change {}, {sync})",
-                previous.as_deref().unwrap_or("(absent)"),
-                done.change_id
-            )))
-        }
-        // A step of a service this function is not built with: its
-        // decisions never plan one.
-        #[allow(unreachable_patterns)]
-        other => Err(Failure::NotBuilt {
-            kind: other.kind().as_str(),
-            resource: other.target().to_string(),
-        }),
+        other => Err(not_built(other)),
     }
+}
+
+/// The CNAME upserted (once the DB instance it waits for, if any, is
+/// available), and Route 53's `INSYNC` waited for, bounded.
+#[cfg(all(feature = "route53", feature = "rds"))]
+async fn upsert_cname(step: &Step, aws: &Aws, until: Instant) -> Result<StepResult, Failure> {
+    let Step::UpsertCname {
+        zone_id,
+        name,
+        value,
+        ttl,
+        previous,
+        when_available,
+    } = step
+    else {
+        return Err(not_built(step));
+    };
+    if let Some(db) = when_available {
+        let status = wait_available(aws, db, until).await?;
+        if status != "available" {
+            return Ok(StepResult::Deferred(format!(
+                "{db} is {status}, not yet available: the next event or sweep points {name} at it"
+            )));
+        }
+    }
+    let done = dns::upsert_cname(&aws.route53, zone_id, name, value, *ttl, until).await?;
+    let sync = if done.in_sync {
+        "INSYNC".to_string()
+    } else {
+        format!(
+            "PENDING after {}s (Route 53 finishes it)",
+            done.waited.as_secs()
+        )
+    };
+    Ok(StepResult::Done(format!(
+        "{} -> {value} (TTL {ttl}s, change {}, {sync})",
+        previous.as_deref().unwrap_or("(absent)"),
+        done.change_id
+    )))
 }
 
 #[cfg(feature = "rds")]

@@ -297,9 +297,7 @@ pub async fn observe(
         None => balancer::target_health(&aws.elbv2, &tg.arn).await?,
     };
 
-    let mut members: BTreeMap<String, GroupInstance> = BTreeMap::new();
-    let mut behind: Vec<Group> = vec![];
-    if tg.target_type == "instance" {
+    let (members, behind) = if tg.target_type == "instance" {
         let fetched;
         let managed: &[Group] = match listed {
             Some(l) => &l.managed,
@@ -308,34 +306,64 @@ pub async fn observe(
                 &fetched
             }
         };
-        let ids: BTreeSet<&str> = health.iter().map(|h| h.id.as_str()).collect();
-        for i in managed.iter().flat_map(|g| &g.instances) {
-            if ids.contains(i.instance_id.as_str()) {
-                members.insert(i.instance_id.clone(), i.clone());
-            }
-        }
-        let others: Vec<String> = ids
-            .iter()
-            .filter(|id| !members.contains_key(**id))
-            .map(|id| id.to_string())
-            .collect();
-        if !others.is_empty() {
-            for i in fleet::describe_instances(&aws.autoscaling, &others).await? {
-                members.insert(i.instance_id.clone(), i);
-            }
-        }
-        // Managed groups attached to the target group, or with instances
-        // in it (only those are copied from a sweep's listing).
-        behind = managed
-            .iter()
-            .filter(|g| {
-                g.target_group_arns.contains(&tg.arn) || members.values().any(|m| m.asg == g.name)
-            })
-            .cloned()
-            .collect();
-    }
+        memberships(ballast, &tg.arn, managed, &health).await?
+    } else {
+        (BTreeMap::new(), vec![])
+    };
+    let targets = joined(health, &members, &behind);
+    let groups = budgeted(ballast, behind, &targets, policy).await?;
+    Ok(Some(TargetGroupState {
+        arn: tg.arn,
+        target_type: tg.target_type,
+        targets,
+        groups,
+    }))
+}
 
-    let targets: Vec<TargetState> = health
+/// Which group each target is in (from the managed groups' instance lists,
+/// then `DescribeAutoScalingInstances` for the rest), and the managed
+/// groups behind target group `tg`: attached to it, or with instances in it
+/// (only those are copied from a sweep's listing).
+async fn memberships(
+    ballast: &Ballast,
+    tg: &str,
+    managed: &[Group],
+    health: &[TargetHealth],
+) -> Result<(BTreeMap<String, GroupInstance>, Vec<Group>), AwsError> {
+    let ids: BTreeSet<&str> = health.iter().map(|h| h.id.as_str()).collect();
+    let mut members: BTreeMap<String, GroupInstance> = managed
+        .iter()
+        .flat_map(|g| &g.instances)
+        .filter(|i| ids.contains(i.instance_id.as_str()))
+        .map(|i| (i.instance_id.clone(), i.clone()))
+        .collect();
+    let others: Vec<String> = ids
+        .iter()
+        .filter(|id| !members.contains_key(**id))
+        .map(|id| id.to_string())
+        .collect();
+    if !others.is_empty() {
+        for i in fleet::describe_instances(&ballast.aws.autoscaling, &others).await? {
+            members.insert(i.instance_id.clone(), i);
+        }
+    }
+    let behind = managed
+        .iter()
+        .filter(|g| {
+            g.target_group_arns.iter().any(|a| a == tg) || members.values().any(|m| m.asg == g.name)
+        })
+        .cloned()
+        .collect();
+    Ok((members, behind))
+}
+
+/// Each target's health joined with its group's view of it.
+fn joined(
+    health: Vec<TargetHealth>,
+    members: &BTreeMap<String, GroupInstance>,
+    behind: &[Group],
+) -> Vec<TargetState> {
+    health
         .into_iter()
         .map(|h| {
             let member = members.get(&h.id);
@@ -355,17 +383,27 @@ pub async fn observe(
                 reason: h.reason,
             }
         })
-        .collect();
+        .collect()
+}
 
+/// The groups behind, each with its own health-check replacements inside
+/// the budget window — read only for a group with an impaired instance,
+/// the only case where the budget matters.
+async fn budgeted(
+    ballast: &Ballast,
+    behind: Vec<Group>,
+    targets: &[TargetState],
+    policy: &Policy,
+) -> Result<Vec<BudgetedGroup>, AwsError> {
     let mut groups = Vec::with_capacity(behind.len());
     for g in behind {
         let impaired = targets
             .iter()
             .any(|t| t.is_impaired() && t.member.as_ref().is_some_and(|m| m.asg == g.name));
-        // Only an impaired instance makes the budget matter.
         let own = if impaired {
             let since = policy.now - policy.budget.window_secs;
-            let found = fleet::health_replacements(&aws.autoscaling, &g.name, since).await?;
+            let found =
+                fleet::health_replacements(&ballast.aws.autoscaling, &g.name, since).await?;
             OwnReplacements::count(found.into_iter().map(|(_, why)| why))
         } else {
             OwnReplacements::default()
@@ -375,12 +413,7 @@ pub async fn observe(
             ..BudgetedGroup::from(g)
         });
     }
-    Ok(Some(TargetGroupState {
-        arn: tg.arn,
-        target_type: tg.target_type,
-        targets,
-        groups,
-    }))
+    Ok(groups)
 }
 
 /// Every target group attached to a managed ASG, from two listings read

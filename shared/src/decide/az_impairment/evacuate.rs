@@ -221,19 +221,31 @@ fn move_group(
             overflowed,
         };
     }
+    let (update, note) = out_of_zone(g, remaining, az);
+    steps.push(update);
+    Move::Steps {
+        steps,
+        note: Some(note),
+        overflowed,
+    }
+}
+
+/// The group's subnets without `az` (and, when AZ rebalancing needs room
+/// to launch replacements before terminating, a larger max size), and the
+/// move in words.
+fn out_of_zone(g: &ZonedGroup, remaining: Vec<String>, az: &str) -> (Step, String) {
     let stranded: Vec<&str> = g
         .instances
         .iter()
         .filter(|(_, z)| z == az)
         .map(|(i, _)| i.as_str())
         .collect();
-    // Rebalancing launches replacements before terminating: make room.
     let needed = g.desired + stranded.len() as i32;
-    steps.push(Step::UpdateGroup {
+    let update = Step::UpdateGroup {
         asg: g.name.clone(),
         subnets: remaining,
         max_size: (needed > g.max_size).then_some(needed),
-    });
+    };
     let note = if stranded.is_empty() {
         format!("ASG {} has no instance left in {az}", g.name)
     } else {
@@ -244,11 +256,7 @@ fn move_group(
             stranded.join(", ")
         )
     };
-    Move::Steps {
-        steps,
-        note: Some(note),
-        overflowed,
-    }
+    (update, note)
 }
 
 /// The record's tag value, and whether its signals for `az` had to give

@@ -122,48 +122,16 @@ fn restore_group(
     } else if !hold.signals.is_empty() || hold.overflow {
         overridden = Some(hold.describe());
     }
-    // Subnets of zones that stay evacuated, and what the group holds once
-    // this zone is back.
-    let stays_out = |s: &String| {
-        fleet
-            .subnet_zone
-            .get(s)
-            .is_some_and(|z| z != az && e.azs.contains_key(z))
+    let (back, subnets_back) = match subnets_back(fleet, g, e, az) {
+        Ok(back) => back,
+        Err(conflict) => return Back::Conflict(conflict),
     };
-    let expected: BTreeSet<&String> = e
-        .subnets
-        .iter()
-        .filter(|s| !stays_out(s) && !in_zone(fleet, s, az))
-        .collect();
-    let back: Vec<String> = e
-        .subnets
-        .iter()
-        .filter(|s| !stays_out(s))
-        .cloned()
-        .collect();
-    let recorded: BTreeSet<&String> = e.subnets.iter().collect();
-    let current: BTreeSet<&String> = g.subnets.iter().collect();
-    // Anything between the evacuated state and the restored one is
-    // Ballast's own doing (a plan cut short, an answer lost): finish it. A
-    // subnet outside the record, or a kept one missing, is not.
-    let subnets_back = current == back.iter().collect::<BTreeSet<_>>();
     let last = e.azs.len() == 1;
     // With the subnets all back, the max size tells Ballast's restore (the
     // original, or the desired capacity above it) from an operator's hand.
     let ballast_max = [e.max_size, e.max_size.max(g.desired)];
-    let operator_max = last && subnets_back && !ballast_max.contains(&g.max_size);
-    if !(expected.is_subset(&current) && current.is_subset(&recorded)) || operator_max {
-        return Back::Conflict(format!(
-            "declined: its subnets or max size changed since the evacuation (expected {}, found {} with max \
-             size {}); not clobbering an operator's change. Before the evacuation they were {} with max size {}: restore by hand and \
-             remove the {} tag",
-            join(&expected),
-            join(&current),
-            g.max_size,
-            e.subnets.join(","),
-            e.max_size,
-            tags::EVACUATED
-        ));
+    if last && subnets_back && !ballast_max.contains(&g.max_size) {
+        return Back::Conflict(changed(g, e, &back.iter().collect(), az, fleet));
     }
     let max_size = (last && g.max_size != e.max_size).then(|| e.max_size.max(g.desired));
     // Subnets (and max size) first, the record after: a restore cut short
@@ -191,6 +159,67 @@ fn restore_group(
         }
     });
     Back::Restored(steps, overridden)
+}
+
+/// The subnets the group holds once `az` is back (those of zones that stay
+/// evacuated left out), and whether it already holds exactly them. Anything
+/// between the evacuated state and the restored one is Ballast's own doing
+/// (a plan cut short, an answer lost): finished. A subnet outside the
+/// record, or a kept one missing, is an operator's change: the conflict.
+fn subnets_back(
+    fleet: &FleetState,
+    g: &ZonedGroup,
+    e: &Evacuation,
+    az: &str,
+) -> Result<(Vec<String>, bool), String> {
+    let stays_out = |s: &String| {
+        fleet
+            .subnet_zone
+            .get(s)
+            .is_some_and(|z| z != az && e.azs.contains_key(z))
+    };
+    let back: Vec<String> = e
+        .subnets
+        .iter()
+        .filter(|s| !stays_out(s))
+        .cloned()
+        .collect();
+    let recorded: BTreeSet<&String> = e.subnets.iter().collect();
+    let current: BTreeSet<&String> = g.subnets.iter().collect();
+    let expected: BTreeSet<&String> = back.iter().filter(|s| !in_zone(fleet, s, az)).collect();
+    if !(expected.is_subset(&current) && current.is_subset(&recorded)) {
+        return Err(changed(g, e, &expected, az, fleet));
+    }
+    let exact = current == back.iter().collect::<BTreeSet<_>>();
+    Ok((back, exact))
+}
+
+/// The conflict, in words: what Ballast expected, what it found, and how
+/// to restore by hand.
+fn changed(
+    g: &ZonedGroup,
+    e: &Evacuation,
+    expected: &BTreeSet<&String>,
+    az: &str,
+    fleet: &FleetState,
+) -> String {
+    let expected: BTreeSet<&String> = expected
+        .iter()
+        .copied()
+        .filter(|s| !in_zone(fleet, s, az))
+        .collect();
+    let current: BTreeSet<&String> = g.subnets.iter().collect();
+    format!(
+        "declined: its subnets or max size changed since the evacuation (expected {}, found {} with max \
+         size {}); not clobbering an operator's change. Before the evacuation they were {} with max size {}: restore by hand and \
+         remove the {} tag",
+        join(&expected),
+        join(&current),
+        g.max_size,
+        e.subnets.join(","),
+        e.max_size,
+        tags::EVACUATED
+    )
 }
 
 /// When `signals` clear and others still hold the group out of `az`: it is

@@ -77,8 +77,29 @@ pub(super) fn failed_primary(
             resources,
         );
     }
-    // The record first: whatever happens to the calls after it, later
-    // deliveries know a promotion was asked for and never ask twice.
+    request(
+        primary,
+        replica,
+        &failed,
+        dns,
+        dns_current,
+        policy,
+        resources,
+    )
+}
+
+/// A new promotion of `replica`: the record first — whatever happens to
+/// the calls after it, later deliveries know a promotion was asked for and
+/// never ask twice — then `PromoteReadReplica`, then the moves.
+fn request(
+    primary: &Instance,
+    replica: &Instance,
+    failed: &str,
+    dns: Option<(String, String)>,
+    dns_current: Option<&String>,
+    policy: &Policy,
+    resources: Vec<String>,
+) -> Plan {
     let requested = Promotion {
         from: primary.id.clone(),
         promoted: false,
