@@ -20,7 +20,7 @@ use crate::report::{ActionRecord, ActionStatus};
 
 /// No step is started with less than this left before the Lambda deadline:
 /// enough to finish a call and to publish the report of what remains.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// One step's result.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Under a `lease`, a step is started only once the lease covers it (it is
 /// extended first, [`Lease::cover`]) and is cut at the lease's end; a lease
 /// that cannot be kept stops every chain.
-pub async fn execute(
+pub(crate) async fn execute(
     plan: &Plan,
     aws: &Aws,
     dry_run: bool,

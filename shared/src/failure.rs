@@ -33,7 +33,7 @@ pub enum Failure {
 }
 
 /// Why an invocation that found the lease held changes nothing.
-pub fn stand_down(resource: &str, holder: &str) -> String {
+pub(crate) fn stand_down(resource: &str, holder: &str) -> String {
     format!(
         "another invocation ({holder}) is changing {resource}; this one stands down and is retried"
     )

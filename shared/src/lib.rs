@@ -3,22 +3,28 @@
 //! Every function is a [`reconcile::Reconciler`] run by the same pipeline:
 //! `event` (what to look at) → `aws` observe (live state, mapped straight
 //! into the domain's [`resources`]) → `decide` (pure:
-//! state + policy → [`decide::Plan`]) → [`execute`] (AWS writes, dry run
-//! honoured) → [`conclude`] (plan + what was applied → the [`Report`]).
+//! state + policy → [`decide::Plan`]) → `execute` (AWS writes, dry run
+//! honoured) → `conclude` (plan + what was applied → the [`Report`]).
 //!
 //! Cargo features, one per AWS service (`autoscaling`, `elbv2`, `rds`,
 //! `route53`, `ec2`, `cloudwatch`, `zonal-shift`; SNS is always in), and
 //! one per function naming the services it uses: a function binary
 //! compiles and links only its own clients.
+//!
+//! The modules the functions, the CLI and the tests use are public; the
+//! pipeline's inner stages (`execute`, `conclude`, `failure`) are not, and
+//! `unreachable_pub` keeps every other `pub` honest.
+
+#![warn(unreachable_pub)]
 
 pub mod aws;
-pub mod conclude;
+mod conclude;
 pub mod config;
 pub mod context;
 pub mod decide;
 pub mod event;
-pub mod execute;
-pub mod failure;
+mod execute;
+mod failure;
 pub mod lambda;
 pub mod lease;
 pub mod metrics;

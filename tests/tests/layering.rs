@@ -105,13 +105,15 @@ fn the_pure_core_imports_no_adapter_and_no_shell() {
 }
 
 /// The module map in the README, in order (the fenced block that starts
-/// with `event/`): a module's name per line.
+/// with `event/`): a module's name at the start of a line (an indented
+/// line goes on describing the one above).
 fn readme_order() -> Vec<String> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
     let start = readme.find("```\nevent/").expect("the README's module map");
     readme[start + 4..]
         .lines()
         .take_while(|l| !l.starts_with("```"))
+        .filter(|l| !l.starts_with(' '))
         .filter_map(|l| l.split_whitespace().next())
         .map(|m| m.trim_end_matches('/').to_string())
         .collect()

@@ -13,6 +13,7 @@ pub mod unhealthy_target;
 pub mod unreported;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -101,6 +102,8 @@ pub struct Work<T> {
     pub none: String,
     /// An operator's rehearsal: decide and report, change nothing.
     pub rehearsal: bool,
+    /// Parked copies a sweep's listing already read (`unreported::Seen`).
+    pub seen: Arc<unreported::Seen>,
 }
 
 impl<T> Work<T> {
@@ -118,6 +121,7 @@ impl<T> Work<T> {
             what: what.into(),
             none: none.into(),
             rehearsal: false,
+            seen: Arc::default(),
         }
     }
 
@@ -151,11 +155,13 @@ pub async fn handle<R: Reconciler>(
         },
         invocation: &invocation,
     };
+    let mut seen = Arc::default();
     let (report, transient) = match R::intent_of(&inbound) {
         Err(reason) => (cx.report.ignored(reason), None),
         Ok(intent) => match R::work(&cx, intent).await {
             Err(early) => early,
             Ok(work) if work.rehearsal && !ballast.config.dry_run => {
+                seen = Arc::clone(&work.seen);
                 let rehearsal = ballast.rehearsal();
                 run::<R>(
                     &Cx {
@@ -166,10 +172,13 @@ pub async fn handle<R: Reconciler>(
                 )
                 .await
             }
-            Ok(work) => run::<R>(&cx, work).await,
+            Ok(work) => {
+                seen = Arc::clone(&work.seen);
+                run::<R>(&cx, work).await
+            }
         },
     };
-    finish(ballast, report, transient, invocation.deadline).await
+    finish(ballast, report, transient, invocation.deadline, &seen).await
 }
 
 /// Every item of `work`, one after the other; one report.
@@ -321,6 +330,7 @@ async fn finish(
     report: Report,
     transient: Option<Failure>,
     deadline: Option<Instant>,
+    seen: &unreported::Seen,
 ) -> Result<Report, HandlerError> {
     let json = report.to_json();
     tracing::info!(outcome = report.outcome.as_str(), report = %json, "decision");
@@ -341,7 +351,7 @@ async fn finish(
         }
     }
     if report.outcome == Outcome::Noop && !ballast.config.dry_run {
-        unreported::publish_parked(ballast, &report, deadline).await;
+        unreported::publish_parked(ballast, &report, deadline, seen).await;
     }
     match transient {
         Some(source) => Err(HandlerError::Transient {

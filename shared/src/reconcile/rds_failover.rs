@@ -317,11 +317,22 @@ async fn sweep(cx: &Cx<'_>) -> Result<Work<Db>, Reconciled> {
             listed: Some(Arc::clone(&listing)),
         })
         .collect();
-    Ok(Work::sweep(
-        targets,
-        "tagged DB resource(s)",
-        "Sweep: no DB cluster or instance carries a ballast tag.",
-    ))
+    // The parked copies on them are in the listing too: read from it.
+    let seen = listing
+        .clusters
+        .iter()
+        .map(|c| (&c.arn, &c.tags))
+        .chain(listing.instances.iter().map(|i| (&i.arn, &i.tags)))
+        .map(|(arn, tags)| (arn.clone(), tags.get(tags::UNREPORTED).cloned()))
+        .collect();
+    Ok(Work {
+        seen: Arc::new(seen),
+        ..Work::sweep(
+            targets,
+            "tagged DB resource(s)",
+            "Sweep: no DB cluster or instance carries a ballast tag.",
+        )
+    })
 }
 
 #[cfg(test)]

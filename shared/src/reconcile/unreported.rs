@@ -218,19 +218,32 @@ pub async fn park(aws: &Aws, report: &Report) {
     }
 }
 
-/// The parked copies on the resources `report` names, each with where it
-/// was found.
+/// The `ballast:unreported` values a sweep's listing already read, by
+/// resource (a DB resource's ARN; `None`: no parked copy there): the parked
+/// copies on those resources are looked up here, not read again.
+pub type Seen = BTreeMap<String, Option<String>>;
+
 /// Up to this many DB resources, their parked copies are read one
 /// `ListTagsForResource` each; beyond, from one listing of them all.
 #[cfg(feature = "rds")]
 const TAG_READS_AT_MOST: usize = 3;
 
+/// The parked copies on the resources `report` names, each with where it
+/// was found (from `seen` where the sweep's listing read them).
 async fn find(
     aws: &Aws,
     report: &Report,
+    seen: &Seen,
 ) -> Result<BTreeMap<String, Vec<Place>>, crate::aws::AwsError> {
     let mut found: BTreeMap<String, Vec<Place>> = BTreeMap::new();
-    let places = places(report);
+    let (known, places): (Vec<Place>, Vec<Place>) = places(report)
+        .into_iter()
+        .partition(|p| seen.contains_key(p.name()));
+    for place in known {
+        if let Some(Some(v)) = seen.get(place.name()) {
+            found.entry(v.clone()).or_default().push(place);
+        }
+    }
     #[cfg(feature = "autoscaling")]
     {
         let groups: Vec<String> = places.iter().filter_map(Place::group).collect();
@@ -295,8 +308,9 @@ pub async fn publish_parked(
     ballast: &Ballast,
     report: &Report,
     deadline: Option<std::time::Instant>,
+    seen: &Seen,
 ) -> usize {
-    let found = match find(&ballast.aws, report).await {
+    let found = match find(&ballast.aws, report, seen).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "parked reports not read");
