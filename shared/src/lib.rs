@@ -28,6 +28,9 @@ mod failure;
 pub mod lambda;
 pub mod lease;
 pub mod metrics;
+#[cfg(feature = "probe")]
+pub mod probe;
+pub mod proof;
 pub mod reconcile;
 pub mod records;
 pub mod report;

@@ -4,9 +4,11 @@
 //! and the demo.
 
 pub mod databases;
+pub mod dns;
 pub mod host;
 pub mod moto;
 pub mod proxy;
+pub mod servers;
 pub mod stack;
 
 use std::path::PathBuf;

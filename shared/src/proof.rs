@@ -1,0 +1,308 @@
+//! What the writer probe proves, as data: the application's name, the
+//! addresses it resolved to, the server it reached and whether that server
+//! takes writes, with timings — or the stage at which the proof failed.
+//! Pure: the probe (`probe`, feature `probe`) fills it in; `rds-failover`
+//! reads it as evidence.
+
+use serde::{Deserialize, Serialize};
+
+/// The engine family, as the SQL it is asked in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// MySQL, MariaDB, Aurora MySQL.
+    Mysql,
+    /// PostgreSQL, Aurora PostgreSQL.
+    Postgres,
+}
+
+impl Engine {
+    /// The family of an RDS `Engine` (`mysql`, `mariadb`, `aurora-mysql`,
+    /// `postgres`, `aurora-postgresql`, ...); `None` for an engine the
+    /// probe does not speak (Oracle, SQL Server, Db2).
+    pub fn of_rds(engine: &str) -> Option<Engine> {
+        let e = engine.to_ascii_lowercase();
+        if e.contains("mysql") || e.contains("mariadb") || e == "aurora" {
+            Some(Engine::Mysql)
+        } else if e.contains("postgres") {
+            Some(Engine::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The default port of the family.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Mysql => 3306,
+            Engine::Postgres => 5432,
+        }
+    }
+}
+
+/// Where the proof stopped, for an operator to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The name did not resolve (no record, no answer from the resolver).
+    Dns,
+    /// No TCP connection to the address: a security group, a route, a
+    /// server that is down (refused or unanswered).
+    Network,
+    /// The TLS handshake failed (the certificate does not verify, or the
+    /// server does not offer TLS).
+    Tls,
+    /// The server refused the login (user, password, IAM token).
+    Login,
+    /// Connected and logged in, but the server did not answer the probe's
+    /// questions in time, or answered with an error.
+    Query,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dns => "dns",
+            Stage::Network => "network",
+            Stage::Tls => "tls",
+            Stage::Login => "login",
+            Stage::Query => "query",
+        }
+    }
+}
+
+/// How the connection was protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "mode")]
+pub enum Tls {
+    /// The certificate chains to the operator's CA bundle and names
+    /// `verified_for` (the endpoint the application's name leads to).
+    Verified { verified_for: String },
+    /// Encrypted, but not verified: no CA bundle was given. Says so in
+    /// every report.
+    EncryptedOnly,
+}
+
+/// The server the name reached, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Server {
+    /// Who it says it is: `@@aurora_server_id` or `@@hostname` (MySQL
+    /// family), `aurora_db_instance_identifier()` or `inet_server_addr()`
+    /// (PostgreSQL).
+    pub identity: String,
+    pub version: String,
+    /// It takes writes: not read-only and not a standby.
+    pub writable: bool,
+    /// Why it does not, in the engine's terms (`read_only=ON`,
+    /// `innodb_read_only=ON`, `in recovery`, `transaction_read_only=on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_because: Vec<String>,
+}
+
+/// How far a standby is behind what it has received (data not yet
+/// applied is lost by a promotion). Each figure is what the engine gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Lag {
+    /// It replicates at all (a replica status row, or `in recovery`).
+    pub replicating: bool,
+    /// The position received from the source (MySQL: `<file>:<pos>` read;
+    /// PostgreSQL: `pg_last_wal_receive_lsn()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<String>,
+    /// The position applied (MySQL: `<file>:<pos>` executed; PostgreSQL:
+    /// `pg_last_wal_replay_lsn()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<String>,
+    /// Bytes received and not yet applied, when the engine can tell
+    /// (PostgreSQL always; MySQL within one binary log file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unapplied_bytes: Option<u64>,
+    /// Received but not applied in another binary log file: an amount the
+    /// engine cannot give in bytes (MySQL family).
+    #[serde(default)]
+    pub unapplied_elsewhere: bool,
+    /// `Seconds_Behind_Source` (MySQL family; `None` when the SQL thread is
+    /// stopped), or the age of the last replayed transaction (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_behind: Option<f64>,
+    /// The applier is stopped (MySQL `Replica_SQL_Running=No`, PostgreSQL
+    /// replay paused).
+    #[serde(default)]
+    pub applier_stopped: bool,
+}
+
+impl Lag {
+    /// Received data not yet applied: what a promotion now would lose.
+    pub fn behind(&self) -> bool {
+        self.unapplied_elsewhere || self.unapplied_bytes.is_some_and(|b| b > 0)
+    }
+}
+
+/// Why the proof stopped, with the stage an operator fixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub stage: Stage,
+    /// The cause, without the password or token.
+    pub message: String,
+}
+
+/// Milliseconds spent at each stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    pub resolve_ms: u64,
+    pub connect_ms: u64,
+    pub query_ms: u64,
+}
+
+/// One probe's answer: name → addresses → server → writable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proof {
+    /// The name probed: the application's (`ballast:dns-record`).
+    pub name: String,
+    pub port: u16,
+    pub engine: Engine,
+    /// The CNAME chain the resolver followed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// The addresses the name resolved to; the first was connected to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Server>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<Lag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub timings: Timings,
+}
+
+impl Proof {
+    /// A proof not yet begun.
+    pub fn of(name: &str, port: u16, engine: Engine) -> Proof {
+        Proof {
+            name: name.to_string(),
+            port,
+            engine,
+            chain: vec![],
+            addresses: vec![],
+            tls: None,
+            server: None,
+            lag: None,
+            failure: None,
+            timings: Timings::default(),
+        }
+    }
+
+    /// The name reached a server that takes writes.
+    pub fn proves_writer(&self) -> bool {
+        self.failure.is_none() && self.server.as_ref().is_some_and(|s| s.writable)
+    }
+
+    /// The endpoint the name leads to: the last name of its CNAME chain.
+    pub fn endpoint(&self) -> &str {
+        self.chain.last().map_or(self.name.as_str(), String::as_str)
+    }
+
+    /// One line for a report: `db.example.com → orders.xyz.rds.amazonaws.com
+    /// → 10.0.1.5 → orders-1 writable (verified TLS, 3+12+2 ms)`.
+    pub fn describe(&self) -> String {
+        let mut hops = vec![self.name.clone()];
+        hops.extend(self.chain.iter().cloned());
+        if !self.addresses.is_empty() {
+            hops.push(self.addresses.join(","));
+        }
+        let reached = match (&self.failure, &self.server) {
+            (Some(f), _) => format!("failed at {}: {}", f.stage.as_str(), f.message),
+            (None, Some(s)) if s.writable => format!("{} writable", s.identity),
+            (None, Some(s)) => format!(
+                "{} read-only ({})",
+                s.identity,
+                s.read_only_because.join(", ")
+            ),
+            (None, None) => "no answer".into(),
+        };
+        hops.push(reached);
+        let tls = match &self.tls {
+            Some(Tls::Verified { .. }) => "verified TLS",
+            Some(Tls::EncryptedOnly) => "TLS encrypted, NOT verified",
+            None => "no TLS",
+        };
+        let t = self.timings;
+        format!(
+            "{} ({tls}, {}+{}+{} ms)",
+            hops.join(" → "),
+            t.resolve_ms,
+            t.connect_ms,
+            t.query_ms
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rds_engines_map_to_their_family() {
+        for (e, f) in [
+            ("mysql", Some(Engine::Mysql)),
+            ("mariadb", Some(Engine::Mysql)),
+            ("aurora-mysql", Some(Engine::Mysql)),
+            ("aurora", Some(Engine::Mysql)),
+            ("postgres", Some(Engine::Postgres)),
+            ("aurora-postgresql", Some(Engine::Postgres)),
+            ("oracle-ee", None),
+            ("sqlserver-se", None),
+        ] {
+            assert_eq!(Engine::of_rds(e), f, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_proof_says_each_hop_and_whether_tls_was_verified() {
+        let mut p = Proof::of("db.example.com", 5432, Engine::Postgres);
+        p.chain = vec!["orders.abc.us-east-1.rds.amazonaws.com".into()];
+        p.addresses = vec!["10.0.1.5".into()];
+        p.tls = Some(Tls::EncryptedOnly);
+        p.server = Some(Server {
+            identity: "10.0.1.5".into(),
+            version: "PostgreSQL 15".into(),
+            writable: false,
+            read_only_because: vec!["in recovery".into()],
+        });
+        let line = p.describe();
+        assert!(
+            line.starts_with("db.example.com → orders.abc.us-east-1.rds.amazonaws.com → 10.0.1.5 → 10.0.1.5 read-only (in recovery)"),
+            "{line}"
+        );
+        assert!(line.contains("NOT verified"), "{line}");
+        assert!(!p.proves_writer());
+        assert_eq!(p.endpoint(), "orders.abc.us-east-1.rds.amazonaws.com");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["tls"]["mode"], "encryptedOnly");
+        let back: Proof = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn lag_counts_only_what_was_received_and_not_applied() {
+        let mut lag = Lag {
+            replicating: true,
+            unapplied_bytes: Some(0),
+            ..Lag::default()
+        };
+        assert!(!lag.behind());
+        lag.unapplied_bytes = Some(1);
+        assert!(lag.behind());
+        lag.unapplied_bytes = None;
+        lag.unapplied_elsewhere = true;
+        assert!(lag.behind());
+    }
+}

@@ -1,0 +1,115 @@
+//! The real database servers of the writer probe's tests, started by
+//! `scripts/databases.sh` (PostgreSQL 15 and MariaDB 10.11, each a primary
+//! and a streaming replica on loopback addresses of their own, TLS on), and
+//! what the tests know of them.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::workspace_root;
+
+pub const PG_PRIMARY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+pub const PG_REPLICA: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 12);
+pub const PG_PORT: u16 = 15432;
+pub const MY_PRIMARY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 21);
+pub const MY_REPLICA: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 22);
+pub const MY_PORT: u16 = 13306;
+/// The probe's login on every server.
+pub const PROBER: (&str, &str) = ("prober", "probe-secret");
+/// The tests' own login (writes, pausing replication).
+pub const ADMIN: (&str, &str) = ("ballast", "ballast-admin");
+
+/// The servers' directory, once they are up (started on first use; the
+/// script is idempotent and locked, so every test process may ask).
+pub fn databases() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace_root().join("target/databases");
+        let status = std::process::Command::new("bash")
+            .arg(workspace_root().join("scripts/databases.sh"))
+            .env("BALLAST_DB_DIR", &dir)
+            .status()
+            .expect("bash runs scripts/databases.sh");
+        assert!(status.success(), "scripts/databases.sh failed: {status}");
+        dir
+    })
+}
+
+/// The CA that signed the servers' certificate (PEM).
+pub fn ca_bundle() -> String {
+    databases().join("tls/ca.pem").display().to_string()
+}
+
+/// A CA that signed nothing here.
+pub fn other_ca_bundle() -> String {
+    databases().join("tls/other-ca.pem").display().to_string()
+}
+
+/// Runs `sql` on a PostgreSQL server as the tests' own login.
+pub fn psql(server: Ipv4Addr, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .arg(format!(
+            "host={server} port={PG_PORT} user={} dbname=postgres sslmode=require",
+            ADMIN.0
+        ))
+        .args(["-Atc", sql])
+        .env("PGPASSWORD", ADMIN.1)
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `sql` on a MariaDB server as the tests' own login.
+pub fn mariadb(server: Ipv4Addr, sql: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "--ssl", "-N", "-s"])
+        .arg(format!("-h{server}"))
+        .arg(format!("-P{MY_PORT}"))
+        .arg(format!("-u{}", ADMIN.0))
+        .arg(format!("-p{}", ADMIN.1))
+        .args(["-e", sql])
+        .output()
+        .expect("mariadb runs");
+    assert!(
+        out.status.success(),
+        "mariadb {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A field of the MariaDB replica's `SHOW REPLICA STATUS`.
+pub fn replica_status(field: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "--ssl", "-h127.0.0.22"])
+        .arg(format!("-P{MY_PORT}"))
+        .arg(format!("-u{}", ADMIN.0))
+        .arg(format!("-p{}", ADMIN.1))
+        .args(["-e", "SHOW REPLICA STATUS\\G"])
+        .output()
+        .expect("mariadb runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{field}: "))
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `undo` when dropped: a test that pauses replication resumes it
+/// even when it fails.
+pub struct Undo(pub Box<dyn Fn()>);
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
