@@ -7,7 +7,7 @@
 # (make test, make package); checkov into .venv-checkov; the AWS CLI into
 # .venv-awscli (make test: the doctor-fix tests).
 
-FUNCTIONS := unhealthy-target rds-failover az-impairment
+FUNCTIONS := unhealthy-target rds-failover az-impairment writer-probe
 CARGO     ?= cargo
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)

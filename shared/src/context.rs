@@ -48,7 +48,7 @@ impl Ballast {
 /// `RUST_LOG` may also name levels per target (`ballast=debug,hyper=warn`);
 /// the span and field filters of `EnvFilter` are not supported, which keeps
 /// a regex engine out of every function.
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let env = |name| std::env::var(name).ok();
     let filter = log_filter(env("AWS_LAMBDA_LOG_LEVEL"), env("RUST_LOG"));
     let logs = tracing_subscriber::fmt()

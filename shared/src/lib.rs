@@ -18,19 +18,23 @@
 #![warn(unreachable_pub)]
 
 pub mod aws;
+#[cfg(feature = "reconciler")]
 mod conclude;
 pub mod config;
 pub mod context;
 pub mod decide;
 pub mod event;
+#[cfg(feature = "reconciler")]
 mod execute;
 mod failure;
+#[cfg(feature = "reconciler")]
 pub mod lambda;
 pub mod lease;
 pub mod metrics;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod proof;
+#[cfg(feature = "reconciler")]
 pub mod reconcile;
 pub mod records;
 pub mod report;

@@ -40,6 +40,60 @@ impl Engine {
     }
 }
 
+/// How the probe logs in, as a request names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Credentials {
+    /// A Secrets Manager secret (ARN or name) holding `username` and
+    /// `password` (the RDS-managed master secret's format; `dbname`, when
+    /// the secret has one, is the database).
+    Secret(String),
+}
+
+/// What `rds-failover` asks the writer probe (the function's payload):
+/// `{"name": "db.internal.example.com", "port": 5432, "engine": "postgres",
+/// "credentials": {"secret": "arn:aws:secretsmanager:..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Request {
+    /// The application's name (the `ballast:dns-record` CNAME) or an
+    /// endpoint.
+    pub name: String,
+    pub port: u16,
+    pub engine: Engine,
+    pub credentials: Credentials,
+    /// The database to connect to (PostgreSQL; `postgres` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+impl Request {
+    /// The request in a payload, or what is wrong with it.
+    pub fn parse(payload: &serde_json::Value) -> Result<Request, String> {
+        let request: Request = serde_json::from_value(payload.clone()).map_err(|e| {
+            format!(
+                "not a writer-probe request ({e}); expected {{\"name\": \"db.internal.example.com\", \"port\": 5432, \"engine\": \"postgres\"|\"mysql\", \"credentials\": {{\"secret\": \"<secret ARN or name>\"}}}}"
+            )
+        })?;
+        let name = request.name.trim_end_matches('.');
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !valid {
+            return Err(format!("name {:?} is not a DNS name", request.name));
+        }
+        if request.port == 0 {
+            return Err("port 0 is not a port".into());
+        }
+        Ok(request)
+    }
+}
+
 /// Where the proof stopped, for an operator to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -289,6 +343,41 @@ mod tests {
         assert_eq!(json["tls"]["mode"], "encryptedOnly");
         let back: Proof = serde_json::from_value(json).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_request_is_read_whole_or_refused_with_what_is_wrong() {
+        let ok = serde_json::json!({
+            "name": "db.internal.example.com", "port": 5432, "engine": "postgres",
+            "credentials": {"secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1"}
+        });
+        let r = Request::parse(&ok).unwrap();
+        assert_eq!((r.engine, r.port), (Engine::Postgres, 5432));
+        for (bad, says) in [
+            (
+                serde_json::json!({"name": "x"}),
+                "not a writer-probe request",
+            ),
+            (
+                serde_json::json!({"name": "bad name!", "port": 1, "engine": "mysql", "credentials": {"secret": "s"}}),
+                "not a DNS name",
+            ),
+            (
+                serde_json::json!({"name": "a.b", "port": 0, "engine": "mysql", "credentials": {"secret": "s"}}),
+                "port 0",
+            ),
+            (
+                serde_json::json!({"name": "a.b", "port": 1, "engine": "oracle", "credentials": {"secret": "s"}}),
+                "not a writer-probe request",
+            ),
+            (
+                serde_json::json!({"name": "a.b", "port": 1, "engine": "mysql", "credentials": {"secret": "s"}, "password": "x"}),
+                "unknown field",
+            ),
+        ] {
+            let e = Request::parse(&bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn the_library_modules_import_each_other_without_a_cycle() {
 #[test]
 fn the_pure_core_imports_no_adapter_and_no_shell() {
     let graph = imports();
-    for core in ["event", "decide", "report", "resources", "records"] {
+    for core in ["event", "decide", "report", "resources", "records", "proof"] {
         let named = &graph[core];
         for shell in [
             "aws",
@@ -98,6 +98,7 @@ fn the_pure_core_imports_no_adapter_and_no_shell() {
             "reconcile",
             "lambda",
             "failure",
+            "probe",
         ] {
             assert!(!named.contains(shell), "{core} imports {shell}: {named:?}");
         }

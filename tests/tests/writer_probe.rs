@@ -326,3 +326,138 @@ async fn the_probes_password_is_in_no_proof_and_no_log_line() {
     }
     assert!(!format!("{:?}", prober()).contains(PROBER.1));
 }
+
+mod release_binary {
+    use super::*;
+    use ballast_tests::function_binary;
+    use ballast_tests::host::{Answer as Reply, RuntimeHost};
+    use ballast_tests::moto::Moto;
+
+    const FUNCTION: &str = "writer-probe";
+
+    async fn secret(moto: &Moto, name: &str, value: serde_json::Value) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
+        client
+            .create_secret()
+            .name(name)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .expect("moto creates the secret")
+            .arn()
+            .expect("its ARN")
+            .to_string()
+    }
+
+    /// The release binary under the Runtime API host, its secrets in
+    /// moto's Secrets Manager, its resolver the tests' DNS server: the
+    /// writer proven, a stale name found read-only, a missing secret and a
+    /// bad request answered plainly, the password in no log line.
+    #[tokio::test]
+    async fn the_release_binary_proves_the_writer_with_the_secrets_login() {
+        databases();
+        let moto = Moto::start();
+        // The RDS-managed master secret's shape: username and password.
+        let pg = secret(
+            &moto,
+            "rds!db-orders",
+            serde_json::json!({"username": PROBER.0, "password": PROBER.1}),
+        )
+        .await;
+        let my = secret(
+            &moto,
+            "rds!db-shop",
+            serde_json::json!({"username": PROBER.0, "password": PROBER.1, "engine": "mariadb"}),
+        )
+        .await;
+        let dns = dns("pg-1.rds.ballast.test", PG_PRIMARY).await;
+        dns.set("my-2.rds.ballast.test", Answer::A(vec![MY_REPLICA]));
+        dns.set(
+            "shop.app.ballast.test",
+            Answer::Cname("my-2.rds.ballast.test".into()),
+        );
+        let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
+        let mut env = moto.env();
+        env.push(("BALLAST_PROBE_RESOLVER".into(), dns.addr.to_string()));
+        env.push(("BALLAST_PROBE_CA_BUNDLE".into(), ca_bundle()));
+        let process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
+
+        let ask = |name: &str, port: u16, engine: &str, secret: &str| serde_json::json!({"name": name, "port": port, "engine": engine, "credentials": {"secret": secret}});
+        let proof = |reply: Reply| match reply {
+            Reply::Response(v) => serde_json::from_value::<Proof>(v).expect("a proof"),
+            Reply::Error(e) => panic!("the probe failed: {e}"),
+        };
+
+        let p = proof(
+            host.invoke(ask(NAME, PG_PORT, "postgres", &pg))
+                .await
+                .unwrap(),
+        );
+        assert!(p.proves_writer(), "{}", p.describe());
+        assert_eq!(p.server.as_ref().unwrap().identity, "127.0.0.11:15432");
+
+        // A name left on a read-only server: reached, and said so.
+        let p = proof(
+            host.invoke(ask("shop.app.ballast.test", MY_PORT, "mysql", &my))
+                .await
+                .unwrap(),
+        );
+        assert!(!p.proves_writer(), "{}", p.describe());
+        assert_eq!(
+            p.server.as_ref().unwrap().read_only_because,
+            ["read_only=ON"]
+        );
+
+        // A secret that does not exist: the login stage, naming it.
+        let p = proof(
+            host.invoke(ask(NAME, PG_PORT, "postgres", "rds!db-gone"))
+                .await
+                .unwrap(),
+        );
+        let f = p.failure.expect("no login");
+        assert_eq!(f.stage, Stage::Login);
+        assert!(f.message.contains("rds!db-gone"), "{f:?}");
+
+        // A bad request: a Lambda error that says what is wrong.
+        match host
+            .invoke(serde_json::json!({"name": "db"}))
+            .await
+            .unwrap()
+        {
+            Reply::Error(e) => assert!(e.to_string().contains("not a writer-probe request"), "{e}"),
+            Reply::Response(v) => panic!("answered a bad request: {v}"),
+        }
+
+        let logs = process.logs().join("\n");
+        assert!(logs.contains("probed"), "{logs}");
+        assert!(
+            !logs.contains(PROBER.1),
+            "the password is in a log line: {logs}"
+        );
+        assert!(host.init_error().is_none());
+    }
+
+    /// Bad configuration fails at init, naming the variable.
+    #[tokio::test]
+    async fn bad_configuration_fails_at_init_naming_the_variable() {
+        let host = RuntimeHost::start(FUNCTION, Duration::from_secs(30)).await;
+        for (variable, value) in [
+            ("BALLAST_PROBE_RESOLVER", "dns.example.com"),
+            ("BALLAST_PROBE_CA_BUNDLE", "/nonexistent/ca.pem"),
+        ] {
+            let env = vec![
+                ("AWS_REGION".to_string(), "us-east-1".to_string()),
+                (variable.to_string(), value.to_string()),
+            ];
+            let mut process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
+            let status = process
+                .wait_exit(Duration::from_secs(10))
+                .await
+                .expect("init fails and the process exits");
+            assert!(!status.success());
+            let logs = process.logs().join("\n");
+            assert!(logs.contains(variable) && logs.contains(value), "{logs}");
+        }
+        assert!(host.first_next().is_none());
+    }
+}

@@ -61,7 +61,7 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Clients configured from the function's environment ([`lambda_config`]).
+    /// Clients configured from the function's environment (`lambda_config`).
     pub fn from_env() -> Self {
         Self::new(&lambda_config(|name| std::env::var(name).ok()))
     }
@@ -92,6 +92,13 @@ impl Aws {
             zonal_shift: aws_sdk_arczonalshift::Client::new(conf),
         }
     }
+}
+
+/// The SDK configuration of a function from its environment, with
+/// Ballast's time-outs: for a function that needs other clients than
+/// [`Aws`]'s (the writer probe's Secrets Manager).
+pub fn sdk_config_from_env() -> SdkConfig {
+    lambda_config(|name| std::env::var(name).ok())
 }
 
 /// The SDK configuration of a function, from what Lambda puts in its

@@ -5,6 +5,8 @@
 //! stage; nothing is written; the password never reaches a log, an error
 //! or a proof.
 
+#[cfg(feature = "secretsmanager")]
+pub mod handler;
 mod mysql;
 mod postgres;
 mod resolve;

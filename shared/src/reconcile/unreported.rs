@@ -196,7 +196,7 @@ pub fn parse(value: &str) -> Result<Parked, Unreadable> {
 pub async fn park(aws: &Aws, report: &Report) {
     let value = encode(report);
     if let Some(place) = report.resources.iter().find_map(|r| Place::of(r)) {
-        let result = match &place {
+        let result: Result<(), crate::aws::AwsError> = match &place {
             #[cfg(feature = "autoscaling")]
             Place::Group(name) => {
                 fleet::tag_group(&aws.autoscaling, name, tags::UNREPORTED, &value).await
@@ -347,7 +347,7 @@ pub async fn publish_parked(
         }
         published += 1;
         for place in places {
-            let result = match &place {
+            let result: Result<(), crate::aws::AwsError> = match &place {
                 #[cfg(feature = "autoscaling")]
                 Place::Group(name) => {
                     fleet::untag_group(&ballast.aws.autoscaling, name, tags::UNREPORTED).await
