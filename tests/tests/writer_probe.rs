@@ -380,6 +380,7 @@ mod release_binary {
         let mut env = moto.env();
         env.push(("BALLAST_PROBE_RESOLVER".into(), dns.addr.to_string()));
         env.push(("BALLAST_PROBE_CA_BUNDLE".into(), ca_bundle()));
+        let spawned = std::time::Instant::now();
         let process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
 
         let ask = |name: &str, port: u16, engine: &str, secret: &str| serde_json::json!({"name": name, "port": port, "engine": engine, "credentials": {"secret": secret}});
@@ -395,6 +396,22 @@ mod release_binary {
         );
         assert!(p.proves_writer(), "{}", p.describe());
         assert_eq!(p.server.as_ref().unwrap().identity, "127.0.0.11:15432");
+        // Figures, not assertions (BENCHMARKS.md has the measured ones).
+        if let Some(ready) = host.first_next() {
+            println!("writer-probe init: {} ms", (ready - spawned).as_millis());
+        }
+        for (engine, port, secret, name) in [
+            ("postgres", PG_PORT, &pg, NAME),
+            ("mysql", MY_PORT, &my, "shop.app.ballast.test"),
+        ] {
+            let started = std::time::Instant::now();
+            let p = proof(host.invoke(ask(name, port, engine, secret)).await.unwrap());
+            println!(
+                "writer-probe {engine}: {} ms end to end; {}",
+                started.elapsed().as_millis(),
+                p.describe()
+            );
+        }
 
         // A name left on a read-only server: reached, and said so.
         let p = proof(
