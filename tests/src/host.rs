@@ -133,6 +133,23 @@ impl RuntimeHost {
         *self.shared.first_next.lock().unwrap()
     }
 
+    /// Starts `binary` with `env`, which its init must refuse: waits for
+    /// the process to exit with a failure and returns its log lines.
+    pub async fn init_fails(
+        &self,
+        binary: &Path,
+        function_name: &str,
+        env: &[(String, String)],
+    ) -> String {
+        let mut process = self.spawn(binary, function_name, env);
+        let status = process
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .expect("init fails and the process exits");
+        assert!(!status.success(), "init succeeded with {env:?}");
+        process.logs().join("\n")
+    }
+
     /// Starts a function binary against this host, with the variables Lambda
     /// sets plus `env`; nothing else of the caller's environment leaks in.
     pub fn spawn(

@@ -163,13 +163,9 @@ async fn invalid_configuration_fails_init_naming_the_variable() {
         ];
         env.retain(|(k, _)| k != variable);
         env.push((variable.into(), value.into()));
-        let mut process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
-        let status = process
-            .wait_exit(Duration::from_secs(10))
-            .await
-            .expect("init fails and the process exits");
-        assert!(!status.success());
-        let logs = process.logs().join("\n");
+        let logs = host
+            .init_fails(&function_binary(FUNCTION), FUNCTION, &env)
+            .await;
         assert!(
             logs.contains(variable) && logs.contains(value) && logs.contains(expected),
             "{logs}"

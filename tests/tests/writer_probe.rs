@@ -466,13 +466,9 @@ mod release_binary {
                 ("AWS_REGION".to_string(), "us-east-1".to_string()),
                 (variable.to_string(), value.to_string()),
             ];
-            let mut process = host.spawn(&function_binary(FUNCTION), FUNCTION, &env);
-            let status = process
-                .wait_exit(Duration::from_secs(10))
-                .await
-                .expect("init fails and the process exits");
-            assert!(!status.success());
-            let logs = process.logs().join("\n");
+            let logs = host
+                .init_fails(&function_binary(FUNCTION), FUNCTION, &env)
+                .await;
             assert!(logs.contains(variable) && logs.contains(value), "{logs}");
         }
         assert!(host.first_next().is_none());

@@ -12,10 +12,11 @@ mod postgres;
 mod resolve;
 mod tls;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::proof::{Engine, Failure, Proof, Stage, Tls};
+use crate::proof::{Engine, Failure, Lag, Proof, Server, Stage, Timings, Tls};
 
 pub use resolve::Resolver;
 pub use tls::{CaBundle, TlsError};
@@ -167,6 +168,41 @@ pub(crate) async fn connect(
             format!(
                 "no answer from {address} within {:.1}s: a security group, network ACL or route drops the traffic",
                 limit.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// What an engine's questions found: the server, and a standby's lag.
+pub(crate) type Found = (Server, Option<Lag>);
+
+/// An engine's two timed stages: `log_in` (the `connect_ms`), then `ask`
+/// on the connection it made, within the query limit (the `query_ms`).
+pub(crate) async fn stages<C, E, Asked>(
+    limits: Limits,
+    timings: &mut Timings,
+    log_in: impl Future<Output = Result<C, Failure>>,
+    ask: impl FnOnce(C) -> Asked,
+) -> Result<Found, Failure>
+where
+    E: std::fmt::Display,
+    Asked: Future<Output = Result<Found, E>>,
+{
+    let started = Instant::now();
+    let conn = log_in.await;
+    timings.connect_ms = ms(started);
+    let conn = conn?;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(limits.query, ask(conn)).await;
+    timings.query_ms = ms(started);
+    match answer {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(failed(Stage::Query, e.to_string())),
+        Err(_) => Err(failed(
+            Stage::Query,
+            format!(
+                "logged in, but the server did not answer within {:.1}s",
+                limits.query.as_secs_f64()
             ),
         )),
     }

@@ -4,13 +4,12 @@
 //! and, on a replica, what it received and has not applied.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 
 use super::tls::tls_cause;
-use super::{connect, failed, ms, silent, Login, Probe};
+use super::{connect, failed, silent, stages, Found, Login, Probe};
 use crate::proof::{Failure, Lag, Server, Stage, Timings};
 
 pub(super) async fn ask(
@@ -19,28 +18,15 @@ pub(super) async fn ask(
     endpoint: &str,
     login: &Login,
     timings: &mut Timings,
-) -> Result<(Server, Option<Lag>), Failure> {
-    let started = Instant::now();
-    let conn = log_in(probe, address, endpoint, login).await;
-    timings.connect_ms = ms(started);
-    let mut conn = conn?;
-    let started = Instant::now();
-    let limit = probe.limits.query;
-    let answer = tokio::time::timeout(limit, questions(&mut conn)).await;
-    timings.query_ms = ms(started);
-    // The connection is closed politely, within the same bound.
-    let _ = tokio::time::timeout(limit, conn.disconnect()).await;
-    match answer {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => Err(failed(Stage::Query, e.to_string())),
-        Err(_) => Err(failed(
-            Stage::Query,
-            format!(
-                "logged in, but the server did not answer within {:.1}s",
-                limit.as_secs_f64()
-            ),
-        )),
-    }
+) -> Result<Found, Failure> {
+    let log_in = log_in(probe, address, endpoint, login);
+    stages(probe.limits, timings, log_in, |mut conn| async move {
+        let found = questions(&mut conn).await;
+        // Closed politely, within the same bound.
+        let _ = conn.disconnect().await;
+        found
+    })
+    .await
 }
 
 /// TCP (checked first: the driver's own error does not say refused from
@@ -119,7 +105,7 @@ fn on(v: &Option<String>) -> bool {
 }
 
 /// Who the server is, whether it takes writes, and (a replica) its lag.
-async fn questions(conn: &mut Conn) -> Result<(Server, Option<Lag>), mysql_async::Error> {
+async fn questions(conn: &mut Conn) -> Result<Found, mysql_async::Error> {
     let read_only = variable(conn, "global.read_only").await?;
     let innodb = variable(conn, "innodb_read_only").await?;
     let super_ro = variable(conn, "global.super_read_only").await?;

@@ -3,7 +3,6 @@
 //! identifier) and, on a standby, what it received and has not replayed.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -12,7 +11,7 @@ use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::tls::{client_config, tls_cause};
-use super::{connect, failed, ms, silent, Login, Probe};
+use super::{connect, failed, silent, stages, Found, Login, Probe};
 use crate::proof::{Failure, Lag, Server, Stage, Timings};
 
 pub(super) async fn ask(
@@ -21,26 +20,12 @@ pub(super) async fn ask(
     endpoint: &str,
     login: &Login,
     timings: &mut Timings,
-) -> Result<(Server, Option<Lag>), Failure> {
-    let started = Instant::now();
-    let client = log_in(probe, address, endpoint, login).await;
-    timings.connect_ms = ms(started);
-    let client = client?;
-    let started = Instant::now();
-    let limit = probe.limits.query;
-    let answer = tokio::time::timeout(limit, questions(&client)).await;
-    timings.query_ms = ms(started);
-    match answer {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => Err(failed(Stage::Query, e.to_string())),
-        Err(_) => Err(failed(
-            Stage::Query,
-            format!(
-                "logged in, but the server did not answer within {:.1}s",
-                limit.as_secs_f64()
-            ),
-        )),
-    }
+) -> Result<Found, Failure> {
+    let log_in = log_in(probe, address, endpoint, login);
+    stages(probe.limits, timings, log_in, |client| async move {
+        questions(&client).await
+    })
+    .await
 }
 
 /// TCP, TLS (required: a server without it fails the probe) and the login.
@@ -107,7 +92,7 @@ fn classify(e: &tokio_postgres::Error, address: SocketAddr) -> Failure {
 }
 
 /// Who the server is, whether it takes writes, and (a standby) its lag.
-async fn questions(client: &Client) -> Result<(Server, Option<Lag>), tokio_postgres::Error> {
+async fn questions(client: &Client) -> Result<Found, tokio_postgres::Error> {
     let row = client
         .query_one(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
