@@ -16,30 +16,6 @@ pub enum Engine {
     Postgres,
 }
 
-impl Engine {
-    /// The family of an RDS `Engine` (`mysql`, `mariadb`, `aurora-mysql`,
-    /// `postgres`, `aurora-postgresql`, ...); `None` for an engine the
-    /// probe does not speak (Oracle, SQL Server, Db2).
-    pub fn of_rds(engine: &str) -> Option<Engine> {
-        let e = engine.to_ascii_lowercase();
-        if e.contains("mysql") || e.contains("mariadb") || e == "aurora" {
-            Some(Engine::Mysql)
-        } else if e.contains("postgres") {
-            Some(Engine::Postgres)
-        } else {
-            None
-        }
-    }
-
-    /// The default port of the family.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Engine::Mysql => 3306,
-            Engine::Postgres => 5432,
-        }
-    }
-}
-
 /// How the probe logs in, as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -302,22 +278,6 @@ impl Proof {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rds_engines_map_to_their_family() {
-        for (e, f) in [
-            ("mysql", Some(Engine::Mysql)),
-            ("mariadb", Some(Engine::Mysql)),
-            ("aurora-mysql", Some(Engine::Mysql)),
-            ("aurora", Some(Engine::Mysql)),
-            ("postgres", Some(Engine::Postgres)),
-            ("aurora-postgresql", Some(Engine::Postgres)),
-            ("oracle-ee", None),
-            ("sqlserver-se", None),
-        ] {
-            assert_eq!(Engine::of_rds(e), f, "{e}");
-        }
-    }
 
     #[test]
     fn a_proof_says_each_hop_and_whether_tls_was_verified() {

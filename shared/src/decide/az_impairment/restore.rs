@@ -122,17 +122,11 @@ fn restore_group(
     } else if !hold.signals.is_empty() || hold.overflow {
         overridden = Some(hold.describe());
     }
-    let (back, subnets_back) = match subnets_back(fleet, g, e, az) {
+    let last = e.azs.len() == 1;
+    let (back, subnets_back) = match subnets_back(fleet, g, e, az, last) {
         Ok(back) => back,
         Err(conflict) => return Back::Conflict(conflict),
     };
-    let last = e.azs.len() == 1;
-    // With the subnets all back, the max size tells Ballast's restore (the
-    // original, or the desired capacity above it) from an operator's hand.
-    let ballast_max = [e.max_size, e.max_size.max(g.desired)];
-    if last && subnets_back && !ballast_max.contains(&g.max_size) {
-        return Back::Conflict(changed(g, e, &back.iter().collect(), az, fleet));
-    }
     let max_size = (last && g.max_size != e.max_size).then(|| e.max_size.max(g.desired));
     // Subnets (and max size) first, the record after: a restore cut short
     // leaves the record naming what is still missing.
@@ -166,11 +160,15 @@ fn restore_group(
 /// between the evacuated state and the restored one is Ballast's own doing
 /// (a plan cut short, an answer lost): finished. A subnet outside the
 /// record, or a kept one missing, is an operator's change: the conflict.
+/// With the subnets all back and `az` the `last` zone out, the max size
+/// tells Ballast's restore (the original, or the desired capacity above it)
+/// from an operator's hand.
 fn subnets_back(
     fleet: &FleetState,
     g: &ZonedGroup,
     e: &Evacuation,
     az: &str,
+    last: bool,
 ) -> Result<(Vec<String>, bool), String> {
     let stays_out = |s: &String| {
         fleet
@@ -187,10 +185,12 @@ fn subnets_back(
     let recorded: BTreeSet<&String> = e.subnets.iter().collect();
     let current: BTreeSet<&String> = g.subnets.iter().collect();
     let expected: BTreeSet<&String> = back.iter().filter(|s| !in_zone(fleet, s, az)).collect();
-    if !(expected.is_subset(&current) && current.is_subset(&recorded)) {
-        return Err(changed(g, e, &expected, az, fleet));
-    }
     let exact = current == back.iter().collect::<BTreeSet<_>>();
+    let ballast_max = [e.max_size, e.max_size.max(g.desired)];
+    let operator_max = last && exact && !ballast_max.contains(&g.max_size);
+    if !(expected.is_subset(&current) && current.is_subset(&recorded)) || operator_max {
+        return Err(changed(g, e, &expected, &current));
+    }
     Ok((back, exact))
 }
 
@@ -200,21 +200,14 @@ fn changed(
     g: &ZonedGroup,
     e: &Evacuation,
     expected: &BTreeSet<&String>,
-    az: &str,
-    fleet: &FleetState,
+    current: &BTreeSet<&String>,
 ) -> String {
-    let expected: BTreeSet<&String> = expected
-        .iter()
-        .copied()
-        .filter(|s| !in_zone(fleet, s, az))
-        .collect();
-    let current: BTreeSet<&String> = g.subnets.iter().collect();
     format!(
         "declined: its subnets or max size changed since the evacuation (expected {}, found {} with max \
          size {}); not clobbering an operator's change. Before the evacuation they were {} with max size {}: restore by hand and \
          remove the {} tag",
-        join(&expected),
-        join(&current),
+        join(expected),
+        join(current),
         g.max_size,
         e.subnets.join(","),
         e.max_size,

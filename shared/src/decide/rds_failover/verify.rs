@@ -173,15 +173,18 @@ pub(super) fn instance(
     policy: &Policy,
 ) -> Plan {
     let resources = vec![primary.arn.clone()];
-    if let Some(plan) = not_a_writer_to_verify(primary, &resources) {
+    let dns = dns_tag(&primary.tags);
+    let standby_id = standby_of(&primary.tags);
+    let tagged = dns.is_some() || standby_id.is_some();
+    let unusable = matches!(dns, Some(Err(_)));
+    if let Some(plan) = not_a_writer_to_verify(primary, tagged, unusable, &resources) {
         return plan;
     }
-    let dns = match dns_tag(&primary.tags) {
+    let dns = match dns {
         Some(Err(reason)) => return unusable_dns_tag(primary.id.clone(), reason, resources),
         Some(Ok(record)) => Some(record),
         None => None,
     };
-    let standby_id = standby_of(&primary.tags);
     if is_serving(&primary.status) {
         return serving(
             primary,
@@ -214,8 +217,15 @@ fn standby_of(tags: &BTreeMap<String, String>) -> Option<String> {
 }
 
 /// Why `primary` is not Ballast's to verify, if it is not: a cluster
-/// member, untagged, or a read replica Ballast did not promote.
-fn not_a_writer_to_verify(primary: &Instance, resources: &[String]) -> Option<Plan> {
+/// member, untagged (`tagged`: it carries a ballast tag), or a read replica
+/// Ballast did not promote (an unusable DNS tag is said first, by the
+/// caller).
+fn not_a_writer_to_verify(
+    primary: &Instance,
+    tagged: bool,
+    dns_unusable: bool,
+    resources: &[String],
+) -> Option<Plan> {
     let resources = resources.to_vec();
     if let Some(cluster) = &primary.cluster {
         return Some(Plan::ignored(
@@ -226,7 +236,7 @@ fn not_a_writer_to_verify(primary: &Instance, resources: &[String]) -> Option<Pl
             resources,
         ));
     }
-    if !primary.tags.contains_key(tags::DNS_RECORD) && standby_of(&primary.tags).is_none() {
+    if !tagged {
         return Some(Plan::noop(
             format!(
                 "{} ({}) carries no ballast tag: nothing to verify or repoint (a promotion moves the tags to the promoted replica).",
@@ -238,9 +248,7 @@ fn not_a_writer_to_verify(primary: &Instance, resources: &[String]) -> Option<Pl
     // A replica Ballast promoted still names its source while RDS promotes
     // it (minutes; moto for good): the record says it is a writer now.
     let source = primary.source.as_deref()?;
-    if dns_tag(&primary.tags).is_some_and(|d| d.is_err())
-        || Promotion::of(primary, source).is_some()
-    {
+    if dns_unusable || Promotion::of(primary, source).is_some() {
         return None;
     }
     Some(
