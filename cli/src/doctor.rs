@@ -1024,6 +1024,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            access: Default::default(),
         }
     }
 

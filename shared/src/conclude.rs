@@ -110,6 +110,13 @@ impl ReportContext {
                 plan.reason.clone(),
             ),
         };
+        // Done, but not proven through the application's name (a writer
+        // proof): not `remediated`, and a verified state that the name
+        // does not bear out is no `noop`.
+        let outcome = match outcome {
+            Outcome::Remediated | Outcome::Noop if plan.unproven => Outcome::Failed,
+            o => o,
+        };
         let mut actions: Vec<ActionRecord> = applied.into_iter().map(|a| a.record).collect();
         actions.extend(plan.skipped);
         Report {
@@ -210,6 +217,7 @@ mod tests {
             resources: vec!["arn:tg".into()],
             sequential: false,
             retry: None,
+            unproven: false,
         }
     }
 
@@ -218,6 +226,36 @@ mod tests {
             record: plan().steps[0].record(status, "x"),
             error,
         }]
+    }
+
+    #[test]
+    fn done_but_unproven_is_failed_with_the_plans_severity() {
+        let unproven = Plan {
+            unproven: true,
+            severity: Severity::Warning,
+            ..plan()
+        };
+        let r = ctx().conclude(unproven, applied(ActionStatus::Done, None), false);
+        assert_eq!(
+            (r.outcome, r.severity),
+            (Outcome::Failed, Severity::Warning)
+        );
+        let noop = Plan {
+            unproven: true,
+            severity: Severity::Critical,
+            ..Plan::noop("Verified; not proven.", vec![])
+        };
+        let r = ctx().conclude(noop, vec![], false);
+        assert_eq!(
+            (r.outcome, r.severity),
+            (Outcome::Failed, Severity::Critical)
+        );
+        // A dry run says what it would do, proven or not.
+        let dry = Plan {
+            unproven: true,
+            ..plan()
+        };
+        assert_eq!(ctx().conclude(dry, vec![], true).outcome, Outcome::DryRun);
     }
 
     #[test]

@@ -12,6 +12,12 @@ pub const EVACUATION_WARN_HOURS: &str = "BALLAST_EVACUATION_WARN_HOURS";
 pub const MAX_REPLACED_PERCENT: &str = "BALLAST_MAX_REPLACED_PERCENT";
 pub const REPLACEMENT_WINDOW_MINUTES: &str = "BALLAST_REPLACEMENT_WINDOW_MINUTES";
 pub const LEASE_TABLE: &str = "BALLAST_LEASE_TABLE";
+/// `rds-failover`: the writer-probe function to invoke (its name or ARN);
+/// unset, no database is probed.
+pub const WRITER_PROBE_FUNCTION: &str = "BALLAST_WRITER_PROBE_FUNCTION";
+/// `rds-failover`: how long an opted-in writer may stay unproven through
+/// the application's name before it is `critical`.
+pub const PROOF_GRACE_MINUTES: &str = "BALLAST_PROOF_GRACE_MINUTES";
 /// Set by the template and not read by the functions: the deployed
 /// configuration `ballast doctor` reads back (`HostedZoneIds`,
 /// `ZonalAlarmPrefix`).
@@ -48,6 +54,10 @@ pub struct Config {
     /// requested again (`decide::rds_failover::PROMOTION_SETTLE_SECS`); not
     /// configurable from the environment.
     pub promotion_settle_secs: i64,
+    /// The writer-probe function (`rds-failover`), when the stack has one.
+    pub writer_probe: Option<String>,
+    /// [`PROOF_GRACE_MINUTES`], in seconds.
+    pub proof_grace_secs: i64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -123,7 +133,30 @@ impl Config {
             1..=1_440,
             "a whole number of minutes from 1 to 1440",
         )?;
+        let writer_probe = vars
+            .get(WRITER_PROBE_FUNCTION)
+            .map(|v| v.trim().to_string())
+            .map(|v| {
+                if is_function_name(&v) {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::Invalid {
+                        variable: WRITER_PROBE_FUNCTION,
+                        value: v,
+                        expected: "a Lambda function name or ARN (letters, digits, '-', '_', ':')",
+                    })
+                }
+            })
+            .transpose()?;
+        let proof_grace_minutes: i64 = vars.number(
+            PROOF_GRACE_MINUTES,
+            10,
+            1..=1_440,
+            "a whole number of minutes from 1 to 1440",
+        )?;
         Ok(Config {
+            writer_probe,
+            proof_grace_secs: proof_grace_minutes * 60,
             topic_arn,
             replacement_budget: crate::decide::unhealthy_target::Budget {
                 percent,
@@ -138,6 +171,13 @@ impl Config {
             promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
         })
     }
+}
+
+/// A Lambda function's name, partial or full ARN (1-170 characters).
+fn is_function_name(v: &str) -> bool {
+    (1..=170).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
 }
 
 /// The variables, read through a lookup; a blank one is unset.
@@ -266,6 +306,8 @@ mod tests {
                 },
                 lease_table: TABLE.into(),
                 promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
+                writer_probe: None,
+                proof_grace_secs: 600,
             }
         );
     }
@@ -280,8 +322,12 @@ mod tests {
             (MAX_EVACUATED_AZS, "2"),
             (DNS_TTL, "5"),
             (EVACUATION_WARN_HOURS, "48"),
+            (WRITER_PROBE_FUNCTION, "ballast-writer-probe"),
+            (PROOF_GRACE_MINUTES, "3"),
         ])
         .unwrap();
+        assert_eq!(c.writer_probe.as_deref(), Some("ballast-writer-probe"));
+        assert_eq!(c.proof_grace_secs, 180);
         assert!(c.dry_run);
         assert_eq!(c.max_unhealthy_percent, 34);
         assert_eq!(c.max_evacuated_azs, 2);
@@ -320,6 +366,12 @@ mod tests {
             (EVACUATION_WARN_HOURS, "0", "from 1 to 8760"),
             (MAX_REPLACED_PERCENT, "0", "from 1 to 100"),
             (REPLACEMENT_WINDOW_MINUTES, "1441", "from 1 to 1440"),
+            (PROOF_GRACE_MINUTES, "0", "from 1 to 1440"),
+            (
+                WRITER_PROBE_FUNCTION,
+                "a b",
+                "a Lambda function name or ARN",
+            ),
         ];
         for (var, value, expected) in cases {
             let mut vars = vec![(TOPIC_ARN, TOPIC), (LEASE_TABLE, TABLE)];

@@ -65,6 +65,14 @@ pub mod tags {
     pub const REPLACED: &str = "ballast:replaced";
     /// The processes the breaker suspended, when and why.
     pub const SUSPENDED: &str = "ballast:suspended";
+    /// Opt-in to the writer proof, on a DB cluster or instance: how the
+    /// probe logs in (`secret=master`, or `secret=<secret name or ARN>`,
+    /// and optionally `db=<database>`).
+    pub const WRITER_PROBE: &str = "ballast:writer-probe";
+    /// Written by Ballast on an opted-in DB resource when its writer is not
+    /// proven through the application's name, removed once it is:
+    /// `since=<epoch seconds>`.
+    pub const UNPROVEN: &str = "ballast:unproven";
 
     /// AWS caps a tag value at 256 characters (Auto Scaling, RDS, ELB).
     pub const VALUE_MAX: usize = 256;

@@ -178,6 +178,25 @@ pub struct Instance {
     /// `DBClusterIdentifier` for Aurora members.
     pub cluster: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// How a client reaches its engine.
+    pub access: Access,
+}
+
+/// How a client reaches a DB resource's engine: what the writer probe
+/// needs besides the name and the login.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    /// `Engine` (`mysql`, `mariadb`, `postgres`, `aurora-mysql`,
+    /// `aurora-postgresql`, ...).
+    pub engine: Option<String>,
+    /// `Endpoint.Port` (instance) or `Port` (cluster).
+    pub port: Option<u16>,
+    /// `MasterUserSecret.SecretArn`: the secret RDS manages for the master
+    /// user, when it does.
+    pub master_secret: Option<String>,
+    /// The DB parameter group (an instance's first; a cluster's
+    /// `DBClusterParameterGroup`): where `read_only` is set.
+    pub parameter_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +214,7 @@ pub struct Cluster {
     pub endpoint: Option<String>,
     pub members: Vec<ClusterMember>,
     pub tags: BTreeMap<String, String>,
+    pub access: Access,
 }
 
 /// `db.example.com` and `DB.example.com.` are the same record.

@@ -6,7 +6,7 @@ use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use aws_sdk_rds::Client;
 
 use super::AwsError;
-use crate::resources::{Cluster, ClusterMember, Instance};
+use crate::resources::{Access, Cluster, ClusterMember, Instance};
 use crate::tags;
 
 fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
@@ -41,6 +41,22 @@ fn instance_from(db: &DbInstance) -> Instance {
             }),
         cluster: db.db_cluster_identifier().map(str::to_string),
         tags: tag_map(db.tag_list()),
+        access: Access {
+            engine: db.engine().map(str::to_string),
+            port: db
+                .endpoint()
+                .and_then(|e| e.port())
+                .and_then(|p| u16::try_from(p).ok()),
+            master_secret: db
+                .master_user_secret()
+                .and_then(|s| s.secret_arn())
+                .map(str::to_string),
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_string),
+        },
     }
 }
 
@@ -59,6 +75,15 @@ fn cluster_from(c: &DbCluster) -> Cluster {
             })
             .collect(),
         tags: tag_map(c.tag_list()),
+        access: Access {
+            engine: c.engine().map(str::to_string),
+            port: c.port().and_then(|p| u16::try_from(p).ok()),
+            master_secret: c
+                .master_user_secret()
+                .and_then(|s| s.secret_arn())
+                .map(str::to_string),
+            parameter_group: c.db_cluster_parameter_group().map(str::to_string),
+        },
     }
 }
 

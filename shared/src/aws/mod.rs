@@ -17,6 +17,8 @@ pub mod leases;
 #[cfg(feature = "ec2")]
 pub mod network;
 pub mod reports;
+#[cfg(feature = "lambda")]
+pub mod writer_probe;
 #[cfg(feature = "zonal-shift")]
 pub mod zonal_shift;
 
@@ -58,12 +60,35 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     #[cfg(feature = "zonal-shift")]
     pub zonal_shift: aws_sdk_arczonalshift::Client,
+    /// `rds-failover` invokes the writer probe.
+    #[cfg(feature = "lambda")]
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Aws {
     /// Clients configured from the function's environment (`lambda_config`).
     pub fn from_env() -> Self {
-        Self::new(&lambda_config(|name| std::env::var(name).ok()))
+        let aws = Self::new(&lambda_config(|name| std::env::var(name).ok()));
+        // The SDK's service-specific endpoint variable, for the one service
+        // an emulator may serve apart (the writer probe's Invoke).
+        #[cfg(feature = "lambda")]
+        if let Some(url) = std::env::var("AWS_ENDPOINT_URL_LAMBDA")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            return aws.with_lambda_endpoint(&url);
+        }
+        aws
+    }
+
+    /// The Lambda client pointed at `url` (an emulator of the Invoke API).
+    #[cfg(feature = "lambda")]
+    pub fn with_lambda_endpoint(self, url: &str) -> Self {
+        let conf = self.lambda.config().to_builder().endpoint_url(url).build();
+        Aws {
+            lambda: aws_sdk_lambda::Client::from_conf(conf),
+            ..self
+        }
     }
 
     /// Clients for `conf`, every one with [`timeouts`] (I4).
@@ -90,6 +115,8 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             #[cfg(feature = "zonal-shift")]
             zonal_shift: aws_sdk_arczonalshift::Client::new(conf),
+            #[cfg(feature = "lambda")]
+            lambda: aws_sdk_lambda::Client::new(conf),
         }
     }
 }

@@ -230,6 +230,10 @@ pub struct Plan {
     /// invocation asks Lambda to deliver the event again, for this reason,
     /// instead of ending it with a success.
     pub retry: Option<String>,
+    /// What the plan does (or found) is not proven through the
+    /// application's name (`rds-failover`'s writer proof): it is reported
+    /// `failed` even when every step is done.
+    pub unproven: bool,
 }
 
 impl Plan {
@@ -247,6 +251,7 @@ impl Plan {
             resources,
             sequential: false,
             retry: None,
+            unproven: false,
         }
     }
 
@@ -293,6 +298,13 @@ impl Plan {
     pub fn with_reasons(self, reasons: Vec<String>) -> Self {
         Plan {
             reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            ..self
+        }
+    }
+
+    pub fn with_situation(self, situation: impl Into<String>) -> Self {
+        Plan {
+            situation: situation.into(),
             ..self
         }
     }

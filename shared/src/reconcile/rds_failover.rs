@@ -8,10 +8,12 @@ use serde_json::Value;
 
 use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::database::{self, Listing};
+use crate::aws::writer_probe;
 use crate::aws::{dns, AwsError};
 use crate::context::Ballast;
 use crate::decide::rds_failover::{
-    decide, parse_dns_tag, Cluster, Instance, Policy, Promotion, Prompt, Subject,
+    decide_proven, parse_dns_tag, request, Cluster, Instance, Observed, Policy, Probed, Promotion,
+    Prompt, Subject,
 };
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
@@ -123,7 +125,7 @@ impl Reconciler for RdsFailover {
     const FUNCTION: &'static str = FUNCTION;
     type Intent = Intent;
     type Item = Db;
-    type State = Subject;
+    type State = Observed;
 
     fn intent_of(inbound: &Inbound) -> Result<Intent, String> {
         intent_of(inbound)
@@ -143,24 +145,33 @@ impl Reconciler for RdsFailover {
     async fn observe(
         cx: &Cx<'_>,
         db: &Db,
-        seen: Option<Subject>,
-    ) -> Result<Option<Subject>, AwsError> {
-        // Under the lease, everything is read again from RDS.
+        seen: Option<Observed>,
+    ) -> Result<Option<Observed>, AwsError> {
+        // Under the lease, everything is read again from RDS; the proof
+        // read before it stands (one probe per delivery).
         let listed = db.listed.as_deref().filter(|_| seen.is_none());
-        observe(cx.ballast, &db.target, listed).await
+        let Some(subject) = observe(cx.ballast, &db.target, listed).await? else {
+            return Ok(None);
+        };
+        let probed = match seen {
+            Some(seen) => seen.probed,
+            None => probe(cx.ballast, &subject).await,
+        };
+        Ok(Some(Observed { subject, probed }))
     }
 
-    fn decide(cx: &Cx<'_>, db: &Db, subject: &Subject) -> Plan {
+    fn decide(cx: &Cx<'_>, db: &Db, observed: &Observed) -> Plan {
         let config = &cx.ballast.config;
         let policy = Policy {
             dns_ttl: config.dns_ttl,
             now: crate::report::now_epoch(),
             promotion_settle_secs: config.promotion_settle_secs,
+            proof_grace_secs: config.proof_grace_secs,
         };
-        decide(subject, &db.prompt, &policy)
+        decide_proven(observed, &db.prompt, &policy)
     }
 
-    fn lease(_: &Db, subject: &Subject, plan: &Plan) -> Option<lease::Scope> {
+    fn lease(_: &Db, observed: &Observed, plan: &Plan) -> Option<lease::Scope> {
         // A promotion is leased on the failed primary: two invocations must
         // not both promote (AWS refuses the second, or, later, promotes
         // twice). Finishing one (moving the tags off the primary) is leased
@@ -169,7 +180,7 @@ impl Reconciler for RdsFailover {
             matches!(s, Step::PromoteReplica { .. })
                 || matches!(s, Step::UntagDatabase { key, .. } if key == tags::STANDBY_REPLICA)
         });
-        match (subject, promotes) {
+        match (&observed.subject, promotes) {
             (Subject::Instance { primary, .. }, true) => Some(lease::Scope::Db(primary.id.clone())),
             _ => None,
         }
@@ -286,6 +297,26 @@ async fn observe_cluster(
         writer,
         dns_current,
     }))
+}
+
+/// What the writer probe says about `subject`, when it opts in: one
+/// synchronous invoke. A probe that does not answer is a finding, not a
+/// failure to observe: the API's decision stands on its own.
+async fn probe(ballast: &Ballast, subject: &Subject) -> Probed {
+    let function = ballast.config.writer_probe.as_deref();
+    let request = match request(subject, function.is_some()) {
+        Ok(r) => r,
+        Err(probed) => return probed,
+    };
+    let function = function.unwrap_or_default();
+    match writer_probe::invoke(&ballast.aws.lambda, function, &request).await {
+        Ok(writer_probe::Answer::Proof(proof)) => {
+            tracing::info!(proof = %proof.describe(), writer = proof.proves_writer(), "probed");
+            Probed::Proof(proof)
+        }
+        Ok(writer_probe::Answer::Refused(why)) => Probed::Unanswered(why),
+        Err(e) => Probed::Unanswered(e.to_string()),
+    }
 }
 
 /// The CNAME's value when the tag is usable (an unusable tag is the

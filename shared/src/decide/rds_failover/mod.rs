@@ -7,10 +7,15 @@
 //!   on it;
 //! - `promote`: a failed primary's standby promoted, or the promotion
 //!   finished;
+//! - `prove`: the writer proven through the application's name, for a
+//!   resource that opts in;
 //! - `evidence`: the facts a decision rests on.
 
 mod evidence;
 mod promote;
+mod prove;
+#[cfg(test)]
+mod prove_tests;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -18,7 +23,8 @@ mod verify;
 
 pub use evidence::evidence;
 pub use promote::{refused_promotion, RefusedPromotion};
-pub use records::{parse_dns_tag, Promotion};
+pub use prove::{engine_of, prove, request, Probed};
+pub use records::{parse_dns_tag, ProbeSecret, ProbeTag, Promotion, Unproven};
 // The RDS read model lives with the other resources; named here too.
 pub use crate::resources::{normalise, Cluster, ClusterMember, Instance};
 
@@ -43,6 +49,13 @@ pub enum Subject {
     },
 }
 
+/// The live state, and what the writer probe said about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub subject: Subject,
+    pub probed: Probed,
+}
+
 /// What prompted the look: an RDS event's class, or none (sweep, direct).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Prompt {
@@ -59,6 +72,9 @@ pub struct Policy {
     pub now: i64,
     /// [`PROMOTION_SETTLE_SECS`] in production.
     pub promotion_settle_secs: i64,
+    /// How long an opted-in writer may stay unproven through the
+    /// application's name (retried meanwhile) before it is `critical`.
+    pub proof_grace_secs: i64,
 }
 
 /// How long a requested promotion may go unseen before Ballast concludes it
@@ -72,6 +88,12 @@ pub struct Policy {
 /// never landed. 30 s is also half Lambda's first retry of an async event
 /// (about a minute): that retry requests it again.
 pub const PROMOTION_SETTLE_SECS: i64 = 30;
+
+/// The API's plan, with the writer proof's.
+pub fn decide_proven(observed: &Observed, prompt: &Prompt, policy: &Policy) -> Plan {
+    let plan = decide(&observed.subject, prompt, policy);
+    prove(plan, &observed.subject, &observed.probed, policy)
+}
 
 pub fn decide(subject: &Subject, prompt: &Prompt, policy: &Policy) -> Plan {
     let plan = match subject {

@@ -267,13 +267,20 @@ fn moving_steps(
         });
     }
     let moved = primary.tags.get(tags::DNS_RECORD);
-    if let Some(value) = moved {
-        steps.push(Step::TagDatabase {
-            resource: replica.id.clone(),
-            arn: replica.arn.clone(),
-            key: tags::DNS_RECORD.into(),
-            value: value.clone(),
-        });
+    // The writer proof's opt-in goes with the record it proves.
+    let probe = primary
+        .tags
+        .get(tags::WRITER_PROBE)
+        .filter(|_| moved.is_some());
+    for (key, value) in [(tags::WRITER_PROBE, probe), (tags::DNS_RECORD, moved)] {
+        if let Some(value) = value {
+            steps.push(Step::TagDatabase {
+                resource: replica.id.clone(),
+                arn: replica.arn.clone(),
+                key: key.into(),
+                value: value.clone(),
+            });
+        }
     }
     // The record pointed before the primary lets go of the replica: until
     // it is, the primary's tags lead every delivery and sweep back here.
@@ -287,12 +294,19 @@ fn moving_steps(
             when_available: Some(replica.id.clone()),
         });
     }
-    if moved.is_some() {
-        steps.push(Step::UntagDatabase {
-            resource: primary.id.clone(),
-            arn: primary.arn.clone(),
-            key: tags::DNS_RECORD.into(),
-        });
+    let unproven = primary.tags.get(tags::UNPROVEN);
+    for (key, present) in [
+        (tags::DNS_RECORD, moved.is_some()),
+        (tags::WRITER_PROBE, probe.is_some()),
+        (tags::UNPROVEN, unproven.is_some() && moved.is_some()),
+    ] {
+        if present {
+            steps.push(Step::UntagDatabase {
+                resource: primary.id.clone(),
+                arn: primary.arn.clone(),
+                key: key.into(),
+            });
+        }
     }
     steps.push(Step::UntagDatabase {
         resource: primary.id.clone(),

@@ -103,3 +103,91 @@ pub fn parse_dns_tag(value: &str) -> Result<(String, String), String> {
 pub(super) fn dns_tag(tags: &BTreeMap<String, String>) -> Option<Result<(String, String), String>> {
     tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v))
 }
+
+/// `ballast:writer-probe`: the opt-in to the writer proof, and how the
+/// probe logs in. `secret=master` is the secret RDS manages for the master
+/// user (its ARN, `…:secret:rds!…`, cannot be a tag value: RDS refuses `!`
+/// in tags); `secret=<name or ARN>` any other secret with `username` and
+/// `password`; `db=<database>` the database to connect to (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTag {
+    pub secret: ProbeSecret,
+    pub database: Option<String>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeSecret {
+    /// The DB resource's `MasterUserSecret`.
+    Master,
+    /// A secret's name or ARN.
+    Named(String),
+}
+
+impl Record for ProbeTag {
+    const TAG: &'static str = tags::WRITER_PROBE;
+    const KEYS: &'static [&'static str] = &["secret", "db"];
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        let secret = match f.one("secret")? {
+            "" => return Err("secret= names no secret".into()),
+            "master" => ProbeSecret::Master,
+            named => ProbeSecret::Named(named.to_string()),
+        };
+        let database = f.opt("db")?.filter(|d| !d.is_empty()).map(str::to_string);
+        Ok(ProbeTag {
+            secret,
+            database,
+            extra,
+        })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![(
+            "secret",
+            match &self.secret {
+                ProbeSecret::Master => "master".to_string(),
+                ProbeSecret::Named(n) => n.clone(),
+            },
+        )];
+        if let Some(db) = &self.database {
+            fields.push(("db", db.clone()));
+        }
+        fields
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}
+
+/// `ballast:unproven`: since when an opted-in resource's writer has not
+/// been proven through the application's name. Written before the step
+/// that changes the writer or the record (and when a proof first fails),
+/// removed once the probe proves the writer: its removal is the
+/// `remediated` report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unproven {
+    pub since: i64,
+    pub extra: Extra,
+}
+
+impl Record for Unproven {
+    const TAG: &'static str = tags::UNPROVEN;
+    const KEYS: &'static [&'static str] = &["since"];
+
+    fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
+        Ok(Unproven {
+            since: f.number("since")?,
+            extra,
+        })
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![("since", self.since.to_string())]
+    }
+
+    fn extra(&self) -> &Extra {
+        &self.extra
+    }
+}

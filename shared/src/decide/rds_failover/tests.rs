@@ -12,6 +12,7 @@ const POLICY: Policy = Policy {
     dns_ttl: 30,
     now: 1_000_000,
     promotion_settle_secs: PROMOTION_SETTLE_SECS,
+    proof_grace_secs: 600,
 };
 const DNS: &str = "Z123/db.internal.example.com";
 
@@ -27,6 +28,7 @@ fn instance(id: &str, status: &str) -> Instance {
         source: None,
         cluster: None,
         tags: BTreeMap::new(),
+        access: Default::default(),
     }
 }
 
@@ -88,6 +90,7 @@ fn cluster(writer: &str, status: &str) -> Cluster {
             },
         ],
         tags: [(tags::DNS_RECORD.to_string(), DNS.to_string())].into(),
+        access: Default::default(),
     }
 }
 

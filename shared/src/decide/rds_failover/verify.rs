@@ -12,7 +12,7 @@ use crate::resources::{normalise, Cluster, Instance};
 use crate::tags;
 
 /// Statuses in which an instance serves traffic.
-fn is_serving(status: &str) -> bool {
+pub(super) fn is_serving(status: &str) -> bool {
     matches!(
         status,
         "available"

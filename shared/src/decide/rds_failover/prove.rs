@@ -1,0 +1,428 @@
+//! The writer proof, for a DB resource that opts in (`ballast:writer-probe`):
+//! which request the probe is sent ([`request`]), and what its answer does
+//! to the API's plan ([`prove`]):
+//!
+//! - the proof joins the evidence of every plan about the resource;
+//! - a plan that changes the writer or the record is not `remediated` yet:
+//!   the `ballast:unproven` record is written before its first such step,
+//!   the report says what is not yet proven, and Lambda is asked to retry;
+//! - a writer the API verified is proven through the application's name:
+//!   proven, the record (if any) is removed — that is the `remediated`
+//!   report; not proven, the record is written, the finding (stale record,
+//!   stale resolver, a writer that refuses writes, or the stage the probe
+//!   could not pass) is reported with its fix, retried while the proof's
+//!   grace lasts, then `critical`.
+
+use std::collections::BTreeMap;
+
+use super::records::{dns_tag, ProbeSecret, ProbeTag, Unproven};
+use super::{verify, Policy, Subject};
+use crate::decide::{Plan, Step, Verdict};
+use crate::proof::{Credentials, Engine, Proof, Request, Stage};
+use crate::records::{self, Extra};
+use crate::report::Severity;
+use crate::resources::{normalise, Access};
+use crate::tags;
+
+/// What the writer probe said about a DB resource, or why it was not asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probed {
+    /// No `ballast:writer-probe` tag.
+    NotOptedIn,
+    /// Opted in, but the probe was not asked: why.
+    NotAsked(String),
+    /// The probe's answer.
+    Proof(Box<Proof>),
+    /// The probe function did not answer: why.
+    Unanswered(String),
+}
+
+/// The resource that holds the tags, as the proof reads it.
+struct Holder<'a> {
+    id: &'a str,
+    arn: &'a str,
+    tags: &'a BTreeMap<String, String>,
+    access: &'a Access,
+}
+
+fn holder(subject: &Subject) -> Holder<'_> {
+    match subject {
+        Subject::Cluster { cluster, .. } => Holder {
+            id: &cluster.id,
+            arn: &cluster.arn,
+            tags: &cluster.tags,
+            access: &cluster.access,
+        },
+        Subject::Instance { primary, .. } => Holder {
+            id: &primary.id,
+            arn: &primary.arn,
+            tags: &primary.tags,
+            access: &primary.access,
+        },
+    }
+}
+
+/// The engine family of an RDS `Engine`, if the probe speaks it.
+pub fn engine_of(rds_engine: &str) -> Option<Engine> {
+    match rds_engine {
+        "mysql" | "mariadb" | "aurora" | "aurora-mysql" => Some(Engine::Mysql),
+        "postgres" | "aurora-postgresql" => Some(Engine::Postgres),
+        _ => None,
+    }
+}
+
+/// The request for the probe about `subject`, or what to report instead
+/// (`probe_deployed`: the stack has a writer probe to invoke).
+pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probed> {
+    let h = holder(subject);
+    let Some(value) = h.tags.get(tags::WRITER_PROBE) else {
+        return Err(Probed::NotOptedIn);
+    };
+    let not_asked = |why: String| Err(Probed::NotAsked(why));
+    let tag: ProbeTag = match records::read(value) {
+        Ok(t) => t,
+        Err(e) => {
+            return not_asked(format!(
+            "{e}; expected secret=master or secret=<secret name or ARN>, optionally db=<database>"
+        ))
+        }
+    };
+    if !probe_deployed {
+        return not_asked(format!(
+            "{} opts in to the writer proof, but this stack has no writer probe (deploy it with the ProbeSubnetIds and ProbeSecurityGroupIds parameters)",
+            h.id
+        ));
+    }
+    let Some(Ok((_, name))) = dns_tag(h.tags) else {
+        return not_asked(format!(
+            "the writer is proven through the application's name: tag {} with {}",
+            h.id,
+            tags::DNS_RECORD
+        ));
+    };
+    let rds_engine = h.access.engine.as_deref().unwrap_or("unknown");
+    let Some(engine) = engine_of(rds_engine) else {
+        return not_asked(format!(
+            "the probe speaks the MySQL family and PostgreSQL, not {rds_engine}"
+        ));
+    };
+    let secret = match tag.secret {
+        ProbeSecret::Named(n) => n,
+        ProbeSecret::Master => match &h.access.master_secret {
+            Some(arn) => arn.clone(),
+            None => {
+                return not_asked(format!(
+                    "{}=secret=master, but RDS manages no master user secret for {} (ManageMasterUserPassword); name a secret instead",
+                    tags::WRITER_PROBE,
+                    h.id
+                ))
+            }
+        },
+    };
+    Ok(Request {
+        name: name.trim_end_matches('.').to_string(),
+        port: h.access.port.unwrap_or(match engine {
+            Engine::Mysql => 3306,
+            Engine::Postgres => 5432,
+        }),
+        engine,
+        credentials: Credentials::Secret(secret),
+        database: tag.database,
+    })
+}
+
+/// The endpoint the API verified as the writer's, when the API's state is
+/// verified (and the record, if tagged, already points at it).
+fn verified_writer(subject: &Subject) -> Option<&str> {
+    let (endpoint, current) = match subject {
+        Subject::Cluster {
+            cluster,
+            writer,
+            dns_current,
+        } => {
+            let writer_ok = writer.as_ref().is_some_and(|w| w.status == "available");
+            if cluster.status != "available" || !writer_ok {
+                return None;
+            }
+            (cluster.endpoint.as_deref()?, dns_current)
+        }
+        Subject::Instance {
+            primary,
+            dns_current,
+            ..
+        } => {
+            if !verify::is_serving(&primary.status) || primary.cluster.is_some() {
+                return None;
+            }
+            (primary.endpoint.as_deref()?, dns_current)
+        }
+    };
+    current
+        .as_deref()
+        .is_some_and(|c| normalise(c) == normalise(endpoint))
+        .then_some(endpoint)
+}
+
+/// The name leads through `endpoint`.
+fn leads_through(proof: &Proof, endpoint: &str) -> bool {
+    let endpoint = normalise(endpoint);
+    proof.chain.iter().any(|hop| normalise(hop) == endpoint)
+}
+
+/// Why the writer is not proven, and the fix.
+fn finding(proof: &Proof, writer: &str, record: Option<&str>, access: &Access) -> (String, String) {
+    let name = &proof.name;
+    if let Some(f) = &proof.failure {
+        let fix = match f.stage {
+            Stage::Dns => format!(
+                "make {name} resolve in the VPC: the record exists in its zone, and a private hosted zone is associated with the probe's VPC"
+            ),
+            Stage::Network => format!(
+                "let the writer-probe's security group reach TCP {} in the database's security group (and check the route and network ACLs between their subnets)",
+                proof.port
+            ),
+            Stage::Tls => "set BALLAST_PROBE_CA_BUNDLE to the Region's RDS CA bundle (https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), and require TLS on the server".to_string(),
+            Stage::Login => "check that the secret the ballast:writer-probe tag names holds the current username and password (a rotated password, a deleted user)".to_string(),
+            Stage::Query => "the server answered the login but not the probe's questions in time: look at its load and its locks".to_string(),
+        };
+        return (
+            format!(
+                "The probe could not prove the writer through {name}: it failed at {} ({}).",
+                f.stage.as_str(),
+                f.message
+            ),
+            fix,
+        );
+    }
+    let reached = proof.endpoint().to_string();
+    let because = proof
+        .server
+        .as_ref()
+        .map(|s| s.read_only_because.join(", "))
+        .unwrap_or_default();
+    let identity = proof.server.as_ref().map_or("?", |s| s.identity.as_str());
+    if !leads_through(proof, writer) {
+        let writable = proof.server.as_ref().is_some_and(|s| s.writable);
+        let what = if writable {
+            "which takes writes: two writers"
+        } else {
+            "which is read-only"
+        };
+        return match record {
+            Some(r) if normalise(r) == normalise(writer) => (
+                format!(
+                    "Stale resolver: Route 53 has {name} → {writer}, but the application's resolver still answers {reached} ({identity}), {what}."
+                ),
+                "a cached answer outlives the change: it clears within the record's TTL; if it does not, a resolver or forwarder between the application and Route 53 caches past the TTL: flush it, and lower its maximum cache time".to_string(),
+            ),
+            _ => (
+                format!("Stale record: {name} leads to {reached} ({identity}), {what}, not to the writer {writer}."),
+                format!("point {name} at {writer} (Ballast upserts it while the record carries ballast:dns-record)"),
+            ),
+        };
+    }
+    let group = access
+        .parameter_group
+        .as_deref()
+        .unwrap_or("<parameter group>");
+    let fix = if because.contains("in recovery") {
+        "the server is still a standby: RDS has not finished the promotion; it is proven once the server leaves recovery".to_string()
+    } else if proof.engine == Engine::Postgres {
+        format!(
+            "turn default_transaction_read_only off in the writer's parameter group: aws rds modify-db-parameter-group --db-parameter-group-name {group} --parameters ParameterName=default_transaction_read_only,ParameterValue=0,ApplyMethod=immediate"
+        )
+    } else {
+        format!(
+            "turn read_only off in the writer's parameter group (RDS refuses SET GLOBAL): aws rds modify-db-parameter-group --db-parameter-group-name {group} --parameters ParameterName=read_only,ParameterValue=0,ApplyMethod=immediate"
+        )
+    };
+    (
+        format!("The writer refuses writes: {name} reaches the writer {writer} ({identity}), but it is read-only ({because})."),
+        fix,
+    )
+}
+
+/// The `ballast:unproven` record written now, on `(resource, arn)`.
+fn record_step(resource: &str, arn: &str, now: i64) -> Step {
+    Step::TagDatabase {
+        resource: resource.to_string(),
+        arn: arn.to_string(),
+        key: tags::UNPROVEN.into(),
+        value: records::write(&Unproven {
+            since: now,
+            extra: Extra::default(),
+        }),
+    }
+}
+
+/// A step that changes the writer or where the name leads.
+fn changes_writer(step: &Step) -> bool {
+    matches!(step, Step::UpsertCname { .. } | Step::PromoteReplica { .. })
+}
+
+/// The API's `plan` for `subject`, with what the probe said.
+pub fn prove(plan: Plan, subject: &Subject, probed: &Probed, policy: &Policy) -> Plan {
+    if *probed == Probed::NotOptedIn {
+        return plan;
+    }
+    let mut plan = plan;
+    let h = holder(subject);
+    let said = match probed {
+        Probed::Proof(p) => serde_json::to_value(p).unwrap_or_default(),
+        Probed::NotAsked(why) => serde_json::json!({"notAsked": why}),
+        Probed::Unanswered(why) => serde_json::json!({"unanswered": why}),
+        Probed::NotOptedIn => unreachable!("returned above"),
+    };
+    plan.evidence.insert("proof".into(), said);
+    if let Probed::NotAsked(why) = probed {
+        // Not asked: nothing is proven or disproven; the API's plan
+        // stands, and the report says why there is no proof.
+        let reasons = plan
+            .reason
+            .iter()
+            .cloned()
+            .chain([format!("writer proof not asked: {why}")])
+            .collect();
+        let severity = plan.severity.max(Severity::Warning);
+        return plan.with_reasons(reasons).with_severity(severity);
+    }
+    let record = h
+        .tags
+        .get(tags::UNPROVEN)
+        .map(|v| records::read::<Unproven>(v));
+    if plan.verdict == Verdict::Act && plan.steps.iter().any(changes_writer) {
+        return unproven_change(plan, &h, record.is_some(), probed, policy);
+    }
+    let Some(writer) = verified_writer(subject) else {
+        return plan;
+    };
+    if plan.verdict != Verdict::Noop || !plan.steps.is_empty() {
+        return plan;
+    }
+    let (_, dns_current) = match subject {
+        Subject::Cluster { dns_current, .. } | Subject::Instance { dns_current, .. } => {
+            ((), dns_current)
+        }
+    };
+    let (finding, fix) = match probed {
+        Probed::Proof(p) if p.proves_writer() && leads_through(p, writer) => {
+            return proven(plan, &h, p, record.is_some());
+        }
+        Probed::Proof(p) => finding(p, writer, dns_current.as_deref(), h.access),
+        Probed::Unanswered(why) => (
+            format!("The writer probe did not answer: {why}."),
+            "check the writer-probe function's logs and its concurrency (the probe answers within 7 s)".to_string(),
+        ),
+        Probed::NotOptedIn | Probed::NotAsked(_) => unreachable!("returned above"),
+    };
+    let situation = format!("{} {finding}", plan.situation);
+    match record {
+        None => {
+            let step = record_step(h.id, h.arn, policy.now);
+            Plan {
+                unproven: true,
+                ..Plan::act(situation, vec![step], plan.resources.clone())
+            }
+            .with_evidence(plan.evidence)
+            .with_reason(format!("fix: {fix}"))
+            .with_severity(Severity::Warning)
+            .retried(finding)
+        }
+        Some(Err(unreadable)) => Plan {
+            unproven: true,
+            ..plan
+        }
+        .with_situation(situation)
+        .with_reason(format!("fix: {fix}; {unreadable}: held, not rewritten"))
+        .with_severity(Severity::Critical),
+        Some(Ok(r)) if policy.now - r.since < policy.proof_grace_secs => {
+            let age = policy.now - r.since;
+            plan.with_situation(format!(
+                "{situation} Unproven for {age}s (critical after {}s).",
+                policy.proof_grace_secs
+            ))
+            .with_reason(format!("fix: {fix}"))
+            .with_severity(Severity::Warning)
+            .retried(finding)
+        }
+        Some(Ok(r)) => Plan {
+            unproven: true,
+            ..plan
+        }
+        .with_situation(format!(
+            "{situation} Unproven for {}s, past the proof's grace of {}s.",
+            policy.now - r.since,
+            policy.proof_grace_secs
+        ))
+        .with_reason(format!("fix: {fix}"))
+        .with_severity(Severity::Critical),
+    }
+}
+
+/// Proven: the record removed (the `remediated` report), or a noop that
+/// says so.
+fn proven(plan: Plan, h: &Holder<'_>, proof: &Proof, recorded: bool) -> Plan {
+    let situation = format!(
+        "{} Proven through the application's name: {}.",
+        plan.situation,
+        proof.describe()
+    );
+    if !recorded {
+        return plan.with_situation(situation);
+    }
+    let untag = Step::UntagDatabase {
+        resource: h.id.to_string(),
+        arn: h.arn.to_string(),
+        key: tags::UNPROVEN.into(),
+    };
+    Plan::act(situation, vec![untag], plan.resources.clone()).with_evidence(plan.evidence)
+}
+
+/// A plan that changes the writer or the record: not `remediated` until a
+/// later probe proves it. The record goes on the resource that holds
+/// `ballast:dns-record` after the plan, before the plan's first record
+/// change.
+fn unproven_change(
+    plan: Plan,
+    h: &Holder<'_>,
+    recorded: bool,
+    probed: &Probed,
+    policy: &Policy,
+) -> Plan {
+    let mut plan = plan;
+    let moved_to = plan.steps.iter().find_map(|s| match s {
+        Step::TagDatabase {
+            resource, arn, key, ..
+        } if key == tags::DNS_RECORD => Some((resource.clone(), arn.clone())),
+        _ => None,
+    });
+    let recorded = recorded && moved_to.is_none();
+    if !recorded {
+        let (resource, arn) = moved_to.unwrap_or((h.id.to_string(), h.arn.to_string()));
+        let at = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::UpsertCname { .. }))
+            .unwrap_or(plan.steps.len());
+        plan.steps
+            .insert(at, record_step(&resource, &arn, policy.now));
+    }
+    let seen = match probed {
+        Probed::Proof(p) => format!(" The probe now sees: {}.", p.describe()),
+        Probed::Unanswered(why) => format!(" The probe did not answer: {why}."),
+        Probed::NotOptedIn | Probed::NotAsked(_) => String::new(),
+    };
+    let wait = "the change is not yet proven through the application's name".to_string();
+    let situation = format!(
+        "{}{seen} Not remediated until the probe proves the writer through the name.",
+        plan.situation
+    );
+    let severity = plan.severity.max(Severity::Warning);
+    Plan {
+        unproven: true,
+        ..plan
+    }
+    .with_situation(situation)
+    .with_severity(severity)
+    .retried(wait)
+}
