@@ -189,6 +189,8 @@ start_mariadb() {
         # primary's (it stays at the start until an event is applied).
         my_sql 127.0.0.21 "INSERT INTO app.writes (note) VALUES ('replication started')"
     fi
+    # Every start, not only the first: a restarted server forgets SET GLOBAL.
+    my_sql 127.0.0.22 "SET GLOBAL read_only = ON"
 }
 
 stop_all() {

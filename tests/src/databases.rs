@@ -57,6 +57,7 @@ impl Databases {
             .engine("aurora-mysql")
             .master_username("admin")
             .master_user_password("correct-horse-battery")
+            .port(i32::from(crate::servers::MY_PORT))
             .tags(dbs.dns_tag(CLUSTER))
             .send()
             .await
@@ -151,6 +152,9 @@ impl Databases {
             .allocated_storage(20)
             .master_username("admin")
             .master_user_password("correct-horse-battery")
+            // The port of the local MariaDB servers that play them in the
+            // writer proof's tests.
+            .port(i32::from(crate::servers::MY_PORT))
             .multi_az(multi_az)
             .availability_zone("us-east-1a")
             .set_tags(Some(tags))

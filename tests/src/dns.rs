@@ -118,3 +118,31 @@ fn answer(table: &Table, bytes: &[u8]) -> Option<Vec<u8>> {
     reply.metadata.response_code = code;
     reply.to_vec().ok()
 }
+
+/// The bridge between the emulator and the tests' DNS server: every CNAME
+/// of a Route 53 zone, as the emulator has it now, and each emulated RDS
+/// endpoint answered with the address of the local server that plays it.
+/// Called when the test lets Route 53's change reach the resolver.
+pub async fn sync_from_route53(
+    dns: &DnsServer,
+    route53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    endpoints: &[(String, Ipv4Addr)],
+) {
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .send()
+        .await
+        .expect("ListResourceRecordSets");
+    for set in sets.resource_record_sets() {
+        if set.r#type() == &aws_sdk_route53::types::RrType::Cname {
+            if let Some(value) = set.resource_records().first() {
+                dns.set(set.name(), Answer::Cname(value.value().to_string()));
+            }
+        }
+    }
+    for (endpoint, address) in endpoints {
+        dns.set(endpoint, Answer::A(vec![*address]));
+    }
+}

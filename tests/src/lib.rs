@@ -93,6 +93,8 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             },
             lease_table: stack::LEASE_TABLE.into(),
             promotion_settle_secs: ballast::decide::rds_failover::PROMOTION_SETTLE_SECS,
+            writer_probe: None,
+            proof_grace_secs: 600,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }

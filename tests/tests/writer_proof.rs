@@ -1,0 +1,326 @@
+//! The writer proof end to end, through the release binaries: `rds-failover`
+//! under the Runtime API host, against moto's RDS, Route 53 and SNS,
+//! invoking the `writer-probe` binary (its own host serves Lambda's Invoke,
+//! which moto runs only in Docker) with its login in moto's Secrets
+//! Manager; the probe resolves through the tests' DNS server, which serves
+//! moto's Route 53 records and answers each emulated RDS endpoint with the
+//! local MariaDB server that plays it (`scripts/databases.sh`: a primary
+//! at 127.0.0.21, a read-only replica at 127.0.0.22).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ballast::report::{ActionStatus, Outcome, Severity};
+use ballast::Report;
+use ballast_tests::databases::{Databases, CLUSTER, MULTI_AZ, PRIMARY, REPLICA};
+use ballast_tests::dns::{sync_from_route53, DnsServer};
+use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
+use ballast_tests::moto::Moto;
+use ballast_tests::servers::*;
+use ballast_tests::stack::Stack;
+use ballast_tests::{function_binary, start_function};
+use serde_json::json;
+
+const WRONG_PASSWORD: &str = "not-the-probe-secret";
+
+/// The emulator with the seed stack and databases, the DNS bridge, the
+/// writer probe and rds-failover, both release binaries.
+struct Proving {
+    _moto: Moto,
+    stack: Stack,
+    dbs: Databases,
+    dns: DnsServer,
+    /// Each emulated endpoint, and the local server that plays it.
+    endpoints: Vec<(String, Ipv4Addr)>,
+    probe: (RuntimeHost, FunctionProcess),
+    failover: (RuntimeHost, FunctionProcess),
+}
+
+async fn secret(moto: &Moto, name: &str, password: &str) {
+    aws_sdk_secretsmanager::Client::new(&moto.sdk_config())
+        .create_secret()
+        .name(name)
+        .secret_string(json!({"username": PROBER.0, "password": password}).to_string())
+        .send()
+        .await
+        .expect("CreateSecret");
+}
+
+impl Proving {
+    async fn start() -> Proving {
+        databases();
+        let moto = Moto::start();
+        let stack = Stack::seed(&moto.sdk_config()).await;
+        let dbs = Databases::seed(&moto.sdk_config()).await;
+        secret(&moto, "orders/prober", PROBER.1).await;
+        secret(&moto, "orders/stale-prober", WRONG_PASSWORD).await;
+        let writer = dbs.writer().await;
+        let members = [format!("{CLUSTER}-1"), format!("{CLUSTER}-2")];
+        let mut endpoints = vec![
+            (dbs.cluster_endpoint().await, MY_PRIMARY),
+            (dbs.instance_endpoint(MULTI_AZ).await, MY_PRIMARY),
+            (dbs.instance_endpoint(PRIMARY).await, MY_PRIMARY),
+            (dbs.instance_endpoint(REPLICA).await, MY_REPLICA),
+        ];
+        for m in &members {
+            let server = if *m == writer { MY_PRIMARY } else { MY_REPLICA };
+            endpoints.push((dbs.instance_endpoint(m).await, server));
+        }
+        let dns = DnsServer::start().await;
+        sync_from_route53(&dns, &dbs.route53, &dbs.zone_id, &endpoints).await;
+
+        let probe_host = RuntimeHost::start("writer-probe", Duration::from_secs(30)).await;
+        let mut env = moto.env();
+        env.push(("BALLAST_PROBE_RESOLVER".into(), dns.addr.to_string()));
+        let probe = probe_host.spawn(&function_binary("writer-probe"), "writer-probe", &env);
+        let lambda = probe_host.lambda_endpoint();
+        let failover = start_function(
+            "rds-failover",
+            &moto,
+            &stack.topic_arn,
+            &[
+                ("BALLAST_WRITER_PROBE_FUNCTION", "writer-probe"),
+                ("AWS_ENDPOINT_URL_LAMBDA", &lambda),
+            ],
+        )
+        .await;
+        Proving {
+            _moto: moto,
+            stack,
+            dbs,
+            dns,
+            endpoints,
+            probe: (probe_host, probe),
+            failover,
+        }
+    }
+
+    async fn opt_in(&self, arn: &str, value: &str) {
+        self.dbs
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(
+                aws_sdk_rds::types::Tag::builder()
+                    .key("ballast:writer-probe")
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("AddTagsToResource");
+    }
+
+    async fn instance_arn(&self, id: &str) -> String {
+        self.dbs
+            .instance(id)
+            .await
+            .db_instance_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Route 53's records reach the resolver.
+    async fn propagate(&self) {
+        sync_from_route53(
+            &self.dns,
+            &self.dbs.route53,
+            &self.dbs.zone_id,
+            &self.endpoints,
+        )
+        .await;
+    }
+
+    /// One invocation of rds-failover: its report — the answer, or, when
+    /// it asked Lambda to retry, the one it published (none for a quiet
+    /// retry) — and the Lambda error, if any.
+    async fn invoke(&self, db: &str) -> (Option<Report>, Option<String>) {
+        let (host, process) = &self.failover;
+        match host.invoke(json!({"dbIdentifier": db})).await {
+            Ok(Answer::Response(v)) => (Some(serde_json::from_value(v).unwrap()), None),
+            Ok(Answer::Error(e)) => {
+                let published = self.stack.reports().await;
+                (
+                    published.last().map(|d| d.report.clone()),
+                    Some(e.to_string()),
+                )
+            }
+            Err(e) => panic!("{e}; logs: {:#?}", process.logs()),
+        }
+    }
+
+    /// An invocation answered with its report, no retry.
+    async fn settled(&self, db: &str) -> Report {
+        match self.invoke(db).await {
+            (Some(report), None) => report,
+            other => panic!("{db}: {other:#?}"),
+        }
+    }
+
+    /// An invocation that asked Lambda to retry, having published a report.
+    async fn retried(&self, db: &str) -> Report {
+        match self.invoke(db).await {
+            (Some(report), Some(_)) => report,
+            other => panic!("{db}: {other:#?}"),
+        }
+    }
+
+    fn logs(&self) -> Vec<String> {
+        let mut all = self.failover.1.logs();
+        all.extend(self.probe.1.logs());
+        all
+    }
+}
+
+fn proof(report: &Report) -> &serde_json::Value {
+    &report.evidence["proof"]
+}
+
+#[tokio::test]
+async fn the_seed_topologies_writers_are_proven_through_their_names() {
+    let p = Proving::start().await;
+    let cluster_arn = p.dbs.cluster().await.db_cluster_arn().unwrap().to_string();
+    p.opt_in(&cluster_arn, "secret=orders/prober").await;
+    for db in [MULTI_AZ, PRIMARY] {
+        p.opt_in(&p.instance_arn(db).await, "secret=orders/prober")
+            .await;
+    }
+    for db in [CLUSTER, MULTI_AZ, PRIMARY] {
+        let report = p.settled(db).await;
+        assert_eq!(report.outcome, Outcome::Noop, "{db}: {report:#?}");
+        assert!(
+            report
+                .summary
+                .contains("Proven through the application's name"),
+            "{db}: {}",
+            report.summary
+        );
+        let proof = proof(&report);
+        assert_eq!(proof["server"]["writable"], true, "{db}: {proof}");
+        assert_eq!(proof["tls"]["mode"], "encryptedOnly", "{db}: {proof}");
+        assert!(
+            report.summary.contains("NOT verified"),
+            "{}",
+            report.summary
+        );
+        println!("{db}: {}", report.summary);
+    }
+}
+
+#[tokio::test]
+async fn a_name_left_on_the_read_only_server_is_repointed_and_remediated_only_once_proven() {
+    let p = Proving::start().await;
+    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
+        .await;
+    // The application's name still leads to the old, now read-only server.
+    let stale = p.dbs.instance_endpoint(REPLICA).await;
+    p.dbs.set_record(MULTI_AZ, &stale).await;
+    p.propagate().await;
+
+    // Not proven yet: Lambda retries.
+    let first = p.retried(MULTI_AZ).await;
+    assert_eq!(
+        (first.outcome, first.severity),
+        (Outcome::Failed, Severity::Warning),
+        "{first:#?}"
+    );
+    assert!(
+        first
+            .summary
+            .contains("Not remediated until the probe proves"),
+        "{}",
+        first.summary
+    );
+    assert_eq!(proof(&first)["server"]["writable"], false);
+    let kinds: Vec<(&str, ActionStatus)> = first
+        .actions
+        .iter()
+        .map(|a| (a.kind.as_str(), a.status))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("tag", ActionStatus::Done),
+            ("upsert-cname", ActionStatus::Done)
+        ]
+    );
+    assert!(p.dbs.tags(MULTI_AZ).await.contains_key("ballast:unproven"));
+
+    // Before the change reaches the resolver, a retry is still unproven,
+    // and quiet (within the grace).
+    let (published, error) = p.invoke(MULTI_AZ).await;
+    assert!(published.is_none(), "{published:#?}");
+    let error = error.expect("a retry");
+    assert!(error.contains("Stale resolver"), "{error}");
+
+    p.propagate().await;
+    let proven = p.settled(MULTI_AZ).await;
+    assert_eq!(proven.outcome, Outcome::Remediated, "{proven:#?}");
+    assert!(
+        proven
+            .summary
+            .contains("Proven through the application's name"),
+        "{}",
+        proven.summary
+    );
+    assert_eq!(proof(&proven)["server"]["writable"], true);
+    assert!(!p.dbs.tags(MULTI_AZ).await.contains_key("ballast:unproven"));
+    let after = p.settled(MULTI_AZ).await;
+    assert_eq!(after.outcome, Outcome::Noop, "{after:#?}");
+}
+
+#[tokio::test]
+async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_credentials() {
+    let p = Proving::start().await;
+    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
+        .await;
+    // The API's writer is served by a read-only server (a promoted replica
+    // whose parameter group keeps read_only on).
+    let endpoint = p.dbs.instance_endpoint(MULTI_AZ).await;
+    p.dns
+        .set(&endpoint, ballast_tests::dns::Answer::A(vec![MY_REPLICA]));
+    let report = p.retried(MULTI_AZ).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
+    assert!(
+        report.summary.contains("The writer refuses writes"),
+        "{}",
+        report.summary
+    );
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("aws rds modify-db-parameter-group --db-parameter-group-name"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("ParameterName=read_only,ParameterValue=0"),
+        "{reason}"
+    );
+
+    // A login the server refuses: said at its stage.
+    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/stale-prober")
+        .await;
+    let login = p.retried(PRIMARY).await;
+    assert_eq!(login.outcome, Outcome::Failed, "{login:#?}");
+    assert!(
+        login.summary.contains("failed at login"),
+        "{}",
+        login.summary
+    );
+
+    // No password in any report or log line.
+    let mut texts: Vec<String> = p
+        .stack
+        .reports()
+        .await
+        .into_iter()
+        .map(|d| d.report.to_json())
+        .collect();
+    texts.push(report.to_json());
+    texts.push(login.to_json());
+    texts.extend(p.logs());
+    for text in &texts {
+        for password in [PROBER.1, WRONG_PASSWORD] {
+            assert!(!text.contains(password), "a password in {text}");
+        }
+    }
+}
