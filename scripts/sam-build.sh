@@ -24,7 +24,7 @@ end=$(date +%s%N)
 # Each artifact must be an arm64 (ELF e_machine 0xB7) executable.
 python3 - "$@" <<'PY'
 import struct, sys
-wanted = sys.argv[1:] or ["UnhealthyTarget", "RdsFailover", "AzImpairment"]
+wanted = sys.argv[1:] or ["UnhealthyTarget", "RdsFailover", "AzImpairment", "WriterProbe"]
 for name in wanted:
     path = f".aws-sam/build/{name}/bootstrap"
     with open(path, "rb") as f:

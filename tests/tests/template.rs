@@ -59,13 +59,23 @@ fn to_json(y: &Yaml, defaults: &BTreeMap<String, Value>) -> Value {
     }
 }
 
-fn functions(t: &Value) -> BTreeMap<String, Value> {
+/// Every function of the template, the writer probe included.
+fn all_functions(t: &Value) -> BTreeMap<String, Value> {
     t["Resources"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .map(|(id, r)| (id.clone(), r.clone()))
+        .collect()
+}
+
+/// The reconcilers: the functions events trigger (the writer probe is
+/// invoked by `rds-failover` alone).
+fn functions(t: &Value) -> BTreeMap<String, Value> {
+    all_functions(t)
+        .into_iter()
+        .filter(|(_, f)| f["Properties"]["Events"].is_object())
         .collect()
 }
 
@@ -90,10 +100,8 @@ fn permissions(t: &Value, function: &str) -> Vec<Value> {
     assert_eq!(role["Type"], "AWS::IAM::Role", "{function}");
     let mut out = vec![];
     statements(&role["Properties"]["Policies"], &mut out);
-    for managed in role["Properties"]["ManagedPolicyArns"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{function}: ManagedPolicyArns"))
-    {
+    let managed = role["Properties"]["ManagedPolicyArns"].as_array();
+    for managed in managed.into_iter().flatten() {
         let name = managed["!Ref"]
             .as_str()
             .unwrap_or_else(|| panic!("{function} attaches a policy not of the stack: {managed}"));
@@ -125,7 +133,7 @@ fn actions(statement: &Value) -> Vec<String> {
 #[test]
 fn each_function_writes_only_its_own_kept_log_group() {
     let t = template();
-    for (id, f) in functions(&t) {
+    for (id, f) in all_functions(&t) {
         let group = f["Properties"]["LoggingConfig"]["LogGroup"]["!Ref"]
             .as_str()
             .unwrap_or_else(|| panic!("{id} logs to a group of the stack's"))
@@ -524,7 +532,7 @@ fn rds_rules_deliver_exactly_the_events_rds_failover_acts_on() {
 #[test]
 fn functions_are_the_contracts_binaries_with_its_variables() {
     let t = template();
-    let binaries: BTreeSet<String> = functions(&t)
+    let binaries: BTreeSet<String> = all_functions(&t)
         .values()
         .map(|f| {
             assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
@@ -536,7 +544,12 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
         .collect();
     assert_eq!(
         binaries,
-        set(&["unhealthy-target", "rds-failover", "az-impairment"])
+        set(&[
+            "unhealthy-target",
+            "rds-failover",
+            "az-impairment",
+            "writer-probe"
+        ])
     );
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
@@ -562,6 +575,7 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
             config::HOSTED_ZONE_IDS,
             config::ZONAL_ALARM_PREFIX,
             config::LEASE_TABLE,
+            config::PROOF_GRACE_MINUTES,
         ])
     );
     assert_eq!(
@@ -1242,4 +1256,100 @@ fn every_arn_is_in_the_stacks_own_partition() {
         t["Conditions"]["InGovCloud"],
         json!({"!Equals": [{"!Ref": "AWS::Partition"}, "aws-us-gov"]})
     );
+}
+
+/// The writer probe is there only with its subnets and security groups: in
+/// the VPC, invoked by rds-failover alone (the one function allowed to, on
+/// it alone), with no mutating permission but its own logs, the secrets it
+/// reads and the network interfaces Lambda needs in a VPC; rds-failover is
+/// told its name only when it exists, and may move the probe's tags.
+#[test]
+fn the_writer_probe_runs_in_the_vpc_only_when_given_one_and_only_reads() {
+    let t = template();
+    let r = &t["Resources"];
+    let probe = &r["WriterProbe"];
+    assert_eq!(probe["Condition"], "HasProbe");
+    for dependent in ["WriterProbeRole", "WriterProbeLogs"] {
+        assert_eq!(r[dependent]["Condition"], "HasProbe", "{dependent}");
+    }
+    assert_eq!(t["Outputs"]["WriterProbeFunction"]["Condition"], "HasProbe");
+    // Parameters as written, not resolved to their defaults.
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let raw = to_json(&yaml_serde::from_str(&text).unwrap(), &BTreeMap::new());
+    let probe = &raw["Resources"]["WriterProbe"];
+    let has_probe = raw["Conditions"]["HasProbe"].to_string();
+    for p in ["ProbeSubnetIds", "ProbeSecurityGroupIds"] {
+        assert!(has_probe.contains(p), "{has_probe}");
+        assert_eq!(t["Parameters"][p]["Type"], "CommaDelimitedList");
+        assert_eq!(t["Parameters"][p]["Default"], "", "off by default");
+    }
+    let vpc = &probe["Properties"]["VpcConfig"];
+    assert_eq!(vpc["SubnetIds"], json!({"!Ref": "ProbeSubnetIds"}));
+    assert_eq!(
+        vpc["SecurityGroupIds"],
+        json!({"!Ref": "ProbeSecurityGroupIds"})
+    );
+    assert!(
+        probe["Properties"]["Events"].is_null(),
+        "no trigger of its own"
+    );
+    assert_eq!(
+        probe["Properties"]["Environment"]["Variables"]["BALLAST_PROBE_CA_BUNDLE"],
+        json!({"!Ref": "ProbeCaBundle"})
+    );
+    let timeout = probe["Properties"]["Timeout"].as_i64().unwrap();
+    assert!(
+        (8..=30).contains(&timeout),
+        "above the probe's 7 s bound: {timeout}"
+    );
+
+    let allowed: BTreeSet<String> = permissions(&t, "WriterProbe")
+        .iter()
+        .flat_map(actions)
+        .collect();
+    let mutating: Vec<&String> = allowed
+        .iter()
+        .filter(|a| {
+            !a.starts_with("logs:")
+                && !a.contains(":Get")
+                && !a.contains(":Describe")
+                && !a.starts_with("kms:")
+                && *a != "sqs:SendMessage"
+                && !a.contains("NetworkInterface")
+                && !a.contains("PrivateIpAddresses")
+        })
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:?}");
+    assert!(allowed.contains("secretsmanager:GetSecretValue"));
+    assert!(!allowed
+        .iter()
+        .any(|a| a.starts_with("rds:") || a.starts_with("route53:") || a.starts_with("sns:")));
+
+    // rds-failover: invokes it, and only it; learns its name only with it.
+    let invoke: Vec<Value> = permissions(&t, "RdsFailover")
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| a.starts_with("lambda:")))
+        .collect();
+    assert_eq!(invoke.len(), 1, "{invoke:?}");
+    assert_eq!(actions(&invoke[0]), ["lambda:InvokeFunction"]);
+    assert_eq!(invoke[0]["Resource"], json!({"!GetAtt": "WriterProbe.Arn"}));
+    for (id, _) in functions(&t) {
+        if id != "RdsFailover" {
+            assert!(
+                !permissions(&t, &id)
+                    .iter()
+                    .any(|s| actions(s).iter().any(|a| a.starts_with("lambda:"))),
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(
+        raw["Resources"]["RdsFailover"]["Properties"]["Environment"]["Variables"]
+            [config::WRITER_PROBE_FUNCTION],
+        json!({"!If": ["HasProbe", {"!Ref": "WriterProbe"}, ""]})
+    );
+    let tag_keys = Value::from(permissions(&t, "RdsFailover")).to_string();
+    for key in [ballast::tags::WRITER_PROBE, ballast::tags::UNPROVEN] {
+        assert!(tag_keys.contains(key), "rds-failover may not move {key}");
+    }
 }
