@@ -18,6 +18,9 @@ pub const WRITER_PROBE_FUNCTION: &str = "BALLAST_WRITER_PROBE_FUNCTION";
 /// `rds-failover`: how long an opted-in writer may stay unproven through
 /// the application's name before it is `critical`.
 pub const PROOF_GRACE_MINUTES: &str = "BALLAST_PROOF_GRACE_MINUTES";
+/// `rds-failover`: the most a promotion may lose — data an opted-in
+/// standby received and has not applied, in bytes (the lag guard).
+pub const PROMOTION_MAX_UNAPPLIED_BYTES: &str = "BALLAST_PROMOTION_MAX_UNAPPLIED_BYTES";
 /// Set by the template and not read by the functions: the deployed
 /// configuration `ballast doctor` reads back (`HostedZoneIds`,
 /// `ZonalAlarmPrefix`).
@@ -58,6 +61,8 @@ pub struct Config {
     pub writer_probe: Option<String>,
     /// [`PROOF_GRACE_MINUTES`], in seconds.
     pub proof_grace_secs: i64,
+    /// [`PROMOTION_MAX_UNAPPLIED_BYTES`].
+    pub max_unapplied_bytes: u64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -154,7 +159,14 @@ impl Config {
             1..=1_440,
             "a whole number of minutes from 1 to 1440",
         )?;
+        let max_unapplied_bytes = vars.number(
+            PROMOTION_MAX_UNAPPLIED_BYTES,
+            0,
+            0..=1_000_000_000_000,
+            "a whole number of bytes from 0 to 1000000000000",
+        )?;
         Ok(Config {
+            max_unapplied_bytes,
             writer_probe,
             proof_grace_secs: proof_grace_minutes * 60,
             topic_arn,
@@ -308,6 +320,7 @@ mod tests {
                 promotion_settle_secs: crate::decide::rds_failover::PROMOTION_SETTLE_SECS,
                 writer_probe: None,
                 proof_grace_secs: 600,
+                max_unapplied_bytes: 0,
             }
         );
     }
@@ -324,8 +337,10 @@ mod tests {
             (EVACUATION_WARN_HOURS, "48"),
             (WRITER_PROBE_FUNCTION, "ballast-writer-probe"),
             (PROOF_GRACE_MINUTES, "3"),
+            (PROMOTION_MAX_UNAPPLIED_BYTES, "65536"),
         ])
         .unwrap();
+        assert_eq!(c.max_unapplied_bytes, 65_536);
         assert_eq!(c.writer_probe.as_deref(), Some("ballast-writer-probe"));
         assert_eq!(c.proof_grace_secs, 180);
         assert!(c.dry_run);
@@ -367,6 +382,7 @@ mod tests {
             (MAX_REPLACED_PERCENT, "0", "from 1 to 100"),
             (REPLACEMENT_WINDOW_MINUTES, "1441", "from 1 to 1440"),
             (PROOF_GRACE_MINUTES, "0", "from 1 to 1440"),
+            (PROMOTION_MAX_UNAPPLIED_BYTES, "-1", "from 0 to"),
             (
                 WRITER_PROBE_FUNCTION,
                 "a b",

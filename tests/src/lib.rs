@@ -95,6 +95,7 @@ pub fn ballast_for(moto: &moto::Moto, stack: &stack::Stack, dry_run: bool) -> ba
             promotion_settle_secs: ballast::decide::rds_failover::PROMOTION_SETTLE_SECS,
             writer_probe: None,
             proof_grace_secs: 600,
+            max_unapplied_bytes: 0,
         },
         aws: ballast::aws::Aws::new(&moto.sdk_config()),
     }

@@ -104,6 +104,65 @@ pub fn replica_status(field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The MariaDB replica's turn: test processes run in parallel and share
+/// the servers, so a test that changes the replica (stops its applier,
+/// promotes it) holds this exclusively, and a test that relies on it being
+/// a read-only, replicating replica holds it shared. A lock on a file
+/// beside the servers, released when dropped or when the process dies.
+pub fn mariadb_replica_lock() -> std::fs::File {
+    let file = replica_lock_file();
+    file.lock().expect("the MariaDB replica's lock");
+    file
+}
+
+/// [`mariadb_replica_lock`], shared: the replica stays as it is meanwhile.
+pub fn mariadb_replica_as_is() -> std::fs::File {
+    let file = replica_lock_file();
+    file.lock_shared()
+        .expect("the MariaDB replica's lock, shared");
+    file
+}
+
+fn replica_lock_file() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(databases().join("mariadb-replica.lock"))
+        .expect("the lock file")
+}
+
+/// The test harness's bridge from the emulator to the local servers: what
+/// RDS does to the server when it promotes a MariaDB read replica — stop
+/// replication, and (unless the parameter group keeps it on, `read_only`)
+/// take writes. Undone when dropped: `read_only` on, replication started
+/// again from where it stopped (the test writes nothing to it meanwhile).
+/// The caller holds [`mariadb_replica_lock`].
+pub struct Promoted;
+
+impl Promoted {
+    pub fn apply(read_only: bool) -> Promoted {
+        mariadb(MY_REPLICA, "STOP REPLICA");
+        if !read_only {
+            mariadb(MY_REPLICA, "SET GLOBAL read_only = OFF");
+        }
+        Promoted
+    }
+
+    /// The fix for a promoted server that still refuses writes, as the
+    /// parameter group's `read_only=0` applies it.
+    pub fn take_writes(&self) {
+        mariadb(MY_REPLICA, "SET GLOBAL read_only = OFF");
+    }
+}
+
+impl Drop for Promoted {
+    fn drop(&mut self) {
+        mariadb(MY_REPLICA, "SET GLOBAL read_only = ON");
+        mariadb(MY_REPLICA, "START REPLICA");
+    }
+}
+
 /// Runs `undo` when dropped: a test that pauses replication resumes it
 /// even when it fails.
 pub struct Undo(pub Box<dyn Fn()>);

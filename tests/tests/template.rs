@@ -576,6 +576,7 @@ fn functions_are_the_contracts_binaries_with_its_variables() {
             config::ZONAL_ALARM_PREFIX,
             config::LEASE_TABLE,
             config::PROOF_GRACE_MINUTES,
+            config::PROMOTION_MAX_UNAPPLIED_BYTES,
         ])
     );
     assert_eq!(

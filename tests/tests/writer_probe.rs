@@ -106,6 +106,7 @@ async fn a_name_on_the_postgres_standby_reaches_a_read_only_server() {
 
 #[tokio::test]
 async fn the_mariadb_writer_is_proven_and_its_replica_is_read_only() {
+    let _as_is = mariadb_replica_as_is();
     let primary = prove("my-1.rds.ballast.test", MY_PRIMARY, Engine::Mysql).await;
     assert!(primary.proves_writer(), "{}", primary.describe());
     let server = primary.server.as_ref().unwrap();
@@ -182,6 +183,7 @@ async fn a_postgres_standby_that_has_not_replayed_what_it_received_shows_the_gap
 #[tokio::test]
 async fn a_mariadb_replica_that_has_not_applied_what_it_received_shows_the_gap() {
     databases();
+    let _turn = mariadb_replica_lock();
     mariadb(MY_REPLICA, "STOP REPLICA SQL_THREAD");
     let resume = Undo(Box::new(|| {
         mariadb(MY_REPLICA, "START REPLICA SQL_THREAD");
@@ -356,6 +358,7 @@ mod release_binary {
     #[tokio::test]
     async fn the_release_binary_proves_the_writer_with_the_secrets_login() {
         databases();
+        let _as_is = mariadb_replica_as_is();
         let moto = Moto::start();
         // The RDS-managed master secret's shape: username and password.
         let pg = secret(

@@ -179,6 +179,7 @@ fn proof(report: &Report) -> &serde_json::Value {
 #[tokio::test]
 async fn the_seed_topologies_writers_are_proven_through_their_names() {
     let p = Proving::start().await;
+    let _as_is = mariadb_replica_as_is();
     let cluster_arn = p.dbs.cluster().await.db_cluster_arn().unwrap().to_string();
     p.opt_in(&cluster_arn, "secret=orders/prober").await;
     for db in [MULTI_AZ, PRIMARY] {
@@ -210,6 +211,7 @@ async fn the_seed_topologies_writers_are_proven_through_their_names() {
 #[tokio::test]
 async fn a_name_left_on_the_read_only_server_is_repointed_and_remediated_only_once_proven() {
     let p = Proving::start().await;
+    let _as_is = mariadb_replica_as_is();
     p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
         .await;
     // The application's name still leads to the old, now read-only server.
@@ -272,6 +274,7 @@ async fn a_name_left_on_the_read_only_server_is_repointed_and_remediated_only_on
 #[tokio::test]
 async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_credentials() {
     let p = Proving::start().await;
+    let _as_is = mariadb_replica_as_is();
     p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
         .await;
     // The API's writer is served by a read-only server (a promoted replica
@@ -323,4 +326,125 @@ async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_c
             assert!(!text.contains(password), "a password in {text}");
         }
     }
+}
+
+/// Waits (bounded) for `check`.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+/// The primary fails while its standby has not applied what it received:
+/// the promotion is declined, critical, with the figures; once the standby
+/// catches up it is promoted, reported `failed` until proven; the bridge
+/// lets the local writable server play the promoted instance, and the next
+/// look proves the writer through the name: `remediated`.
+#[tokio::test]
+async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
+    let p = Proving::start().await;
+    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/prober")
+        .await;
+    let turn = mariadb_replica_lock();
+    mariadb(MY_REPLICA, "STOP REPLICA SQL_THREAD");
+    let resume = Undo(Box::new(|| {
+        mariadb(MY_REPLICA, "START REPLICA SQL_THREAD");
+    }));
+    mariadb(
+        MY_PRIMARY,
+        "INSERT INTO app.writes (note) VALUES ('written before the failure')",
+    );
+    eventually("the replica received the write", || {
+        replica_status("Read_Master_Log_Pos") != replica_status("Exec_Master_Log_Pos")
+    })
+    .await;
+    p.dbs.stop(PRIMARY).await;
+
+    let declined = p.retried(PRIMARY).await;
+    drop(resume);
+    assert_eq!(
+        (declined.outcome, declined.severity),
+        (Outcome::Declined, Severity::Critical),
+        "{declined:#?}"
+    );
+    assert!(
+        declined
+            .summary
+            .contains("has received data it has not applied")
+            && declined.summary.contains("bytes unapplied"),
+        "{}",
+        declined.summary
+    );
+    assert!(declined.actions.is_empty(), "{:?}", declined.actions);
+    assert!(!p.dbs.tags(REPLICA).await.contains_key("ballast:promotion"));
+    let lag = &declined.evidence["standbyProof"]["lag"];
+    assert!(lag["unappliedBytes"].as_u64().unwrap() > 0, "{lag}");
+
+    eventually("the replica applied what it received", || {
+        replica_status("Read_Master_Log_Pos") == replica_status("Exec_Master_Log_Pos")
+    })
+    .await;
+    let promoted = p.retried(PRIMARY).await;
+    assert_eq!(promoted.outcome, Outcome::Failed, "{promoted:#?}");
+    assert!(
+        promoted
+            .actions
+            .iter()
+            .any(|a| a.kind.as_str() == "promote-replica" && a.status == ActionStatus::Done),
+        "{promoted:#?}"
+    );
+    assert!(
+        promoted
+            .summary
+            .contains("Not remediated until the probe proves"),
+        "{}",
+        promoted.summary
+    );
+    let replica_tags = p.dbs.tags(REPLICA).await;
+    for key in [
+        "ballast:dns-record",
+        "ballast:writer-probe",
+        "ballast:unproven",
+    ] {
+        assert!(replica_tags.contains_key(key), "{key}: {replica_tags:?}");
+    }
+
+    // The bridge: RDS promoted the replica, and the local replica that
+    // plays it is promoted the same way — but its parameter group keeps
+    // read_only on. Route 53's change reaches the resolver.
+    let promoted_server = Promoted::apply(true);
+    sync_from_route53(&p.dns, &p.dbs.route53, &p.dbs.zone_id, &[]).await;
+    // The promotion's record is there, within its grace: a quiet retry
+    // (not published again), the finding in the answer and the fix in the
+    // logged decision.
+    let (published, error) = p.invoke(REPLICA).await;
+    assert!(published.is_none(), "{published:#?}");
+    let error = error.expect("a retry");
+    assert!(error.contains("The writer refuses writes"), "{error}");
+    assert!(
+        p.failover
+            .1
+            .logs()
+            .iter()
+            .any(|l| l.contains("ParameterName=read_only,ParameterValue=0")),
+        "the fix is logged"
+    );
+    // The parameter fixed: the next look proves the writer.
+    promoted_server.take_writes();
+    let proven = p.settled(REPLICA).await;
+    assert_eq!(proven.outcome, Outcome::Remediated, "{proven:#?}");
+    assert!(
+        proven
+            .summary
+            .contains("Proven through the application's name"),
+        "{}",
+        proven.summary
+    );
+    assert!(!p.dbs.tags(REPLICA).await.contains_key("ballast:unproven"));
+    drop(promoted_server);
+    drop(turn);
 }

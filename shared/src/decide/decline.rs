@@ -39,4 +39,8 @@ pub enum Decline {
     StandbyNotReplicating,
     /// `rds-failover`: the standby replica is not `available`.
     StandbyUnavailable,
+    /// `rds-failover`: the standby has received data it has not applied,
+    /// more than `BALLAST_PROMOTION_MAX_UNAPPLIED_BYTES` allows (the writer
+    /// probe read it): a promotion now would lose it.
+    StandbyBehind,
 }

@@ -12,13 +12,14 @@ use crate::aws::writer_probe;
 use crate::aws::{dns, AwsError};
 use crate::context::Ballast;
 use crate::decide::rds_failover::{
-    decide_proven, parse_dns_tag, request, Cluster, Instance, Observed, Policy, Probed, Promotion,
-    Prompt, Subject,
+    decide_proven, parse_dns_tag, request, standby_request, Cluster, Instance, Observed, Policy,
+    Probed, Promotion, Prompt, Subject,
 };
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
 use crate::event::{direct_usage, is_scheduled, json_kind, not_handled, Inbound};
 use crate::lease;
+use crate::proof::Request;
 use crate::tags;
 
 pub const FUNCTION: &str = crate::report::Function::RdsFailover.as_str();
@@ -153,11 +154,15 @@ impl Reconciler for RdsFailover {
         let Some(subject) = observe(cx.ballast, &db.target, listed).await? else {
             return Ok(None);
         };
-        let probed = match seen {
-            Some(seen) => seen.probed,
+        let (probed, standby) = match seen {
+            Some(seen) => (seen.probed, seen.standby),
             None => probe(cx.ballast, &subject).await,
         };
-        Ok(Some(Observed { subject, probed }))
+        Ok(Some(Observed {
+            subject,
+            probed,
+            standby,
+        }))
     }
 
     fn decide(cx: &Cx<'_>, db: &Db, observed: &Observed) -> Plan {
@@ -167,6 +172,7 @@ impl Reconciler for RdsFailover {
             now: crate::report::now_epoch(),
             promotion_settle_secs: config.promotion_settle_secs,
             proof_grace_secs: config.proof_grace_secs,
+            max_unapplied_bytes: config.max_unapplied_bytes,
         };
         decide_proven(observed, &db.prompt, &policy)
     }
@@ -300,16 +306,26 @@ async fn observe_cluster(
 }
 
 /// What the writer probe says about `subject`, when it opts in: one
-/// synchronous invoke. A probe that does not answer is a finding, not a
-/// failure to observe: the API's decision stands on its own.
-async fn probe(ballast: &Ballast, subject: &Subject) -> Probed {
+/// synchronous invoke through the application's name, and one more at a
+/// failed primary's standby (the lag guard). A probe that does not answer
+/// is a finding, not a failure to observe: the API's decision stands on
+/// its own.
+async fn probe(ballast: &Ballast, subject: &Subject) -> (Probed, Probed) {
     let function = ballast.config.writer_probe.as_deref();
-    let request = match request(subject, function.is_some()) {
-        Ok(r) => r,
-        Err(probed) => return probed,
+    let through_name = match request(subject, function.is_some()) {
+        Ok(r) => ask(ballast, &r).await,
+        Err(probed) => probed,
     };
-    let function = function.unwrap_or_default();
-    match writer_probe::invoke(&ballast.aws.lambda, function, &request).await {
+    let standby = match standby_request(subject, function.is_some()) {
+        Some(r) => ask(ballast, &r).await,
+        None => Probed::NotOptedIn,
+    };
+    (through_name, standby)
+}
+
+async fn ask(ballast: &Ballast, request: &Request) -> Probed {
+    let function = ballast.config.writer_probe.as_deref().unwrap_or_default();
+    match writer_probe::invoke(&ballast.aws.lambda, function, request).await {
         Ok(writer_probe::Answer::Proof(proof)) => {
             tracing::info!(proof = %proof.describe(), writer = proof.proves_writer(), "probed");
             Probed::Proof(proof)

@@ -23,7 +23,7 @@ mod verify;
 
 pub use evidence::evidence;
 pub use promote::{refused_promotion, RefusedPromotion};
-pub use prove::{engine_of, prove, request, Probed};
+pub use prove::{engine_of, guard_lag, prove, request, standby_request, Probed};
 pub use records::{parse_dns_tag, ProbeSecret, ProbeTag, Promotion, Unproven};
 // The RDS read model lives with the other resources; named here too.
 pub use crate::resources::{normalise, Cluster, ClusterMember, Instance};
@@ -53,7 +53,11 @@ pub enum Subject {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub subject: Subject,
+    /// The writer proof through the application's name.
     pub probed: Probed,
+    /// A failed primary's standby, probed at its own endpoint: how far it
+    /// is behind what it received (the lag guard).
+    pub standby: Probed,
 }
 
 /// What prompted the look: an RDS event's class, or none (sweep, direct).
@@ -75,6 +79,9 @@ pub struct Policy {
     /// How long an opted-in writer may stay unproven through the
     /// application's name (retried meanwhile) before it is `critical`.
     pub proof_grace_secs: i64,
+    /// The most a promotion may lose: data the standby received and has
+    /// not applied, in bytes (`BALLAST_PROMOTION_MAX_UNAPPLIED_BYTES`).
+    pub max_unapplied_bytes: u64,
 }
 
 /// How long a requested promotion may go unseen before Ballast concludes it
@@ -92,6 +99,7 @@ pub const PROMOTION_SETTLE_SECS: i64 = 30;
 /// The API's plan, with the writer proof's.
 pub fn decide_proven(observed: &Observed, prompt: &Prompt, policy: &Policy) -> Plan {
     let plan = decide(&observed.subject, prompt, policy);
+    let plan = guard_lag(plan, &observed.standby, policy);
     prove(plan, &observed.subject, &observed.probed, policy)
 }
 

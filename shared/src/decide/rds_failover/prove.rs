@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use super::records::{dns_tag, ProbeSecret, ProbeTag, Unproven};
 use super::{verify, Policy, Subject};
-use crate::decide::{Plan, Step, Verdict};
-use crate::proof::{Credentials, Engine, Proof, Request, Stage};
+use crate::decide::{Decline, Plan, Step, Verdict};
+use crate::proof::{Credentials, Engine, Lag, Proof, Request, Stage};
 use crate::records::{self, Extra};
 use crate::report::Severity;
 use crate::resources::{normalise, Access};
@@ -71,10 +71,8 @@ pub fn engine_of(rds_engine: &str) -> Option<Engine> {
     }
 }
 
-/// The request for the probe about `subject`, or what to report instead
-/// (`probe_deployed`: the stack has a writer probe to invoke).
-pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probed> {
-    let h = holder(subject);
+/// How the probe logs in to `h`'s engine, from its tag and the API.
+fn login_of(h: &Holder<'_>, probe_deployed: bool) -> Result<(Engine, String, ProbeTag), Probed> {
     let Some(value) = h.tags.get(tags::WRITER_PROBE) else {
         return Err(Probed::NotOptedIn);
     };
@@ -93,21 +91,14 @@ pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probe
             h.id
         ));
     }
-    let Some(Ok((_, name))) = dns_tag(h.tags) else {
-        return not_asked(format!(
-            "the writer is proven through the application's name: tag {} with {}",
-            h.id,
-            tags::DNS_RECORD
-        ));
-    };
     let rds_engine = h.access.engine.as_deref().unwrap_or("unknown");
     let Some(engine) = engine_of(rds_engine) else {
         return not_asked(format!(
             "the probe speaks the MySQL family and PostgreSQL, not {rds_engine}"
         ));
     };
-    let secret = match tag.secret {
-        ProbeSecret::Named(n) => n,
+    let secret = match &tag.secret {
+        ProbeSecret::Named(n) => n.clone(),
         ProbeSecret::Master => match &h.access.master_secret {
             Some(arn) => arn.clone(),
             None => {
@@ -119,16 +110,171 @@ pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probe
             }
         },
     };
+    Ok((engine, secret, tag))
+}
+
+fn default_port(engine: Engine) -> u16 {
+    match engine {
+        Engine::Mysql => 3306,
+        Engine::Postgres => 5432,
+    }
+}
+
+/// The request for the probe about `subject`, or what to report instead
+/// (`probe_deployed`: the stack has a writer probe to invoke).
+pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probed> {
+    let h = holder(subject);
+    let (engine, secret, tag) = login_of(&h, probe_deployed)?;
+    let Some(Ok((_, name))) = dns_tag(h.tags) else {
+        return Err(Probed::NotAsked(format!(
+            "the writer is proven through the application's name: tag {} with {}",
+            h.id,
+            tags::DNS_RECORD
+        )));
+    };
     Ok(Request {
         name: name.trim_end_matches('.').to_string(),
-        port: h.access.port.unwrap_or(match engine {
-            Engine::Mysql => 3306,
-            Engine::Postgres => 5432,
-        }),
+        port: h.access.port.unwrap_or(default_port(engine)),
         engine,
         credentials: Credentials::Secret(secret),
         database: tag.database,
     })
+}
+
+/// The request about a failed primary's standby, at its own endpoint (how
+/// far it is behind), when the primary opts in; `None` when there is no
+/// promotion to guard.
+pub fn standby_request(subject: &Subject, probe_deployed: bool) -> Option<Request> {
+    let Subject::Instance {
+        primary,
+        standby: Some(standby),
+        ..
+    } = subject
+    else {
+        return None;
+    };
+    if !verify::is_failed(&primary.status) || standby.source.as_deref() != Some(primary.id.as_str())
+    {
+        return None;
+    }
+    let (engine, secret, tag) = login_of(&holder(subject), probe_deployed).ok()?;
+    Some(Request {
+        name: standby.endpoint.clone()?.trim_end_matches('.').to_string(),
+        port: standby
+            .access
+            .port
+            .or(primary.access.port)
+            .unwrap_or(default_port(engine)),
+        engine,
+        credentials: Credentials::Secret(secret),
+        database: tag.database,
+    })
+}
+
+/// The figures of a standby's lag, for a report.
+fn figures(lag: &Lag) -> String {
+    let mut parts = vec![];
+    if let (Some(r), Some(a)) = (&lag.received, &lag.applied) {
+        parts.push(format!("received {r}, applied {a}"));
+    }
+    match (lag.unapplied_bytes, lag.unapplied_elsewhere) {
+        (_, true) => parts.push("unapplied data in another binary log file".into()),
+        (Some(b), false) => parts.push(format!("{b} bytes unapplied")),
+        (None, false) => {}
+    }
+    if let Some(s) = lag.seconds_behind {
+        parts.push(format!("{s:.1}s behind"));
+    }
+    if lag.applier_stopped {
+        parts.push("its applier is stopped".into());
+    }
+    parts.join(", ")
+}
+
+/// The lag guard: a promotion is declined — `critical`, retried — while
+/// the standby has received more than `max_unapplied_bytes` it has not
+/// applied (a promotion now would lose it), and goes ahead once it has
+/// caught up. Only on the probe's positive evidence: a standby it could not
+/// read is promoted on the API's word, and the report says so.
+pub fn guard_lag(plan: Plan, standby: &Probed, policy: &Policy) -> Plan {
+    let Some(replica) = plan.steps.iter().find_map(|s| match s {
+        Step::PromoteReplica { replica, .. } => Some(replica.clone()),
+        _ => None,
+    }) else {
+        return plan;
+    };
+    let mut plan = plan;
+    let said = match standby {
+        Probed::NotOptedIn => return plan,
+        Probed::Proof(p) => serde_json::to_value(p).unwrap_or_default(),
+        Probed::NotAsked(why) => serde_json::json!({"notAsked": why}),
+        Probed::Unanswered(why) => serde_json::json!({"unanswered": why}),
+    };
+    plan.evidence.insert("standbyProof".into(), said);
+    let lag = match standby {
+        Probed::Proof(p) if p.failure.is_none() => p.lag.as_ref(),
+        _ => None,
+    };
+    let Some(lag) = lag else {
+        let why = match standby {
+            Probed::Proof(p) => p
+                .failure
+                .as_ref()
+                .map_or("no replication status".into(), |f| {
+                    format!("{}: {}", f.stage.as_str(), f.message)
+                }),
+            Probed::NotAsked(why) | Probed::Unanswered(why) => why.clone(),
+            Probed::NotOptedIn => String::new(),
+        };
+        let reasons = plan
+            .reason
+            .iter()
+            .cloned()
+            .chain([format!(
+                "the lag of {replica} could not be read ({why}): promoted on the API's word"
+            )])
+            .collect();
+        return plan.with_reasons(reasons);
+    };
+    let over = lag.unapplied_elsewhere
+        || lag
+            .unapplied_bytes
+            .is_some_and(|b| b > policy.max_unapplied_bytes);
+    if !over {
+        let reasons = plan
+            .reason
+            .iter()
+            .cloned()
+            .chain([format!(
+                "{replica} has applied what it received ({})",
+                figures(lag)
+            )])
+            .collect();
+        return plan.with_reasons(reasons);
+    }
+    let stuck = if lag.applier_stopped {
+        "; its applier is stopped, so it will not catch up by itself: start it, or promote by hand accepting the loss"
+    } else {
+        ""
+    };
+    let situation = plan
+        .situation
+        .split(" Standby replica")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Plan::declined(
+        Decline::StandbyBehind,
+        format!("{situation} Standby replica {replica} has received data it has not applied ({}): promoting it now would lose that data.", figures(lag)),
+        format!(
+            "BALLAST_PROMOTION_MAX_UNAPPLIED_BYTES={} allows no more; promoted once it has applied what it received{stuck}",
+            policy.max_unapplied_bytes
+        ),
+        plan.resources.clone(),
+    )
+    .with_evidence(plan.evidence)
+    .with_severity(Severity::Critical)
+    .retried(format!("{replica} has not applied what it received"))
 }
 
 /// The endpoint the API verified as the writer's, when the API's state is

@@ -1,7 +1,7 @@
 //! The writer proof: which request the probe gets, what its answer does
 //! to each plan, and every prefix of a proven change.
 use super::*;
-use crate::decide::{prefixes, Step, Verdict};
+use crate::decide::{prefixes, Decline, Step, Verdict};
 use crate::proof::{Credentials, Engine, Failure, Proof, Server, Stage};
 use crate::records;
 use crate::report::Severity;
@@ -13,6 +13,7 @@ const POLICY: Policy = Policy {
     now: 1_000_000,
     promotion_settle_secs: PROMOTION_SETTLE_SECS,
     proof_grace_secs: 600,
+    max_unapplied_bytes: 0,
 };
 const DNS: &str = "Z123/db.internal.example.com";
 const NAME: &str = "db.internal.example.com";
@@ -93,7 +94,15 @@ fn failed_at(stage: Stage) -> Probed {
 
 fn decided(subject: Subject, probed: Probed, now: i64) -> Plan {
     let policy = Policy { now, ..POLICY };
-    decide_proven(&Observed { subject, probed }, &Prompt::default(), &policy)
+    decide_proven(
+        &Observed {
+            subject,
+            probed,
+            standby: Probed::NotOptedIn,
+        },
+        &Prompt::default(),
+        &policy,
+    )
 }
 
 fn unproven_since(since: i64) -> String {
@@ -506,4 +515,127 @@ fn the_remediated_report_comes_once_when_the_proof_arrives() {
             (Verdict::Noop, false)
         ]
     );
+}
+
+/// A failed primary that opts in, its standby probed at its endpoint.
+fn failing(standby: Probed, max: u64) -> Plan {
+    let mut primary = opted(&[(tags::STANDBY_REPLICA, "orders-replica")]);
+    primary.status = "storage-full".into();
+    let mut replica = instance("orders-replica", &[]);
+    replica.source = Some("orders".into());
+    let subject = Subject::Instance {
+        primary,
+        standby: Some(replica),
+        dns_current: Some(endpoint("orders")),
+    };
+    let policy = Policy {
+        max_unapplied_bytes: max,
+        ..POLICY
+    };
+    decide_proven(
+        &Observed {
+            subject,
+            probed: seen(&endpoint("orders"), false),
+            standby,
+        },
+        &Prompt::default(),
+        &policy,
+    )
+}
+
+fn standby_lag(unapplied: u64, stopped: bool) -> Probed {
+    let Probed::Proof(mut p) = seen(&endpoint("orders-replica"), false) else {
+        unreachable!()
+    };
+    p.name = endpoint("orders-replica");
+    p.lag = Some(crate::proof::Lag {
+        replicating: true,
+        received: Some("mysql-bin.000003:2200".into()),
+        applied: Some(format!("mysql-bin.000003:{}", 2200 - unapplied)),
+        unapplied_bytes: Some(unapplied),
+        unapplied_elsewhere: false,
+        seconds_behind: Some(if stopped { 0.0 } else { 4.0 }),
+        applier_stopped: stopped,
+    });
+    Probed::Proof(p)
+}
+
+fn promotes(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|s| matches!(s, Step::PromoteReplica { .. }))
+}
+
+#[test]
+fn a_standby_behind_what_it_received_is_not_promoted_until_it_catches_up() {
+    let behind = failing(standby_lag(700, true), 0);
+    assert_eq!(behind.verdict, Verdict::Declined(Decline::StandbyBehind));
+    assert!(!promotes(&behind) && behind.steps.is_empty(), "{behind:?}");
+    assert_eq!(behind.severity, Severity::Critical);
+    assert!(
+        behind.retry.is_some(),
+        "promoted once it catches up: retried"
+    );
+    assert!(
+        behind.situation.contains(
+            "received mysql-bin.000003:2200, applied mysql-bin.000003:1500, 700 bytes unapplied"
+        ),
+        "{}",
+        behind.situation
+    );
+    let reason = behind.reason.clone().unwrap();
+    assert!(
+        reason.contains("BALLAST_PROMOTION_MAX_UNAPPLIED_BYTES=0"),
+        "{reason}"
+    );
+    assert!(reason.contains("applier is stopped"), "{reason}");
+    assert_eq!(
+        behind.evidence["standbyProof"]["lag"]["unappliedBytes"],
+        700
+    );
+    // Within what the policy allows, or caught up: promoted.
+    assert!(promotes(&failing(standby_lag(700, false), 1024)));
+    let caught_up = failing(standby_lag(0, false), 0);
+    assert!(promotes(&caught_up));
+    assert!(caught_up
+        .reason
+        .unwrap()
+        .contains("has applied what it received"));
+    // No positive evidence: the API's word, said.
+    let unread = failing(Probed::Unanswered("timed out".into()), 0);
+    assert!(promotes(&unread));
+    assert!(unread
+        .reason
+        .unwrap()
+        .contains("could not be read (timed out)"));
+    // Another binary log file: the amount is unknown, so over any limit.
+    let Probed::Proof(mut p) = standby_lag(0, false) else {
+        unreachable!()
+    };
+    p.lag.as_mut().unwrap().unapplied_elsewhere = true;
+    assert!(!promotes(&failing(Probed::Proof(p), u64::MAX)));
+}
+
+#[test]
+fn the_standby_is_probed_only_for_a_promotion_of_an_opted_in_primary() {
+    let mut primary = opted(&[(tags::STANDBY_REPLICA, "orders-replica")]);
+    let mut replica = instance("orders-replica", &[]);
+    replica.source = Some("orders".into());
+    let subject = |p: &Instance, r: &Instance| Subject::Instance {
+        primary: p.clone(),
+        standby: Some(r.clone()),
+        dns_current: None,
+    };
+    assert_eq!(
+        standby_request(&subject(&primary, &replica), true),
+        None,
+        "serving"
+    );
+    primary.status = "failed".into();
+    let r = standby_request(&subject(&primary, &replica), true).unwrap();
+    assert_eq!(r.name, endpoint("orders-replica"));
+    assert_eq!(r.credentials, Credentials::Secret(SECRET.into()));
+    assert_eq!(standby_request(&subject(&primary, &replica), false), None);
+    replica.source = Some("billing".into());
+    assert_eq!(standby_request(&subject(&primary, &replica), true), None);
 }

@@ -13,6 +13,7 @@ const POLICY: Policy = Policy {
     now: 1_000_000,
     promotion_settle_secs: PROMOTION_SETTLE_SECS,
     proof_grace_secs: 600,
+    max_unapplied_bytes: 0,
 };
 const DNS: &str = "Z123/db.internal.example.com";
 
