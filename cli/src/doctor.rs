@@ -8,9 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use ballast::aws::reports::Subscription;
+use ballast::aws::writer_probe;
 use ballast::aws::{alarms, balancer, database, dns, fleet, reports, zonal_shift};
-use ballast::decide::rds_failover::parse_dns_tag;
+use ballast::decide::rds_failover::{finding, parse_dns_tag, request, Probed, Subject};
 use ballast::decide::unhealthy_target::target_group_key;
+use ballast::proof::Tls;
+use ballast::resources::Access;
 use ballast::resources::Instance;
 use ballast::resources::{Group, MetricAlarm, TargetGroup};
 use ballast::{config, tags};
@@ -40,6 +43,7 @@ pub mod id {
     pub const STANDBY_REPLICA: &str = "standby-replica";
     pub const REPORT_SUBSCRIBERS: &str = "report-subscribers";
     pub const AUTOSHIFT_OBSERVER: &str = "autoshift-observer";
+    pub const WRITER_PROBE: &str = "writer-probe";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,6 +112,20 @@ pub struct Facts {
     pub replicas: BTreeMap<String, Result<Option<Instance>, String>>,
     pub observer: Result<String, String>,
     pub subscriptions: Result<Vec<Subscription>, String>,
+    /// Each database opted in to the writer proof: what the deployed probe
+    /// answered (or why it was not asked), with the API's writer endpoint
+    /// and Route 53's value of its name.
+    pub probes: Vec<ProbeFact>,
+}
+
+/// One opted-in database, probed through the stack's writer probe.
+#[derive(Debug, Clone)]
+pub struct ProbeFact {
+    pub id: String,
+    pub probed: Probed,
+    pub writer: Option<String>,
+    pub record: Option<String>,
+    pub access: Access,
 }
 
 impl Facts {
@@ -126,6 +144,7 @@ impl Facts {
             replicas: BTreeMap::new(),
             observer: Err(not_read()),
             subscriptions: Err(not_read()),
+            probes: vec![],
         }
     }
 }
@@ -163,6 +182,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     }
     out.extend(zonal_alarm_checks(f));
     out.extend(database_checks(f));
+    out.extend(f.probes.iter().map(probe_check));
     out.push(match &f.observer {
         Ok(s) if s == "ENABLED" => check(
             id::AUTOSHIFT_OBSERVER,
@@ -550,6 +570,54 @@ fn database_checks(f: &Facts) -> Vec<Check> {
     out
 }
 
+/// An opted-in database can be proven through its name by the deployed
+/// probe: reached, logged in, answered, writable (and TLS verified, else a
+/// warning).
+fn probe_check(p: &ProbeFact) -> Check {
+    let subject = format!("db/{}", p.id);
+    let fail = |detail: String, fix: String| {
+        check(id::WRITER_PROBE, &subject, Verdict::Fail, detail, Some(fix))
+    };
+    let proof = match &p.probed {
+        Probed::NotOptedIn => {
+            return check(id::WRITER_PROBE, &subject, Verdict::Pass, "not opted in", None)
+        }
+        Probed::NotAsked(why) => {
+            return fail(
+                format!("opted in to the writer proof, but it cannot be asked: {why}"),
+                format!("fix what stops it: {why}"),
+            )
+        }
+        Probed::Unanswered(why) => {
+            return fail(
+                format!("the writer probe did not answer: {why}"),
+                "check the writer-probe function's logs and that the caller may invoke it (lambda:InvokeFunction), then run doctor again".into(),
+            )
+        }
+        Probed::Proof(proof) => proof,
+    };
+    let writer = p.writer.as_deref().unwrap_or_default();
+    let proven = proof.proves_writer()
+        && proof
+            .chain
+            .iter()
+            .any(|hop| ballast::resources::normalise(hop) == ballast::resources::normalise(writer));
+    if !proven {
+        let (detail, fix) = finding(proof, writer, p.record.as_deref(), &p.access);
+        return fail(format!("{detail} ({})", proof.describe()), fix);
+    }
+    match &proof.tls {
+        Some(Tls::Verified { .. }) => check(id::WRITER_PROBE, &subject, Verdict::Pass, format!("proven: {}", proof.describe()), None),
+        _ => check(
+            id::WRITER_PROBE,
+            &subject,
+            Verdict::Warn,
+            format!("proven, but TLS is encrypted and NOT verified: {}", proof.describe()),
+            Some("deploy with ProbeCaBundle naming the Region's RDS CA bundle inside the function (e.g. from a layer given as ProbeLayerArn): https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem".into()),
+        ),
+    }
+}
+
 /// The command that creates (or repoints) the CNAME `name` in `zone` at
 /// `value`, with Ballast's default TTL.
 fn upsert_cname(zone: &str, name: &str, value: &str) -> String {
@@ -834,11 +902,12 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
     f.deployment = deployment(target, &function_name(stack, "az-impairment")).await;
 
     let (clusters, instances) = database::tagged(&aws.rds).await.map_err(|e| brief(&e))?;
-    for c in clusters {
+    for c in &clusters {
         f.databases.push((c.id.clone(), c.tags.clone(), None));
     }
-    for i in instances {
-        f.databases.push((i.id.clone(), i.tags.clone(), Some(i)));
+    for i in &instances {
+        f.databases
+            .push((i.id.clone(), i.tags.clone(), Some(i.clone())));
     }
     for (_, tags, _) in &f.databases {
         if let Some(Ok((zone, name))) = tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v)) {
@@ -854,6 +923,7 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
             f.replicas.insert(replica.clone(), read);
         }
     }
+    f.probes = probe_facts(aws, stack, &clusters, &instances, &f.records).await;
     f.observer = zonal_shift::observer_notification(&aws.zonal_shift)
         .await
         .map_err(|e| brief(&e));
@@ -868,6 +938,82 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
         Err(e) => Err(e.clone()),
     };
     Ok(f)
+}
+
+/// Each database opted in to the writer proof, asked of the stack's
+/// writer probe (`<stack>-writer-probe`, invoked as rds-failover invokes
+/// it: the probe only reads).
+async fn probe_facts(
+    aws: &ballast::aws::Aws,
+    stack: &str,
+    clusters: &[ballast::resources::Cluster],
+    instances: &[Instance],
+    records: &BTreeMap<String, Result<Option<String>, String>>,
+) -> Vec<ProbeFact> {
+    let function = function_name(stack, "writer-probe");
+    let record_of = |tags: &BTreeMap<String, String>| {
+        let (zone, name) = tags
+            .get(tags::DNS_RECORD)
+            .and_then(|v| parse_dns_tag(v).ok())?;
+        records
+            .get(&format!("{zone}/{name}"))?
+            .clone()
+            .ok()
+            .flatten()
+    };
+    let subjects = clusters
+        .iter()
+        .map(|c| {
+            let record = record_of(&c.tags);
+            (
+                c.id.clone(),
+                c.endpoint.clone(),
+                c.access.clone(),
+                record.clone(),
+                Subject::Cluster {
+                    cluster: c.clone(),
+                    writer: None,
+                    dns_current: record,
+                },
+            )
+        })
+        .chain(instances.iter().map(|i| {
+            let record = record_of(&i.tags);
+            (
+                i.id.clone(),
+                i.endpoint.clone(),
+                i.access.clone(),
+                record.clone(),
+                Subject::Instance {
+                    primary: i.clone(),
+                    standby: None,
+                    dns_current: record,
+                },
+            )
+        }));
+    let mut out = vec![];
+    for (id, writer, access, record, subject) in subjects {
+        let probed = match request(&subject, true) {
+            Err(Probed::NotOptedIn) => continue,
+            Err(other) => other,
+            Ok(r) => match writer_probe::invoke(&aws.lambda, &function, &r).await {
+                Ok(writer_probe::Answer::Proof(p)) => Probed::Proof(p),
+                Ok(writer_probe::Answer::Refused(why)) => Probed::Unanswered(why),
+                Err(e) if e.has_code("ResourceNotFoundException") => Probed::NotAsked(format!(
+                    "this stack has no writer probe ({function} does not exist): deploy it with the ProbeSubnetIds and ProbeSecurityGroupIds parameters"
+                )),
+                Err(e) => Probed::Unanswered(brief(&e)),
+            },
+        };
+        out.push(ProbeFact {
+            id,
+            probed,
+            writer,
+            record,
+            access,
+        });
+    }
+    out
 }
 
 /// The stack's configuration, from its function's environment.
@@ -1413,5 +1559,92 @@ mod tests {
             g.health_check_grace_period = 300;
             assert_eq!(health_check(&g, "asg/web").verdict, Verdict::Pass);
         }
+    }
+
+    fn probe_fact(probed: Probed) -> ProbeFact {
+        ProbeFact {
+            id: "orders".into(),
+            probed,
+            writer: Some("orders.abc.rds.amazonaws.com".into()),
+            record: Some("orders.abc.rds.amazonaws.com".into()),
+            access: Access {
+                parameter_group: Some("orders-params".into()),
+                ..Access::default()
+            },
+        }
+    }
+
+    fn proof(via: &str, writable: bool, tls: Option<Tls>) -> Probed {
+        let mut p =
+            ballast::proof::Proof::of("db.example.com", 3306, ballast::proof::Engine::Mysql);
+        p.chain = vec![via.into()];
+        p.tls = tls;
+        p.server = Some(ballast::proof::Server {
+            identity: "orders".into(),
+            version: "8.0".into(),
+            writable,
+            read_only_because: if writable {
+                vec![]
+            } else {
+                vec!["read_only=ON".into()]
+            },
+        });
+        Probed::Proof(Box::new(p))
+    }
+
+    #[test]
+    fn an_opted_in_database_passes_only_when_proven_with_verified_tls() {
+        let verified = Some(Tls::Verified {
+            verified_for: "orders.abc.rds.amazonaws.com".into(),
+        });
+        let c = probe_check(&probe_fact(proof(
+            "orders.abc.rds.amazonaws.com",
+            true,
+            verified,
+        )));
+        assert_eq!(c.verdict, Verdict::Pass, "{c:?}");
+        let c = probe_check(&probe_fact(proof(
+            "orders.abc.rds.amazonaws.com",
+            true,
+            Some(Tls::EncryptedOnly),
+        )));
+        assert_eq!(c.verdict, Verdict::Warn);
+        assert!(c.fix.unwrap().contains("ProbeCaBundle"));
+        let c = probe_check(&probe_fact(proof(
+            "orders.abc.rds.amazonaws.com",
+            false,
+            None,
+        )));
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(
+            c.detail.contains("The writer refuses writes"),
+            "{}",
+            c.detail
+        );
+        assert!(c
+            .fix
+            .unwrap()
+            .contains("--db-parameter-group-name orders-params"));
+        let c = probe_check(&probe_fact(proof("old.abc.rds.amazonaws.com", false, None)));
+        assert!(c.detail.contains("Stale resolver"), "{}", c.detail);
+        let c = probe_check(&probe_fact(Probed::NotAsked("no probe".into())));
+        assert_eq!(
+            (c.verdict, c.fix.as_deref()),
+            (Verdict::Fail, Some("fix what stops it: no probe"))
+        );
+        let mut login =
+            ballast::proof::Proof::of("db.example.com", 3306, ballast::proof::Engine::Mysql);
+        login.failure = Some(ballast::proof::Failure {
+            stage: ballast::proof::Stage::Login,
+            message: "Access denied".into(),
+        });
+        let c = probe_check(&probe_fact(Probed::Proof(Box::new(login))));
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(c.detail.contains("failed at login"), "{}", c.detail);
+        assert!(c.fix.unwrap().contains("secret"));
+        assert_eq!(
+            probe_check(&probe_fact(Probed::Unanswered("x".into()))).verdict,
+            Verdict::Fail
+        );
     }
 }

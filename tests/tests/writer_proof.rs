@@ -22,6 +22,8 @@ use ballast_tests::{function_binary, start_function};
 use serde_json::json;
 
 const WRONG_PASSWORD: &str = "not-the-probe-secret";
+/// The writer probe of a stack called `ballast`.
+const PROBE: &str = "ballast-writer-probe";
 
 /// The emulator with the seed stack and databases, the DNS bridge, the
 /// writer probe and rds-failover, both release binaries.
@@ -69,17 +71,18 @@ impl Proving {
         let dns = DnsServer::start().await;
         sync_from_route53(&dns, &dbs.route53, &dbs.zone_id, &endpoints).await;
 
-        let probe_host = RuntimeHost::start("writer-probe", Duration::from_secs(30)).await;
+        // Named as the template names it for a stack called `ballast`.
+        let probe_host = RuntimeHost::start(PROBE, Duration::from_secs(30)).await;
         let mut env = moto.env();
         env.push(("BALLAST_PROBE_RESOLVER".into(), dns.addr.to_string()));
-        let probe = probe_host.spawn(&function_binary("writer-probe"), "writer-probe", &env);
+        let probe = probe_host.spawn(&function_binary("writer-probe"), PROBE, &env);
         let lambda = probe_host.lambda_endpoint();
         let failover = start_function(
             "rds-failover",
             &moto,
             &stack.topic_arn,
             &[
-                ("BALLAST_WRITER_PROBE_FUNCTION", "writer-probe"),
+                ("BALLAST_WRITER_PROBE_FUNCTION", PROBE),
                 ("AWS_ENDPOINT_URL_LAMBDA", &lambda),
             ],
         )
@@ -447,4 +450,91 @@ async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
     assert!(!p.dbs.tags(REPLICA).await.contains_key("ballast:unproven"));
     drop(promoted_server);
     drop(turn);
+}
+
+/// `ballast doctor` asks the deployed probe about each opted-in database:
+/// proven (TLS not verified here: a warning that says so), a refused login
+/// failing with its fix — applied, the check no longer fails — and a
+/// database whose opt-in cannot be asked.
+#[tokio::test]
+async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
+    let p = Proving::start().await;
+    let _as_is = mariadb_replica_as_is();
+    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
+        .await;
+    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/stale-prober")
+        .await;
+    let cluster_arn = p.dbs.cluster().await.db_cluster_arn().unwrap().to_string();
+    p.opt_in(&cluster_arn, "secret=master").await;
+    let conf = p._moto.sdk_config();
+    let lambda = aws_sdk_lambda::config::Builder::from(&conf)
+        .endpoint_url(p.probe.0.lambda_endpoint())
+        .build();
+    let target = ballast_cli::Target {
+        aws: ballast::aws::Aws::new(&conf).with_lambda_endpoint(&p.probe.0.lambda_endpoint()),
+        lambda: aws_sdk_lambda::Client::from_conf(lambda),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
+    };
+    let audit = || async {
+        let answer =
+            ballast_tests::ballast_command(&target, &["--json", "doctor", "--stack", "ballast"])
+                .await;
+        let json: serde_json::Value = serde_json::from_str(&answer.stdout).unwrap();
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == "writer-probe")
+            .map(|c| (c["subject"].as_str().unwrap().to_string(), c.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = audit().await;
+    let billing = &before[&format!("db/{MULTI_AZ}")];
+    assert_eq!(billing["verdict"], "warn", "{billing}");
+    assert!(
+        billing["detail"].as_str().unwrap().contains("NOT verified"),
+        "{billing}"
+    );
+    let orders = &before[&format!("db/{PRIMARY}")];
+    assert_eq!(orders["verdict"], "fail", "{orders}");
+    assert!(
+        orders["detail"]
+            .as_str()
+            .unwrap()
+            .contains("failed at login"),
+        "{orders}"
+    );
+    assert!(
+        orders["fix"].as_str().unwrap().contains("secret"),
+        "{orders}"
+    );
+    let aurora = &before[&format!("db/{CLUSTER}")];
+    assert_eq!(aurora["verdict"], "fail", "{aurora}");
+    assert!(
+        aurora["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ManageMasterUserPassword"),
+        "{aurora}"
+    );
+
+    // The login fix: the secret holds the current password.
+    aws_sdk_secretsmanager::Client::new(&conf)
+        .put_secret_value()
+        .secret_id("orders/stale-prober")
+        .secret_string(json!({"username": PROBER.0, "password": PROBER.1}).to_string())
+        .send()
+        .await
+        .expect("PutSecretValue");
+    let after = audit().await;
+    let orders = &after[&format!("db/{PRIMARY}")];
+    assert_eq!(
+        orders["verdict"], "warn",
+        "proven, TLS not verified: {orders}"
+    );
+    for c in before.values().chain(after.values()) {
+        for password in [PROBER.1, WRONG_PASSWORD] {
+            assert!(!c.to_string().contains(password), "{c}");
+        }
+    }
 }

@@ -315,22 +315,32 @@ fn leads_through(proof: &Proof, endpoint: &str) -> bool {
     proof.chain.iter().any(|hop| normalise(hop) == endpoint)
 }
 
-/// Why the writer is not proven, and the fix.
-fn finding(proof: &Proof, writer: &str, record: Option<&str>, access: &Access) -> (String, String) {
-    let name = &proof.name;
-    if let Some(f) = &proof.failure {
-        let fix = match f.stage {
+/// The fix for a probe that stopped at `stage` (on `port`).
+pub fn stage_fix(stage: Stage, name: &str, port: u16) -> String {
+    match stage {
             Stage::Dns => format!(
                 "make {name} resolve in the VPC: the record exists in its zone, and a private hosted zone is associated with the probe's VPC"
             ),
             Stage::Network => format!(
-                "let the writer-probe's security group reach TCP {} in the database's security group (and check the route and network ACLs between their subnets)",
-                proof.port
+                "let the writer-probe's security group reach TCP {port} in the database's security group (and check the route and network ACLs between their subnets)"
             ),
             Stage::Tls => "set BALLAST_PROBE_CA_BUNDLE to the Region's RDS CA bundle (https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), and require TLS on the server".to_string(),
             Stage::Login => "check that the secret the ballast:writer-probe tag names holds the current username and password (a rotated password, a deleted user)".to_string(),
             Stage::Query => "the server answered the login but not the probe's questions in time: look at its load and its locks".to_string(),
-        };
+    }
+}
+
+/// Why the writer is not proven through the name (the API's writer is
+/// `writer`, Route 53's value `record`), and the fix.
+pub fn finding(
+    proof: &Proof,
+    writer: &str,
+    record: Option<&str>,
+    access: &Access,
+) -> (String, String) {
+    let name = &proof.name;
+    if let Some(f) = &proof.failure {
+        let fix = stage_fix(f.stage, name, proof.port);
         return (
             format!(
                 "The probe could not prove the writer through {name}: it failed at {} ({}).",
