@@ -573,7 +573,7 @@ fn database_checks(f: &Facts) -> Vec<Check> {
 /// An opted-in database can be proven through its name by the deployed
 /// probe: reached, logged in, answered, writable (and TLS verified, else a
 /// warning).
-fn probe_check(p: &ProbeFact) -> Check {
+pub(crate) fn probe_check(p: &ProbeFact) -> Check {
     let subject = format!("db/{}", p.id);
     let fail = |detail: String, fix: String| {
         check(id::WRITER_PROBE, &subject, Verdict::Fail, detail, Some(fix))
@@ -943,7 +943,7 @@ pub async fn observe(target: &Target, stack: &str) -> Result<Facts, String> {
 /// Each database opted in to the writer proof, asked of the stack's
 /// writer probe (`<stack>-writer-probe`, invoked as rds-failover invokes
 /// it: the probe only reads).
-async fn probe_facts(
+pub(crate) async fn probe_facts(
     aws: &ballast::aws::Aws,
     stack: &str,
     clusters: &[ballast::resources::Cluster],

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use ballast::aws::{database, dns, fleet, leases};
 use ballast::decide::az_impairment::Evacuation;
-use ballast::decide::rds_failover::parse_dns_tag;
+use ballast::decide::rds_failover::{parse_dns_tag, Unproven};
 use ballast::decide::unhealthy_target::{Replaced, Suspended};
 use ballast::report::{now_epoch, rfc3339};
 use ballast::resources::Group;
@@ -110,6 +110,14 @@ pub struct DatabaseStatus {
     pub points_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standby: Option<String>,
+    /// Opted in to the writer proof: the proof through the application's
+    /// name, asked of the stack's probe now (`pass`/`warn`/`fail` and what
+    /// it saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+    /// `ballast:unproven`: since when the writer has gone unproven.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unproven_since: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -189,6 +197,15 @@ fn record_of(tags: &BTreeMap<String, String>) -> Option<Result<(String, String),
     tags.get(tags::DNS_RECORD).map(|v| parse_dns_tag(v))
 }
 
+/// The `ballast:unproven` record, read: its time, or why it is unreadable.
+fn unproven_since(tags: &BTreeMap<String, String>) -> Option<String> {
+    let value = tags.get(tags::UNPROVEN)?;
+    Some(match ballast::records::read::<Unproven>(value) {
+        Ok(u) => format!("{} ({}s ago)", rfc3339(u.since), now_epoch() - u.since),
+        Err(e) => e.to_string(),
+    })
+}
+
 fn cluster_status(c: &Cluster) -> DatabaseStatus {
     DatabaseStatus {
         id: c.id.clone(),
@@ -199,6 +216,8 @@ fn cluster_status(c: &Cluster) -> DatabaseStatus {
         record: None,
         points_to: None,
         standby: None,
+        proof: None,
+        unproven_since: unproven_since(&c.tags),
         problems: vec![],
     }
 }
@@ -213,6 +232,8 @@ fn instance_status(i: &Instance) -> DatabaseStatus {
         record: None,
         points_to: None,
         standby: i.tags.get(tags::STANDBY_REPLICA).cloned(),
+        proof: None,
+        unproven_since: unproven_since(&i.tags),
         problems: vec![],
     }
 }
@@ -235,6 +256,7 @@ pub async fn observe(target: &Target, stack: &StackArgs) -> Result<Status, Strin
         .await
         .map_err(|e| e.to_string())?;
     let mut databases = vec![];
+    let mut records = BTreeMap::new();
     let subjects = clusters
         .iter()
         .map(|c| (cluster_status(c), &c.tags))
@@ -243,7 +265,10 @@ pub async fn observe(target: &Target, stack: &StackArgs) -> Result<Status, Strin
         match record_of(tags) {
             Some(Ok((zone, name))) => {
                 match dns::current_cname(&aws.route53, &zone, &name).await {
-                    Ok(Some(v)) => db.points_to = Some(v),
+                    Ok(Some(v)) => {
+                        records.insert(format!("{zone}/{name}"), Ok(Some(v.clone())));
+                        db.points_to = Some(v)
+                    }
                     Ok(None) => db.problems.push(format!("no CNAME {name} in zone {zone}")),
                     Err(e) => db
                         .problems
@@ -270,6 +295,21 @@ pub async fn observe(target: &Target, stack: &StackArgs) -> Result<Status, Strin
             });
         }
         databases.push(db);
+    }
+    // The writer proof of each opted-in database, asked now.
+    for fact in crate::doctor::probe_facts(aws, &stack.stack, &clusters, &instances, &records).await
+    {
+        let c = crate::doctor::probe_check(&fact);
+        if let Some(db) = databases.iter_mut().find(|d| d.id == fact.id) {
+            db.proof = Some(format!(
+                "{}: {}",
+                serde_json::to_value(c.verdict)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or_default(),
+                c.detail
+            ));
+        }
     }
     let lease_table = lease_table(&stack.stack);
     let (leases, leases_unread) = match leases::list(&aws.dynamodb, &lease_table).await {
@@ -379,6 +419,12 @@ pub fn render(s: &Status) -> String {
         }
         if let Some(s) = &d.standby {
             out.push_str(&format!("    standby    {s}\n"));
+        }
+        if let Some(p) = &d.proof {
+            out.push_str(&format!("    proof      {p}\n"));
+        }
+        if let Some(u) = &d.unproven_since {
+            out.push_str(&format!("    UNPROVEN   since {u}\n"));
         }
         for p in &d.problems {
             out.push_str(&format!("    problem    {p}\n"));

@@ -532,6 +532,21 @@ async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
         orders["verdict"], "warn",
         "proven, TLS not verified: {orders}"
     );
+    // `ballast status` shows each opted-in database's proof, asked now.
+    let status =
+        ballast_tests::ballast_command(&target, &["--json", "status", "--stack", "ballast"]).await;
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let billing = status["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == MULTI_AZ)
+        .unwrap();
+    let line = billing["proof"].as_str().unwrap();
+    assert!(
+        line.starts_with("warn: proven") && line.contains("writable"),
+        "{line}"
+    );
     for c in before.values().chain(after.values()) {
         for password in [PROBER.1, WRONG_PASSWORD] {
             assert!(!c.to_string().contains(password), "{c}");
