@@ -37,6 +37,10 @@ install_packages() {
     [ -x "$PG_BIN/postgres" ] || want+=("$PG_PACKAGE")
     command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || want+=("$MY_PACKAGE")
     [ ${#want[@]} -eq 0 ] && return
+    if [ "$(id -u)" -ne 0 ]; then
+        log "${want[*]} must be installed, which needs root: run this script as root once (sudo $0), or install them yourself"
+        exit 1
+    fi
     log "installing ${want[*]} (Debian packages)"
     # The packages' services are not started: the tests start their own.
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -203,8 +207,23 @@ stop_all() {
 }
 
 case "${1:-start}" in
-    stop) stop_all ;;
+    stop)
+        stop_all
+        owner="${TMPDIR:-/tmp}/ballast-databases.owner"
+        if [ -s "$owner" ] && [ "$(cat "$owner")" = "$DIR" ]; then rm -f "$owner"; fi
+        ;;
     start)
+        # The servers listen on fixed loopback addresses: ones another
+        # checkout started (another CA, other data) must not be taken for
+        # this one's.
+        owner="${TMPDIR:-/tmp}/ballast-databases.owner"
+        if pg_up 127.0.0.11 || my_up 127.0.0.21; then
+            if [ -s "$owner" ] && [ "$(cat "$owner")" != "$DIR" ]; then
+                log "the servers on 127.0.0.11/21 belong to $(cat "$owner"): stop them first (BALLAST_DB_DIR=$(cat "$owner") $0 stop)"
+                exit 1
+            fi
+        fi
+        echo "$DIR" >"$owner"
         install_packages
         make_tls
         start_postgres

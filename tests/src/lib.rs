@@ -7,6 +7,7 @@ pub mod databases;
 pub mod dns;
 pub mod host;
 pub mod moto;
+pub mod proving;
 pub mod proxy;
 pub mod servers;
 pub mod stack;

@@ -23,17 +23,28 @@ pub const ADMIN: (&str, &str) = ("ballast", "ballast-admin");
 /// The servers' directory, once they are up (started on first use; the
 /// script is idempotent and locked, so every test process may ask).
 pub fn databases() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    try_databases().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`databases`], or why the servers could not be started (the demo goes
+/// on without them).
+pub fn try_databases() -> Result<&'static PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = workspace_root().join("target/databases");
         let status = std::process::Command::new("bash")
             .arg(workspace_root().join("scripts/databases.sh"))
             .env("BALLAST_DB_DIR", &dir)
             .status()
-            .expect("bash runs scripts/databases.sh");
-        assert!(status.success(), "scripts/databases.sh failed: {status}");
-        dir
+            .map_err(|e| format!("bash scripts/databases.sh: {e}"))?;
+        if status.success() {
+            Ok(dir)
+        } else {
+            Err(format!("scripts/databases.sh failed: {status}"))
+        }
     })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// The CA that signed the servers' certificate (PEM).

@@ -7,45 +7,26 @@
 //! local MariaDB server that plays it (`scripts/databases.sh`: a primary
 //! at 127.0.0.21, a read-only replica at 127.0.0.22).
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ballast::report::{ActionStatus, Outcome, Severity};
 use ballast::Report;
 use ballast_tests::databases::{Databases, CLUSTER, MULTI_AZ, PRIMARY, REPLICA};
-use ballast_tests::dns::{sync_from_route53, DnsServer};
-use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
+use ballast_tests::dns::sync_from_route53;
 use ballast_tests::moto::Moto;
+use ballast_tests::proving::{opt_in, secret, Rig};
 use ballast_tests::servers::*;
 use ballast_tests::stack::Stack;
-use ballast_tests::{function_binary, start_function};
 use serde_json::json;
 
 const WRONG_PASSWORD: &str = "not-the-probe-secret";
-/// The writer probe of a stack called `ballast`.
-const PROBE: &str = "ballast-writer-probe";
 
-/// The emulator with the seed stack and databases, the DNS bridge, the
-/// writer probe and rds-failover, both release binaries.
+/// The emulator with the seed stack and databases, and the rig.
 struct Proving {
     _moto: Moto,
     stack: Stack,
     dbs: Databases,
-    dns: DnsServer,
-    /// Each emulated endpoint, and the local server that plays it.
-    endpoints: Vec<(String, Ipv4Addr)>,
-    probe: (RuntimeHost, FunctionProcess),
-    failover: (RuntimeHost, FunctionProcess),
-}
-
-async fn secret(moto: &Moto, name: &str, password: &str) {
-    aws_sdk_secretsmanager::Client::new(&moto.sdk_config())
-        .create_secret()
-        .name(name)
-        .secret_string(json!({"username": PROBER.0, "password": password}).to_string())
-        .send()
-        .await
-        .expect("CreateSecret");
+    rig: Rig,
 }
 
 impl Proving {
@@ -56,62 +37,17 @@ impl Proving {
         let dbs = Databases::seed(&moto.sdk_config()).await;
         secret(&moto, "orders/prober", PROBER.1).await;
         secret(&moto, "orders/stale-prober", WRONG_PASSWORD).await;
-        let writer = dbs.writer().await;
-        let members = [format!("{CLUSTER}-1"), format!("{CLUSTER}-2")];
-        let mut endpoints = vec![
-            (dbs.cluster_endpoint().await, MY_PRIMARY),
-            (dbs.instance_endpoint(MULTI_AZ).await, MY_PRIMARY),
-            (dbs.instance_endpoint(PRIMARY).await, MY_PRIMARY),
-            (dbs.instance_endpoint(REPLICA).await, MY_REPLICA),
-        ];
-        for m in &members {
-            let server = if *m == writer { MY_PRIMARY } else { MY_REPLICA };
-            endpoints.push((dbs.instance_endpoint(m).await, server));
-        }
-        let dns = DnsServer::start().await;
-        sync_from_route53(&dns, &dbs.route53, &dbs.zone_id, &endpoints).await;
-
-        // Named as the template names it for a stack called `ballast`.
-        let probe_host = RuntimeHost::start(PROBE, Duration::from_secs(30)).await;
-        let mut env = moto.env();
-        env.push(("BALLAST_PROBE_RESOLVER".into(), dns.addr.to_string()));
-        let probe = probe_host.spawn(&function_binary("writer-probe"), PROBE, &env);
-        let lambda = probe_host.lambda_endpoint();
-        let failover = start_function(
-            "rds-failover",
-            &moto,
-            &stack.topic_arn,
-            &[
-                ("BALLAST_WRITER_PROBE_FUNCTION", PROBE),
-                ("AWS_ENDPOINT_URL_LAMBDA", &lambda),
-            ],
-        )
-        .await;
+        let rig = Rig::start(&moto, &stack.topic_arn, &dbs).await;
         Proving {
             _moto: moto,
             stack,
             dbs,
-            dns,
-            endpoints,
-            probe: (probe_host, probe),
-            failover,
+            rig,
         }
     }
 
     async fn opt_in(&self, arn: &str, value: &str) {
-        self.dbs
-            .rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .tags(
-                aws_sdk_rds::types::Tag::builder()
-                    .key("ballast:writer-probe")
-                    .value(value)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("AddTagsToResource");
+        opt_in(&self.dbs, arn, value).await;
     }
 
     async fn instance_arn(&self, id: &str) -> String {
@@ -125,30 +61,19 @@ impl Proving {
 
     /// Route 53's records reach the resolver.
     async fn propagate(&self) {
-        sync_from_route53(
-            &self.dns,
-            &self.dbs.route53,
-            &self.dbs.zone_id,
-            &self.endpoints,
-        )
-        .await;
+        self.rig.propagate(&self.dbs).await;
     }
 
     /// One invocation of rds-failover: its report — the answer, or, when
     /// it asked Lambda to retry, the one it published (none for a quiet
     /// retry) — and the Lambda error, if any.
     async fn invoke(&self, db: &str) -> (Option<Report>, Option<String>) {
-        let (host, process) = &self.failover;
-        match host.invoke(json!({"dbIdentifier": db})).await {
-            Ok(Answer::Response(v)) => (Some(serde_json::from_value(v).unwrap()), None),
-            Ok(Answer::Error(e)) => {
+        match self.rig.invoke(json!({"dbIdentifier": db})).await {
+            Ok(report) => (Some(report), None),
+            Err(e) => {
                 let published = self.stack.reports().await;
-                (
-                    published.last().map(|d| d.report.clone()),
-                    Some(e.to_string()),
-                )
+                (published.last().map(|d| d.report.clone()), Some(e))
             }
-            Err(e) => panic!("{e}; logs: {:#?}", process.logs()),
         }
     }
 
@@ -169,9 +94,7 @@ impl Proving {
     }
 
     fn logs(&self) -> Vec<String> {
-        let mut all = self.failover.1.logs();
-        all.extend(self.probe.1.logs());
-        all
+        self.rig.logs()
     }
 }
 
@@ -283,7 +206,8 @@ async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_c
     // The API's writer is served by a read-only server (a promoted replica
     // whose parameter group keeps read_only on).
     let endpoint = p.dbs.instance_endpoint(MULTI_AZ).await;
-    p.dns
+    p.rig
+        .dns
         .set(&endpoint, ballast_tests::dns::Answer::A(vec![MY_REPLICA]));
     let report = p.retried(MULTI_AZ).await;
     assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
@@ -420,7 +344,7 @@ async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
     // plays it is promoted the same way — but its parameter group keeps
     // read_only on. Route 53's change reaches the resolver.
     let promoted_server = Promoted::apply(true);
-    sync_from_route53(&p.dns, &p.dbs.route53, &p.dbs.zone_id, &[]).await;
+    sync_from_route53(&p.rig.dns, &p.dbs.route53, &p.dbs.zone_id, &[]).await;
     // The promotion's record is there, within its grace: a quiet retry
     // (not published again), the finding in the answer and the fix in the
     // logged decision.
@@ -429,7 +353,8 @@ async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
     let error = error.expect("a retry");
     assert!(error.contains("The writer refuses writes"), "{error}");
     assert!(
-        p.failover
+        p.rig
+            .failover
             .1
             .logs()
             .iter()
@@ -468,10 +393,10 @@ async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
     p.opt_in(&cluster_arn, "secret=master").await;
     let conf = p._moto.sdk_config();
     let lambda = aws_sdk_lambda::config::Builder::from(&conf)
-        .endpoint_url(p.probe.0.lambda_endpoint())
+        .endpoint_url(p.rig.probe.0.lambda_endpoint())
         .build();
     let target = ballast_cli::Target {
-        aws: ballast::aws::Aws::new(&conf).with_lambda_endpoint(&p.probe.0.lambda_endpoint()),
+        aws: ballast::aws::Aws::new(&conf).with_lambda_endpoint(&p.rig.probe.0.lambda_endpoint()),
         lambda: aws_sdk_lambda::Client::from_conf(lambda),
         logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
     };

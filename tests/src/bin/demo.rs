@@ -8,6 +8,8 @@ use ballast::report::Report;
 use ballast_tests::databases::{Databases, CLUSTER, PRIMARY, REPLICA};
 use ballast_tests::host::{Answer, FunctionProcess, RuntimeHost};
 use ballast_tests::moto::Moto;
+use ballast_tests::proving::{opt_in, secret, Rig};
+use ballast_tests::servers::{try_databases, PROBER};
 use ballast_tests::stack::{Stack, AZS, MANAGED_ASG, UNMANAGED_ASG};
 use ballast_tests::{
     ballast_command, operator, sample_event, start_function, start_function_named,
@@ -125,9 +127,12 @@ async fn asg_state(tl: &Timeline, stack: &Stack) {
 async fn main() {
     // The function binaries built with this one (`make demo`: one debug
     // build); fail early, with the build command, when one is missing.
-    if let Err(e) =
-        use_functions_beside_this_program(&["unhealthy-target", "rds-failover", "az-impairment"])
-    {
+    if let Err(e) = use_functions_beside_this_program(&[
+        "unhealthy-target",
+        "rds-failover",
+        "az-impairment",
+        "writer-probe",
+    ]) {
         eprintln!("{e}");
         std::process::exit(2);
     }
@@ -260,6 +265,7 @@ async fn main() {
 
     let dbs = database_stories(&tl, &moto, &stack).await;
     zone_story(&tl, &moto, &stack, &dbs).await;
+    proof_story(&tl, &moto, &stack, &dbs).await;
 
     drop(process);
     drop(host);
@@ -467,4 +473,94 @@ async fn zone_story(tl: &Timeline, moto: &Moto, stack: &Stack, dbs: &Databases) 
 
     tl.story("Story 7: before the next incident, the readiness audit");
     command(tl, &operator, &["doctor"]).await;
+}
+
+/// The writer proof: the API says the failover is done, and the probe,
+/// through the application's own name, shows it still reaching the old
+/// server; Ballast repoints the name and calls it remediated only once the
+/// probe proves the writer. Needs the local MariaDB servers
+/// (`scripts/databases.sh`, which installs them as root); skipped, saying
+/// so, without them.
+async fn proof_story(tl: &Timeline, moto: &Moto, stack: &Stack, dbs: &Databases) {
+    tl.story(
+        "Story 8: the API says the failover is done; the application still reaches the old server",
+    );
+    if let Err(e) = try_databases() {
+        tl.say(
+            "skipped",
+            format!("this story needs real MariaDB servers: {e}\n(run `sudo bash scripts/databases.sh` once, then `make demo` again)"),
+        );
+        return;
+    }
+    secret(moto, "orders/prober", PROBER.1).await;
+    let cluster_arn = dbs
+        .cluster()
+        .await
+        .db_cluster_arn()
+        .unwrap_or_default()
+        .to_string();
+    opt_in(dbs, &cluster_arn, "secret=orders/prober").await;
+    let old_writer = dbs.writer().await;
+    let stale = dbs.instance_endpoint(&old_writer).await;
+    dbs.fail_over_cluster().await;
+    // The rig maps each endpoint to the local server that plays it now:
+    // the new writer on the primary, the old one (a reader) on the
+    // read-only replica.
+    let rig = Rig::start(moto, &stack.topic_arn, dbs).await;
+    dbs.set_record(CLUSTER, &stale).await;
+    rig.propagate(dbs).await;
+    tl.say(
+        "seed",
+        format!(
+            "{CLUSTER} opts in: ballast:writer-probe=secret=orders/prober; the writer-probe function runs\n\
+             beside rds-failover, resolving through a DNS server that serves Route 53's records\n\
+             (each emulated endpoint answered by a local MariaDB server: 127.0.0.21 the primary, .22 a read-only replica)"
+        ),
+    );
+    tl.say(
+        "fault",
+        format!("FailoverDBCluster: {old_writer} is a reader now; {CLUSTER}.internal.example.com still -> {stale}"),
+    );
+    tl.say(
+        "event",
+        "RDS DB Cluster Event RDS-EVENT-0071 (failover completed): the API says all is well",
+    );
+    let first = rig
+        .invoke(sample_event("rds-cluster-failover-completed.json"))
+        .await;
+    delivered(tl, stack).await;
+    if let Err(e) = &first {
+        tl.say(
+            "retry",
+            format!("the invocation asks Lambda to retry: {}", retry_reason(e)),
+        );
+    }
+    tl.say(
+        "state",
+        "a minute later, Route 53's change has reached the resolver",
+    );
+    rig.propagate(dbs).await;
+    tl.say("event", "Lambda's retry of the same event");
+    match rig
+        .invoke(sample_event("rds-cluster-failover-completed.json"))
+        .await
+    {
+        Ok(report) => decision(tl, &report),
+        Err(e) => tl.say("retry", retry_reason(&e)),
+    }
+    delivered(tl, stack).await;
+}
+
+/// What a Lambda error says it waits on (its message, without the report
+/// it repeats).
+fn retry_reason(error: &str) -> String {
+    let message = serde_json::from_str::<Value>(error)
+        .ok()
+        .and_then(|v| v["errorMessage"].as_str().map(str::to_string))
+        .unwrap_or_else(|| error.to_string());
+    message
+        .split("; report:")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
