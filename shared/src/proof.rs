@@ -24,6 +24,9 @@ pub enum Credentials {
     /// `password` (the RDS-managed master secret's format; `dbname`, when
     /// the secret has one, is the database).
     Secret(String),
+    /// IAM database authentication: a token the probe signs with its own
+    /// role for the endpoint the name leads to, as this database user.
+    Iam { user: String },
 }
 
 /// What `rds-failover` asks the writer probe (the function's payload):
@@ -48,7 +51,7 @@ impl Request {
     pub fn parse(payload: &serde_json::Value) -> Result<Request, String> {
         let request: Request = serde_json::from_value(payload.clone()).map_err(|e| {
             format!(
-                "not a writer-probe request ({e}); expected {{\"name\": \"db.internal.example.com\", \"port\": 5432, \"engine\": \"postgres\"|\"mysql\", \"credentials\": {{\"secret\": \"<secret ARN or name>\"}}}}"
+                "not a writer-probe request ({e}); expected {{\"name\": \"db.internal.example.com\", \"port\": 5432, \"engine\": \"postgres\"|\"mysql\", \"credentials\": {{\"secret\": \"<secret ARN or name>\"}} or {{\"iam\": {{\"user\": \"<database user>\"}}}}}}"
             )
         })?;
         let name = request.name.trim_end_matches('.');
@@ -235,9 +238,18 @@ impl Proof {
         self.failure.is_none() && self.server.as_ref().is_some_and(|s| s.writable)
     }
 
-    /// The endpoint the name leads to: the last name of its CNAME chain.
+    /// The endpoint the name leads to: the last RDS endpoint of its CNAME
+    /// chain (a name with an `rds` label: an Aurora cluster endpoint leads
+    /// on to an instance endpoint, and a public instance endpoint on to an
+    /// EC2 host name its certificate does not carry), else the chain's last
+    /// name, else the name itself.
     pub fn endpoint(&self) -> &str {
-        self.chain.last().map_or(self.name.as_str(), String::as_str)
+        self.chain
+            .iter()
+            .rev()
+            .find(|hop| hop.split('.').any(|label| label == "rds"))
+            .or(self.chain.last())
+            .map_or(self.name.as_str(), String::as_str)
     }
 
     /// One line for a report: `db.example.com → orders.xyz.rds.amazonaws.com
@@ -299,6 +311,16 @@ mod tests {
         assert!(line.contains("NOT verified"), "{line}");
         assert!(!p.proves_writer());
         assert_eq!(p.endpoint(), "orders.abc.us-east-1.rds.amazonaws.com");
+        // An Aurora cluster endpoint leads on to an instance endpoint, a
+        // public instance on to an EC2 name: the last RDS endpoint it is.
+        p.chain = vec![
+            "orders.cluster-abc.us-east-1.rds.amazonaws.com".into(),
+            "orders-1.abc.us-east-1.rds.amazonaws.com".into(),
+            "ec2-3-5-7-9.compute-1.amazonaws.com".into(),
+        ];
+        assert_eq!(p.endpoint(), "orders-1.abc.us-east-1.rds.amazonaws.com");
+        p.chain = vec!["db.other.example.com".into()];
+        assert_eq!(p.endpoint(), "db.other.example.com");
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["tls"]["mode"], "encryptedOnly");
         let back: Proof = serde_json::from_value(json).unwrap();

@@ -1311,7 +1311,8 @@ fn the_writer_probe_runs_in_the_vpc_only_when_given_one_and_only_reads() {
     let mutating: Vec<&String> = allowed
         .iter()
         .filter(|a| {
-            !a.starts_with("logs:")
+            *a != "rds-db:connect"
+                && !a.starts_with("logs:")
                 && !a.contains(":Get")
                 && !a.contains(":Describe")
                 && !a.starts_with("kms:")
@@ -1322,6 +1323,14 @@ fn the_writer_probe_runs_in_the_vpc_only_when_given_one_and_only_reads() {
         .collect();
     assert!(mutating.is_empty(), "{mutating:?}");
     assert!(allowed.contains("secretsmanager:GetSecretValue"));
+    // IAM database authentication: as the one user the stack names.
+    let iam = Value::from(permissions(&t, "WriterProbe")).to_string();
+    assert!(
+        raw["Resources"]["WriterProbeRole"]
+            .to_string()
+            .contains("dbuser:*/${ProbeIamDbUser}"),
+        "{iam}"
+    );
     assert!(!allowed
         .iter()
         .any(|a| a.starts_with("rds:") || a.starts_with("route53:") || a.starts_with("sns:")));

@@ -157,6 +157,8 @@ fn lambda_config(env: impl Fn(&str) -> Option<String>) -> SdkConfig {
         ))
         .retry_config(RetryConfig::standard())
         .timeout_config(timeouts())
+        // The clock of presigned requests (the writer probe's IAM tokens).
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
         .http_client(http_client());
     conf.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT"));
     conf.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"));

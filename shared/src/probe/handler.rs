@@ -59,13 +59,60 @@ pub fn probe_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Probe, Con
     })
 }
 
-/// The credentials a request names: `username` and `password` (and
-/// `dbname`) from the secret. Its value never leaves this function.
-async fn login(
+/// The login a request names, for the endpoint the name led to: the
+/// secret's `username` and `password` (and `dbname`), or an IAM token. Its
+/// value never leaves this function but into the connection.
+async fn login(aws: &Clients, request: &Request, endpoint: &str) -> Result<Login, Failure> {
+    match &request.credentials {
+        Credentials::Secret(id) => secret_login(&aws.secrets, id, request).await,
+        Credentials::Iam { user } => {
+            let token = iam_token(&aws.config, endpoint, request.port, user)
+                .await
+                .map_err(|why| Failure {
+                    stage: Stage::Login,
+                    message: format!(
+                        "no IAM database authentication token for {user}@{endpoint}: {why}"
+                    ),
+                })?;
+            Ok(Login {
+                user: user.clone(),
+                password: token,
+                database: request.database.clone(),
+            })
+        }
+    }
+}
+
+/// An IAM database authentication token: a presigned `connect` request to
+/// `endpoint:port` as `user`, signed with the function's role, valid for
+/// 15 minutes (the SDK's `aws_sdk_rds::auth_token`).
+pub async fn iam_token(
+    config: &aws_config::SdkConfig,
+    endpoint: &str,
+    port: u16,
+    user: &str,
+) -> Result<String, String> {
+    use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config};
+    let generator = AuthTokenGenerator::new(
+        Config::builder()
+            .hostname(endpoint.trim_end_matches('.'))
+            .port(u64::from(port))
+            .username(user)
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
+    generator
+        .auth_token(config)
+        .await
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string())
+}
+
+async fn secret_login(
     secrets: &aws_sdk_secretsmanager::Client,
+    id: &str,
     request: &Request,
 ) -> Result<Login, Failure> {
-    let Credentials::Secret(id) = &request.credentials;
     let unreadable = |why: String| Failure {
         stage: Stage::Login,
         message: format!("the secret {id} cannot be read: {why}"),
@@ -92,12 +139,25 @@ async fn login(
     }
 }
 
-/// One request: the login, then the probe.
-pub async fn answer(
-    probe: &Probe,
-    secrets: &aws_sdk_secretsmanager::Client,
-    payload: &Value,
-) -> Result<Proof, String> {
+/// What the probe's logins read: Secrets Manager, and the configuration
+/// (credentials, Region, clock) IAM tokens are signed with.
+#[derive(Clone)]
+pub struct Clients {
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub config: aws_config::SdkConfig,
+}
+
+impl Clients {
+    pub fn new(config: aws_config::SdkConfig) -> Clients {
+        Clients {
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            config,
+        }
+    }
+}
+
+/// One request: the probe, logging in once the name is resolved.
+pub async fn answer(probe: &Probe, aws: &Clients, payload: &Value) -> Result<Proof, String> {
     let request = Request::parse(payload)?;
     let target = Target {
         name: request.name.clone(),
@@ -105,15 +165,21 @@ pub async fn answer(
         engine: request.engine,
     };
     let started = Instant::now();
-    match login(secrets, &request).await {
-        Ok(login) => Ok(probe.probe(&target, &login).await),
-        Err(failure) => {
-            let mut proof = Proof::of(&target.name, target.port, target.engine);
-            proof.failure = Some(failure);
-            tracing::warn!(ms = started.elapsed().as_millis() as u64, "no login");
-            Ok(proof)
-        }
+    let proof = probe
+        .probe_with(&target, |so_far| {
+            let endpoint = so_far.endpoint().to_string();
+            let request = &request;
+            async move { login(aws, request, &endpoint).await }
+        })
+        .await;
+    if proof
+        .failure
+        .as_ref()
+        .is_some_and(|f| f.stage == Stage::Login)
+    {
+        tracing::warn!(ms = started.elapsed().as_millis() as u64, "no login");
     }
+    Ok(proof)
 }
 
 /// The function's main loop.
@@ -126,15 +192,14 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
             return Err(e.to_string().into());
         }
     };
-    let conf = crate::aws::sdk_config_from_env();
-    let secrets = aws_sdk_secretsmanager::Client::new(&conf);
+    let aws = Clients::new(crate::aws::sdk_config_from_env());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let probe = Arc::clone(&probe);
-            let secrets = secrets.clone();
+            let aws = aws.clone();
             async move {
                 let started = Instant::now();
-                let proof = answer(&probe, &secrets, &event.payload).await;
+                let proof = answer(&probe, &aws, &event.payload).await;
                 match &proof {
                     Ok(p) => tracing::info!(
                         proof = %p.describe(),
@@ -181,5 +246,36 @@ mod tests {
         );
         let p = probe_from_env(env(&[(RESOLVER, "127.0.0.1:5353")])).unwrap();
         assert_eq!(p.resolver, Resolver::At("127.0.0.1:5353".parse().unwrap()));
+    }
+
+    /// The token is botocore's for the same input (its test
+    /// `test_generate_db_auth_token`: credentials akid/skid, us-east-1,
+    /// 2016-11-07T17:39:33Z), byte for byte.
+    #[tokio::test]
+    async fn an_iam_token_is_the_one_botocore_signs() {
+        use aws_smithy_async::time::StaticTimeSource;
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_478_540_373);
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("akid", "skid", None, None, "test"),
+                ),
+            )
+            .time_source(StaticTimeSource::new(at))
+            .build();
+        let token = iam_token(
+            &config,
+            "prod-instance.us-east-1.rds.amazonaws.com.",
+            3306,
+            "someusername",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            token,
+            "prod-instance.us-east-1.rds.amazonaws.com:3306/?Action=connect&DBUser=someusername&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=akid%2F20161107%2Fus-east-1%2Frds-db%2Faws4_request&X-Amz-Date=20161107T173933Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=d1138cdbc0ca63eec012ec0fc6c2267e03642168f5884a7795320d4c18374c61"
+        );
     }
 }

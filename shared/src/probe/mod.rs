@@ -95,6 +95,19 @@ impl Probe {
     /// Probes `target` as `login`: every stage that completes is in the
     /// proof, and the first that does not is its `failure`.
     pub async fn probe(&self, target: &Target, login: &Login) -> Proof {
+        self.probe_with(target, |_| std::future::ready(Ok(login.clone())))
+            .await
+    }
+
+    /// Probes `target`, logging in as `login` gives once the name is
+    /// resolved (it reads the proof so far: an IAM token is signed for the
+    /// endpoint the name leads to); a login it cannot give is the proof's
+    /// `login` failure.
+    pub async fn probe_with<F, Fut>(&self, target: &Target, login: F) -> Proof
+    where
+        F: FnOnce(&Proof) -> Fut,
+        Fut: Future<Output = Result<Login, Failure>>,
+    {
         let mut proof = Proof::of(&target.name, target.port, target.engine);
         let started = Instant::now();
         let resolved = self
@@ -126,6 +139,14 @@ impl Probe {
             None => Tls::EncryptedOnly,
         };
         let endpoint = proof.endpoint().to_string();
+        let login = match login(&proof).await {
+            Ok(login) => login,
+            Err(failure) => {
+                proof.failure = Some(failure);
+                return proof;
+            }
+        };
+        let login = &login;
         let asked = match target.engine {
             Engine::Postgres => {
                 postgres::ask(self, address, &endpoint, login, &mut proof.timings).await

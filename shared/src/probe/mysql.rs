@@ -56,6 +56,10 @@ async fn log_in(
         .pass(Some(&login.password))
         .db_name(login.database.as_deref())
         .prefer_socket(false)
+        // IAM database authentication sends its token with
+        // mysql_clear_password when the server asks for it; the connection
+        // is always TLS.
+        .enable_cleartext_plugin(true)
         .ssl_opts(Some(ssl));
     match tokio::time::timeout(limit, Conn::new(opts)).await {
         Err(_) => Err(silent(address, limit)),

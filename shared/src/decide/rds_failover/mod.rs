@@ -26,7 +26,7 @@ pub use promote::{refused_promotion, RefusedPromotion};
 pub use prove::{
     engine_of, finding, guard_lag, prove, request, stage_fix, standby_request, Probed,
 };
-pub use records::{parse_dns_tag, ProbeSecret, ProbeTag, Promotion, Unproven};
+pub use records::{parse_dns_tag, ProbeLogin, ProbeTag, Promotion, Unproven};
 // The RDS read model lives with the other resources; named here too.
 pub use crate::resources::{normalise, Cluster, ClusterMember, Instance};
 

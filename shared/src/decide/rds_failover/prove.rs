@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{dns_tag, ProbeSecret, ProbeTag, Unproven};
+use super::records::{dns_tag, ProbeLogin, ProbeTag, Unproven};
 use super::{verify, Policy, Subject};
 use crate::decide::{Decline, Plan, Step, Verdict};
 use crate::proof::{Credentials, Engine, Lag, Proof, Request, Stage};
@@ -72,18 +72,17 @@ pub fn engine_of(rds_engine: &str) -> Option<Engine> {
 }
 
 /// How the probe logs in to `h`'s engine, from its tag and the API.
-fn login_of(h: &Holder<'_>, probe_deployed: bool) -> Result<(Engine, String, ProbeTag), Probed> {
+fn login_of(
+    h: &Holder<'_>,
+    probe_deployed: bool,
+) -> Result<(Engine, Credentials, ProbeTag), Probed> {
     let Some(value) = h.tags.get(tags::WRITER_PROBE) else {
         return Err(Probed::NotOptedIn);
     };
     let not_asked = |why: String| Err(Probed::NotAsked(why));
     let tag: ProbeTag = match records::read(value) {
         Ok(t) => t,
-        Err(e) => {
-            return not_asked(format!(
-            "{e}; expected secret=master or secret=<secret name or ARN>, optionally db=<database>"
-        ))
-        }
+        Err(e) => return not_asked(format!("{e}; expected secret=master, secret=<secret name or ARN> or auth=iam user=<database user>, optionally db=<database>")),
     };
     if !probe_deployed {
         return not_asked(format!(
@@ -97,10 +96,11 @@ fn login_of(h: &Holder<'_>, probe_deployed: bool) -> Result<(Engine, String, Pro
             "the probe speaks the MySQL family and PostgreSQL, not {rds_engine}"
         ));
     };
-    let secret = match &tag.secret {
-        ProbeSecret::Named(n) => n.clone(),
-        ProbeSecret::Master => match &h.access.master_secret {
-            Some(arn) => arn.clone(),
+    let credentials = match &tag.login {
+        ProbeLogin::Secret(n) => Credentials::Secret(n.clone()),
+        ProbeLogin::Iam { user } => Credentials::Iam { user: user.clone() },
+        ProbeLogin::MasterSecret => match &h.access.master_secret {
+            Some(arn) => Credentials::Secret(arn.clone()),
             None => {
                 return not_asked(format!(
                     "{}=secret=master, but RDS manages no master user secret for {} (ManageMasterUserPassword); name a secret instead",
@@ -110,7 +110,7 @@ fn login_of(h: &Holder<'_>, probe_deployed: bool) -> Result<(Engine, String, Pro
             }
         },
     };
-    Ok((engine, secret, tag))
+    Ok((engine, credentials, tag))
 }
 
 fn default_port(engine: Engine) -> u16 {
@@ -124,7 +124,7 @@ fn default_port(engine: Engine) -> u16 {
 /// (`probe_deployed`: the stack has a writer probe to invoke).
 pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probed> {
     let h = holder(subject);
-    let (engine, secret, tag) = login_of(&h, probe_deployed)?;
+    let (engine, credentials, tag) = login_of(&h, probe_deployed)?;
     let Some(Ok((_, name))) = dns_tag(h.tags) else {
         return Err(Probed::NotAsked(format!(
             "the writer is proven through the application's name: tag {} with {}",
@@ -136,7 +136,7 @@ pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probe
         name: name.trim_end_matches('.').to_string(),
         port: h.access.port.unwrap_or(default_port(engine)),
         engine,
-        credentials: Credentials::Secret(secret),
+        credentials,
         database: tag.database,
     })
 }
@@ -157,7 +157,7 @@ pub fn standby_request(subject: &Subject, probe_deployed: bool) -> Option<Reques
     {
         return None;
     }
-    let (engine, secret, tag) = login_of(&holder(subject), probe_deployed).ok()?;
+    let (engine, credentials, tag) = login_of(&holder(subject), probe_deployed).ok()?;
     Some(Request {
         name: standby.endpoint.clone()?.trim_end_matches('.').to_string(),
         port: standby
@@ -166,7 +166,7 @@ pub fn standby_request(subject: &Subject, probe_deployed: bool) -> Option<Reques
             .or(primary.access.port)
             .unwrap_or(default_port(engine)),
         engine,
-        credentials: Credentials::Secret(secret),
+        credentials,
         database: tag.database,
     })
 }

@@ -155,6 +155,32 @@ fn the_request_names_the_application_and_the_login_from_the_tags() {
         &[(tags::DNS_RECORD, DNS), (tags::WRITER_PROBE, "master")],
     );
     assert!(not_asked(bad, true).contains("expected secret=master"));
+    // IAM database authentication, as a user.
+    let iam = instance(
+        "orders",
+        &[
+            (tags::DNS_RECORD, DNS),
+            (tags::WRITER_PROBE, "auth=iam user=ballast_probe"),
+        ],
+    );
+    let r = request(&subject(iam, "x"), true).unwrap();
+    assert_eq!(
+        r.credentials,
+        Credentials::Iam {
+            user: "ballast_probe".into()
+        }
+    );
+    for (bad, says) in [
+        ("auth=iam", "names no user="),
+        ("auth=kerberos user=x", "is not iam"),
+        ("secret=master auth=iam user=x", "both"),
+    ] {
+        let i = instance(
+            "orders",
+            &[(tags::DNS_RECORD, DNS), (tags::WRITER_PROBE, bad)],
+        );
+        assert!(not_asked(i, true).contains(says), "{bad}");
+    }
     assert_eq!(engine_of("aurora-postgresql"), Some(Engine::Postgres));
     assert_eq!(engine_of("mariadb"), Some(Engine::Mysql));
 }

@@ -108,48 +108,59 @@ pub(super) fn dns_tag(tags: &BTreeMap<String, String>) -> Option<Result<(String,
 /// probe logs in. `secret=master` is the secret RDS manages for the master
 /// user (its ARN, `…:secret:rds!…`, cannot be a tag value: RDS refuses `!`
 /// in tags); `secret=<name or ARN>` any other secret with `username` and
-/// `password`; `db=<database>` the database to connect to (PostgreSQL).
+/// `password`; `auth=iam user=<database user>` IAM database
+/// authentication as that user; `db=<database>` the database to connect
+/// to (PostgreSQL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTag {
-    pub secret: ProbeSecret,
+    pub login: ProbeLogin,
     pub database: Option<String>,
     pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeSecret {
+pub enum ProbeLogin {
     /// The DB resource's `MasterUserSecret`.
-    Master,
+    MasterSecret,
     /// A secret's name or ARN.
-    Named(String),
+    Secret(String),
+    /// An IAM database authentication token for this database user.
+    Iam { user: String },
 }
 
 impl Record for ProbeTag {
     const TAG: &'static str = tags::WRITER_PROBE;
-    const KEYS: &'static [&'static str] = &["secret", "db"];
+    const KEYS: &'static [&'static str] = &["secret", "auth", "user", "db"];
 
     fn from_fields(f: Fields<'_>, extra: Extra) -> Result<Self, String> {
-        let secret = match f.one("secret")? {
-            "" => return Err("secret= names no secret".into()),
-            "master" => ProbeSecret::Master,
-            named => ProbeSecret::Named(named.to_string()),
+        let login = match (f.opt("secret")?, f.opt("auth")?) {
+            (Some(_), Some(_)) => return Err("secret= and auth= both: name one login".into()),
+            (None, None) => return Err("no secret= nor auth=iam".into()),
+            (Some(""), None) => return Err("secret= names no secret".into()),
+            (Some("master"), None) => ProbeLogin::MasterSecret,
+            (Some(named), None) => ProbeLogin::Secret(named.to_string()),
+            (None, Some("iam")) => match f.opt("user")? {
+                Some(user) if !user.is_empty() => ProbeLogin::Iam {
+                    user: user.to_string(),
+                },
+                _ => return Err("auth=iam names no user=".into()),
+            },
+            (None, Some(other)) => return Err(format!("auth={other} is not iam")),
         };
         let database = f.opt("db")?.filter(|d| !d.is_empty()).map(str::to_string);
         Ok(ProbeTag {
-            secret,
+            login,
             database,
             extra,
         })
     }
 
     fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![(
-            "secret",
-            match &self.secret {
-                ProbeSecret::Master => "master".to_string(),
-                ProbeSecret::Named(n) => n.clone(),
-            },
-        )];
+        let mut fields = match &self.login {
+            ProbeLogin::MasterSecret => vec![("secret", "master".to_string())],
+            ProbeLogin::Secret(n) => vec![("secret", n.clone())],
+            ProbeLogin::Iam { user } => vec![("auth", "iam".to_string()), ("user", user.clone())],
+        };
         if let Some(db) = &self.database {
             fields.push(("db", db.clone()));
         }
