@@ -96,11 +96,37 @@ async fn replica_is_promoted_when_primary_fails() {
     let replica_endpoint = dbs.instance_endpoint(REPLICA).await;
     let dns_tag = dbs.tags(PRIMARY).await["ballast:dns-record"].clone();
     dbs.stop(PRIMARY).await;
+    // The standby's ReplicaLag, as RDS publishes it for a read replica.
+    aws_sdk_cloudwatch::Client::new(&w.moto.sdk_config())
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("ReplicaLag")
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("DBInstanceIdentifier")
+                        .value(REPLICA)
+                        .build(),
+                )
+                .value(7.0)
+                .unit(aws_sdk_cloudwatch::types::StandardUnit::Seconds)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutMetricData");
 
     // RDS-EVENT-0087 "DB instance stopped" is what RDS sends for this fault.
     let report = w.run(sample_event("rds-instance-stopped.json")).await;
     assert_eq!(report.outcome, Outcome::Remediated, "{report:#?}");
     assert_eq!(report.severity, Severity::Critical);
+    // Without the writer probe, CloudWatch's ReplicaLag is the evidence.
+    assert_eq!(
+        report.evidence["standbyReplicaLag"]["seconds"], 7.0,
+        "{:#?}",
+        report.evidence
+    );
     let kinds: Vec<(&str, ActionStatus)> = report
         .actions
         .iter()

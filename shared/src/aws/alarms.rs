@@ -180,3 +180,53 @@ pub async fn alarm_states(
     }
     Ok(states)
 }
+
+/// The latest `AWS/RDS` `ReplicaLag` of a DB instance over the last ten
+/// minutes (`GetMetricData`, one-minute maximum): seconds and when, or
+/// `None` without data (RDS publishes it only for a read replica).
+pub async fn replica_lag(client: &Client, instance: &str) -> Result<Option<(f64, i64)>, AwsError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+    let now = std::time::SystemTime::now();
+    let query = MetricDataQuery::builder()
+        .id("lag")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace("AWS/RDS")
+                        .metric_name("ReplicaLag")
+                        .dimensions(
+                            Dimension::builder()
+                                .name("DBInstanceIdentifier")
+                                .value(instance)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let out = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from(now - std::time::Duration::from_secs(600)))
+        // A minute ahead: the current minute's datapoint is in.
+        .end_time(DateTime::from(now + std::time::Duration::from_secs(60)))
+        .scan_by(ScanBy::TimestampDescending)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetMetricData", instance, e))?;
+    let Some(result) = out.metric_data_results().first() else {
+        return Ok(None);
+    };
+    let latest = result
+        .timestamps()
+        .iter()
+        .zip(result.values())
+        .max_by_key(|(t, _)| t.secs())
+        .map(|(t, v)| (*v, t.secs()));
+    Ok(latest)
+}

@@ -8,12 +8,12 @@ use serde_json::Value;
 
 use super::{not_observed, Cx, Reconciled, Reconciler, Work};
 use crate::aws::database::{self, Listing};
-use crate::aws::writer_probe;
+use crate::aws::{alarms, writer_probe};
 use crate::aws::{dns, AwsError};
 use crate::context::Ballast;
 use crate::decide::rds_failover::{
-    decide_proven, parse_dns_tag, request, standby_request, Cluster, Instance, Observed, Policy,
-    Probed, Promotion, Prompt, Subject,
+    decide_proven, parse_dns_tag, promotion_candidate, request, standby_request, Cluster, Instance,
+    Observed, Policy, Probed, Promotion, Prompt, ReplicaLag, Subject,
 };
 use crate::decide::{Plan, Step};
 use crate::event::rds::{RdsEvent, SourceKind, CLUSTER_EVENT, INSTANCE_EVENT};
@@ -154,14 +154,24 @@ impl Reconciler for RdsFailover {
         let Some(subject) = observe(cx.ballast, &db.target, listed).await? else {
             return Ok(None);
         };
-        let (probed, standby) = match seen {
-            Some(seen) => (seen.probed, seen.standby),
-            None => probe(cx.ballast, &subject).await,
+        let (probed, standby, replica_lag) = match seen {
+            Some(seen) => (seen.probed, seen.standby, seen.replica_lag),
+            None => {
+                let (probed, standby) = probe(cx.ballast, &subject).await;
+                let lag = match (&standby, promotion_candidate(&subject)) {
+                    (Probed::NotOptedIn, Some((_, replica))) => {
+                        Some(replica_lag(cx.ballast, &replica.id).await)
+                    }
+                    _ => None,
+                };
+                (probed, standby, lag)
+            }
         };
         Ok(Some(Observed {
             subject,
             probed,
             standby,
+            replica_lag,
         }))
     }
 
@@ -303,6 +313,16 @@ async fn observe_cluster(
         writer,
         dns_current,
     }))
+}
+
+/// CloudWatch's `ReplicaLag` of a standby about to be promoted without the
+/// probe: evidence only, so a failed read is said, never fatal.
+async fn replica_lag(ballast: &Ballast, replica: &str) -> ReplicaLag {
+    match alarms::replica_lag(&ballast.aws.cloudwatch, replica).await {
+        Ok(Some((value, at))) => ReplicaLag::Seconds { value, at },
+        Ok(None) => ReplicaLag::NoData,
+        Err(e) => ReplicaLag::Unread(e.to_string()),
+    }
 }
 
 /// What the writer probe says about `subject`, when it opts in: one

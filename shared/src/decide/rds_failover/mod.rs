@@ -24,7 +24,8 @@ mod verify;
 pub use evidence::evidence;
 pub use promote::{refused_promotion, RefusedPromotion};
 pub use prove::{
-    engine_of, finding, guard_lag, prove, request, stage_fix, standby_request, Probed,
+    engine_of, finding, guard_lag, promotion_candidate, prove, request, stage_fix, standby_request,
+    Probed,
 };
 pub use records::{parse_dns_tag, ProbeLogin, ProbeTag, Promotion, Unproven};
 // The RDS read model lives with the other resources; named here too.
@@ -60,6 +61,20 @@ pub struct Observed {
     /// A failed primary's standby, probed at its own endpoint: how far it
     /// is behind what it received (the lag guard).
     pub standby: Probed,
+    /// A failed primary's standby that is not probed: CloudWatch's
+    /// `ReplicaLag` of it, as evidence.
+    pub replica_lag: Option<ReplicaLag>,
+}
+
+/// CloudWatch's `ReplicaLag` of a standby, as read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicaLag {
+    /// Seconds, at an epoch second.
+    Seconds { value: f64, at: i64 },
+    /// No datapoint in the last ten minutes.
+    NoData,
+    /// The read failed: why.
+    Unread(String),
 }
 
 /// What prompted the look: an RDS event's class, or none (sweep, direct).
@@ -101,7 +116,12 @@ pub const PROMOTION_SETTLE_SECS: i64 = 30;
 /// The API's plan, with the writer proof's.
 pub fn decide_proven(observed: &Observed, prompt: &Prompt, policy: &Policy) -> Plan {
     let plan = decide(&observed.subject, prompt, policy);
-    let plan = guard_lag(plan, &observed.standby, policy);
+    let plan = guard_lag(
+        plan,
+        &observed.standby,
+        observed.replica_lag.as_ref(),
+        policy,
+    );
     prove(plan, &observed.subject, &observed.probed, policy)
 }
 

@@ -16,12 +16,12 @@
 use std::collections::BTreeMap;
 
 use super::records::{dns_tag, ProbeLogin, ProbeTag, Unproven};
-use super::{verify, Policy, Subject};
+use super::{verify, Policy, ReplicaLag, Subject};
 use crate::decide::{Decline, Plan, Step, Verdict};
 use crate::proof::{Credentials, Engine, Lag, Proof, Request, Stage};
 use crate::records::{self, Extra};
 use crate::report::Severity;
-use crate::resources::{normalise, Access};
+use crate::resources::{normalise, Access, Instance};
 use crate::tags;
 
 /// What the writer probe said about a DB resource, or why it was not asked.
@@ -145,18 +145,7 @@ pub fn request(subject: &Subject, probe_deployed: bool) -> Result<Request, Probe
 /// far it is behind), when the primary opts in; `None` when there is no
 /// promotion to guard.
 pub fn standby_request(subject: &Subject, probe_deployed: bool) -> Option<Request> {
-    let Subject::Instance {
-        primary,
-        standby: Some(standby),
-        ..
-    } = subject
-    else {
-        return None;
-    };
-    if !verify::is_failed(&primary.status) || standby.source.as_deref() != Some(primary.id.as_str())
-    {
-        return None;
-    }
+    let (primary, standby) = promotion_candidate(subject)?;
     let (engine, credentials, tag) = login_of(&holder(subject), probe_deployed).ok()?;
     Some(Request {
         name: standby.endpoint.clone()?.trim_end_matches('.').to_string(),
@@ -169,6 +158,21 @@ pub fn standby_request(subject: &Subject, probe_deployed: bool) -> Option<Reques
         credentials,
         database: tag.database,
     })
+}
+
+/// A failed primary and the standby that replicates it: a promotion the
+/// lag guard may have to weigh.
+pub fn promotion_candidate(subject: &Subject) -> Option<(&Instance, &Instance)> {
+    let Subject::Instance {
+        primary,
+        standby: Some(standby),
+        ..
+    } = subject
+    else {
+        return None;
+    };
+    (verify::is_failed(&primary.status) && standby.source.as_deref() == Some(primary.id.as_str()))
+        .then_some((primary, standby))
 }
 
 /// The figures of a standby's lag, for a report.
@@ -191,12 +195,55 @@ fn figures(lag: &Lag) -> String {
     parts.join(", ")
 }
 
+/// A standby not probed: CloudWatch's `ReplicaLag` as evidence, and said
+/// in the reason — it guards nothing (seconds behind the source say nothing
+/// of what was received and not applied).
+fn with_replica_lag(plan: Plan, replica: &str, lag: Option<&ReplicaLag>) -> Plan {
+    let Some(lag) = lag else {
+        return plan;
+    };
+    let mut plan = plan;
+    let (evidence, said) = match lag {
+        ReplicaLag::Seconds { value, at } => (
+            serde_json::json!({"seconds": value, "at": crate::report::rfc3339(*at)}),
+            format!(
+                "CloudWatch ReplicaLag of {replica}: {value:.0}s at {}",
+                crate::report::rfc3339(*at)
+            ),
+        ),
+        ReplicaLag::NoData => (
+            serde_json::json!({"seconds": null}),
+            format!("CloudWatch has no ReplicaLag of {replica} in the last ten minutes"),
+        ),
+        ReplicaLag::Unread(why) => (
+            serde_json::json!({"unread": why}),
+            format!("CloudWatch ReplicaLag of {replica} could not be read ({why})"),
+        ),
+    };
+    plan.evidence.insert("standbyReplicaLag".into(), evidence);
+    let reasons = plan
+        .reason
+        .iter()
+        .cloned()
+        .chain([format!(
+            "{said}; opt in with {} for the lag guard",
+            tags::WRITER_PROBE
+        )])
+        .collect();
+    plan.with_reasons(reasons)
+}
+
 /// The lag guard: a promotion is declined — `critical`, retried — while
 /// the standby has received more than `max_unapplied_bytes` it has not
 /// applied (a promotion now would lose it), and goes ahead once it has
 /// caught up. Only on the probe's positive evidence: a standby it could not
 /// read is promoted on the API's word, and the report says so.
-pub fn guard_lag(plan: Plan, standby: &Probed, policy: &Policy) -> Plan {
+pub fn guard_lag(
+    plan: Plan,
+    standby: &Probed,
+    replica_lag: Option<&ReplicaLag>,
+    policy: &Policy,
+) -> Plan {
     let Some(replica) = plan.steps.iter().find_map(|s| match s {
         Step::PromoteReplica { replica, .. } => Some(replica.clone()),
         _ => None,
@@ -205,7 +252,7 @@ pub fn guard_lag(plan: Plan, standby: &Probed, policy: &Policy) -> Plan {
     };
     let mut plan = plan;
     let said = match standby {
-        Probed::NotOptedIn => return plan,
+        Probed::NotOptedIn => return with_replica_lag(plan, &replica, replica_lag),
         Probed::Proof(p) => serde_json::to_value(p).unwrap_or_default(),
         Probed::NotAsked(why) => serde_json::json!({"notAsked": why}),
         Probed::Unanswered(why) => serde_json::json!({"unanswered": why}),

@@ -99,6 +99,7 @@ fn decided(subject: Subject, probed: Probed, now: i64) -> Plan {
             subject,
             probed,
             standby: Probed::NotOptedIn,
+            replica_lag: None,
         },
         &Prompt::default(),
         &policy,
@@ -563,6 +564,7 @@ fn failing(standby: Probed, max: u64) -> Plan {
             subject,
             probed: seen(&endpoint("orders"), false),
             standby,
+            replica_lag: None,
         },
         &Prompt::default(),
         &policy,
@@ -664,4 +666,60 @@ fn the_standby_is_probed_only_for_a_promotion_of_an_opted_in_primary() {
     assert_eq!(standby_request(&subject(&primary, &replica), false), None);
     replica.source = Some("billing".into());
     assert_eq!(standby_request(&subject(&primary, &replica), true), None);
+}
+
+#[test]
+fn a_standby_not_probed_is_promoted_with_its_cloudwatch_replica_lag_as_evidence() {
+    let mut primary = instance(
+        "orders",
+        &[
+            (tags::DNS_RECORD, DNS),
+            (tags::STANDBY_REPLICA, "orders-replica"),
+        ],
+    );
+    primary.status = "storage-full".into();
+    let mut replica = instance("orders-replica", &[]);
+    replica.source = Some("orders".into());
+    let subject = Subject::Instance {
+        primary,
+        standby: Some(replica),
+        dns_current: Some(endpoint("orders")),
+    };
+    let decide_with = |lag: ReplicaLag| {
+        decide_proven(
+            &Observed {
+                subject: subject.clone(),
+                probed: Probed::NotOptedIn,
+                standby: Probed::NotOptedIn,
+                replica_lag: Some(lag),
+            },
+            &Prompt::default(),
+            &POLICY,
+        )
+    };
+    let plan = decide_with(ReplicaLag::Seconds {
+        value: 12.0,
+        at: 1_000_000,
+    });
+    assert!(promotes(&plan), "evidence, not a guard");
+    assert_eq!(plan.evidence["standbyReplicaLag"]["seconds"], 12.0);
+    let reason = plan.reason.unwrap();
+    assert!(
+        reason.contains("CloudWatch ReplicaLag of orders-replica: 12s at 1970-01-12T13:46:40Z"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("opt in with ballast:writer-probe for the lag guard"),
+        "{reason}"
+    );
+    let none = decide_with(ReplicaLag::NoData);
+    assert!(promotes(&none) && none.reason.unwrap().contains("no ReplicaLag"));
+    let unread = decide_with(ReplicaLag::Unread("throttled".into()));
+    assert!(
+        promotes(&unread)
+            && unread
+                .reason
+                .unwrap()
+                .contains("could not be read (throttled)")
+    );
 }
