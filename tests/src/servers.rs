@@ -183,3 +183,14 @@ impl Drop for Undo {
         (self.0)();
     }
 }
+
+/// Waits (bounded: 10 s) for `check`, which asks a server.
+pub async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not within 10 s: {what}");
+}

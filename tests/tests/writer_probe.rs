@@ -130,17 +130,6 @@ async fn the_mariadb_writer_is_proven_and_its_replica_is_read_only() {
     );
 }
 
-/// Polls `check` for up to 10 s.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..100 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within 10 s: {what}");
-}
-
 #[tokio::test]
 async fn a_postgres_standby_that_has_not_replayed_what_it_received_shows_the_gap() {
     databases();

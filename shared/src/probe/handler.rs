@@ -169,7 +169,9 @@ pub async fn answer(probe: &Probe, aws: &Clients, payload: &Value) -> Result<Pro
         .probe_with(&target, |so_far| {
             let endpoint = so_far.endpoint().to_string();
             let request = &request;
-            async move { login(aws, request, &endpoint).await }
+            // Boxed: the SDK's futures nested in the probe's make a type too
+            // deep for the compiler's layout of the function's main future.
+            Box::pin(async move { login(aws, request, &endpoint).await })
         })
         .await;
     if proof

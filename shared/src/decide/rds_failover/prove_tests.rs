@@ -56,6 +56,14 @@ fn opted(extra: &[(&str, &str)]) -> Instance {
     instance("orders", &tags)
 }
 
+/// Opted in with `ballast:writer-probe` = `value`.
+fn probing_as(value: &str) -> Instance {
+    instance(
+        "orders",
+        &[(tags::DNS_RECORD, DNS), (tags::WRITER_PROBE, value)],
+    )
+}
+
 fn subject(primary: Instance, dns_current: &str) -> Subject {
     Subject::Instance {
         primary,
@@ -119,13 +127,7 @@ fn the_request_names_the_application_and_the_login_from_the_tags() {
     assert_eq!(r.name, NAME);
     assert_eq!((r.port, r.engine), (3306, Engine::Mysql));
     assert_eq!(r.credentials, Credentials::Secret(SECRET.into()));
-    let named = instance(
-        "orders",
-        &[
-            (tags::DNS_RECORD, DNS),
-            (tags::WRITER_PROBE, "secret=prod/orders/prober db=orders"),
-        ],
-    );
+    let named = probing_as("secret=prod/orders/prober db=orders");
     let r = request(&subject(named, "x"), true).unwrap();
     assert_eq!(
         r.credentials,
@@ -151,19 +153,10 @@ fn the_request_names_the_application_and_the_login_from_the_tags() {
     assert!(not_asked(oracle, true).contains("not oracle-ee"));
     let no_name = instance("orders", &[(tags::WRITER_PROBE, "secret=master")]);
     assert!(not_asked(no_name, true).contains(tags::DNS_RECORD));
-    let bad = instance(
-        "orders",
-        &[(tags::DNS_RECORD, DNS), (tags::WRITER_PROBE, "master")],
-    );
+    let bad = probing_as("master");
     assert!(not_asked(bad, true).contains("expected secret=master"));
     // IAM database authentication, as a user.
-    let iam = instance(
-        "orders",
-        &[
-            (tags::DNS_RECORD, DNS),
-            (tags::WRITER_PROBE, "auth=iam user=ballast_probe"),
-        ],
-    );
+    let iam = probing_as("auth=iam user=ballast_probe");
     let r = request(&subject(iam, "x"), true).unwrap();
     assert_eq!(
         r.credentials,
@@ -176,10 +169,7 @@ fn the_request_names_the_application_and_the_login_from_the_tags() {
         ("auth=kerberos user=x", "is not iam"),
         ("secret=master auth=iam user=x", "both"),
     ] {
-        let i = instance(
-            "orders",
-            &[(tags::DNS_RECORD, DNS), (tags::WRITER_PROBE, bad)],
-        );
+        let i = probing_as(bad);
         assert!(not_asked(i, true).contains(says), "{bad}");
     }
     assert_eq!(engine_of("aurora-postgresql"), Some(Engine::Postgres));
