@@ -453,3 +453,59 @@ async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
         }
     }
 }
+
+/// A probe that cannot connect says where, through both binaries: a closed
+/// port (refused) is the `network` stage, with the security-group fix; a
+/// server that accepts and never answers (hung) is the `network` stage
+/// too, bounded in time — and, the record already written, a quiet retry.
+#[tokio::test]
+async fn a_probe_that_cannot_connect_names_the_network_stage() {
+    let p = Proving::start().await;
+    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
+        .await;
+    let endpoint = p.dbs.instance_endpoint(MULTI_AZ).await;
+    // Nothing listens on the database port there.
+    p.rig.dns.set(
+        &endpoint,
+        ballast_tests::dns::Answer::A(vec![std::net::Ipv4Addr::new(127, 0, 0, 32)]),
+    );
+    let refused = p.retried(MULTI_AZ).await;
+    assert_eq!(refused.outcome, Outcome::Failed, "{refused:#?}");
+    assert!(
+        refused.summary.contains("failed at network") && refused.summary.contains("refused"),
+        "{}",
+        refused.summary
+    );
+    assert!(
+        refused
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("security group"),
+        "{:?}",
+        refused.reason
+    );
+
+    // A server that accepts and says nothing.
+    let hung = tokio::net::TcpListener::bind(("127.0.0.33", MY_PORT))
+        .await
+        .expect("a listener on the database port");
+    let held = tokio::spawn(async move {
+        let mut open = vec![];
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    p.rig.dns.set(
+        &endpoint,
+        ballast_tests::dns::Answer::A(vec![std::net::Ipv4Addr::new(127, 0, 0, 33)]),
+    );
+    let (published, error) = p.invoke(MULTI_AZ).await;
+    held.abort();
+    assert!(published.is_none(), "within the grace: {published:#?}");
+    let error = error.expect("a retry");
+    assert!(
+        error.contains("failed at network") && error.contains("did not complete the handshake"),
+        "{error}"
+    );
+}
