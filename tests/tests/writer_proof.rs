@@ -48,13 +48,16 @@ impl Proving {
         opt_in(&self.dbs, arn, value).await;
     }
 
-    async fn instance_arn(&self, id: &str) -> String {
-        self.dbs
+    /// Opts the DB instance `id` in with `value`.
+    async fn opt_in_instance(&self, id: &str, value: &str) {
+        let arn = self
+            .dbs
             .instance(id)
             .await
             .db_instance_arn()
             .unwrap()
-            .to_string()
+            .to_string();
+        self.opt_in(&arn, value).await;
     }
 
     /// Route 53's records reach the resolver.
@@ -107,8 +110,7 @@ async fn the_seed_topologies_writers_are_proven_through_their_names() {
     let cluster_arn = p.dbs.cluster().await.db_cluster_arn().unwrap().to_string();
     p.opt_in(&cluster_arn, "secret=orders/prober").await;
     for db in [MULTI_AZ, PRIMARY] {
-        p.opt_in(&p.instance_arn(db).await, "secret=orders/prober")
-            .await;
+        p.opt_in_instance(db, "secret=orders/prober").await;
     }
     for db in [CLUSTER, MULTI_AZ, PRIMARY] {
         let started = std::time::Instant::now();
@@ -142,8 +144,7 @@ async fn the_seed_topologies_writers_are_proven_through_their_names() {
 async fn a_name_left_on_the_read_only_server_is_repointed_and_remediated_only_once_proven() {
     let p = Proving::start().await;
     let _as_is = mariadb_replica_as_is();
-    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
-        .await;
+    p.opt_in_instance(MULTI_AZ, "secret=orders/prober").await;
     // The application's name still leads to the old, now read-only server.
     let stale = p.dbs.instance_endpoint(REPLICA).await;
     p.dbs.set_record(MULTI_AZ, &stale).await;
@@ -205,8 +206,7 @@ async fn a_name_left_on_the_read_only_server_is_repointed_and_remediated_only_on
 async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_credentials() {
     let p = Proving::start().await;
     let _as_is = mariadb_replica_as_is();
-    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
-        .await;
+    p.opt_in_instance(MULTI_AZ, "secret=orders/prober").await;
     // The API's writer is served by a read-only server (a promoted replica
     // whose parameter group keeps read_only on).
     let endpoint = p.dbs.instance_endpoint(MULTI_AZ).await;
@@ -231,7 +231,7 @@ async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_c
     );
 
     // A login the server refuses: said at its stage.
-    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/stale-prober")
+    p.opt_in_instance(PRIMARY, "secret=orders/stale-prober")
         .await;
     let login = p.retried(PRIMARY).await;
     assert_eq!(login.outcome, Outcome::Failed, "{login:#?}");
@@ -268,8 +268,7 @@ async fn a_writer_that_refuses_writes_and_a_refused_login_are_findings_without_c
 #[tokio::test]
 async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
     let p = Proving::start().await;
-    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/prober")
-        .await;
+    p.opt_in_instance(PRIMARY, "secret=orders/prober").await;
     let turn = mariadb_replica_lock();
     mariadb(MY_REPLICA, "STOP REPLICA SQL_THREAD");
     let resume = Undo(Box::new(|| {
@@ -379,9 +378,8 @@ async fn a_failover_waits_for_the_standby_to_catch_up_then_is_proven() {
 async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
     let p = Proving::start().await;
     let _as_is = mariadb_replica_as_is();
-    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
-        .await;
-    p.opt_in(&p.instance_arn(PRIMARY).await, "secret=orders/stale-prober")
+    p.opt_in_instance(MULTI_AZ, "secret=orders/prober").await;
+    p.opt_in_instance(PRIMARY, "secret=orders/stale-prober")
         .await;
     let cluster_arn = p.dbs.cluster().await.db_cluster_arn().unwrap().to_string();
     p.opt_in(&cluster_arn, "secret=master").await;
@@ -461,8 +459,7 @@ async fn doctor_probes_each_opted_in_database_and_its_login_fix_fixes() {
 #[tokio::test]
 async fn a_probe_that_cannot_connect_names_the_network_stage() {
     let p = Proving::start().await;
-    p.opt_in(&p.instance_arn(MULTI_AZ).await, "secret=orders/prober")
-        .await;
+    p.opt_in_instance(MULTI_AZ, "secret=orders/prober").await;
     let endpoint = p.dbs.instance_endpoint(MULTI_AZ).await;
     // Nothing listens on the database port there.
     p.rig.dns.set(

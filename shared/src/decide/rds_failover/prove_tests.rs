@@ -534,17 +534,21 @@ fn the_remediated_report_comes_once_when_the_proof_arrives() {
     );
 }
 
-/// A failed primary that opts in, its standby probed at its endpoint.
-fn failing(standby: Probed, max: u64) -> Plan {
-    let mut primary = opted(&[(tags::STANDBY_REPLICA, "orders-replica")]);
+/// `primary`, failed, with its replicating standby.
+fn failed_with_standby(mut primary: Instance) -> Subject {
     primary.status = "storage-full".into();
     let mut replica = instance("orders-replica", &[]);
     replica.source = Some("orders".into());
-    let subject = Subject::Instance {
+    Subject::Instance {
         primary,
         standby: Some(replica),
         dns_current: Some(endpoint("orders")),
-    };
+    }
+}
+
+/// A failed primary that opts in, its standby probed at its endpoint.
+fn failing(standby: Probed, max: u64) -> Plan {
+    let subject = failed_with_standby(opted(&[(tags::STANDBY_REPLICA, "orders-replica")]));
     let policy = Policy {
         max_unapplied_bytes: max,
         ..POLICY
@@ -660,21 +664,13 @@ fn the_standby_is_probed_only_for_a_promotion_of_an_opted_in_primary() {
 
 #[test]
 fn a_standby_not_probed_is_promoted_with_its_cloudwatch_replica_lag_as_evidence() {
-    let mut primary = instance(
+    let subject = failed_with_standby(instance(
         "orders",
         &[
             (tags::DNS_RECORD, DNS),
             (tags::STANDBY_REPLICA, "orders-replica"),
         ],
-    );
-    primary.status = "storage-full".into();
-    let mut replica = instance("orders-replica", &[]);
-    replica.source = Some("orders".into());
-    let subject = Subject::Instance {
-        primary,
-        standby: Some(replica),
-        dns_current: Some(endpoint("orders")),
-    };
+    ));
     let decide_with = |lag: ReplicaLag| {
         decide_proven(
             &Observed {
